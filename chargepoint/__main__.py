@@ -1,0 +1,3 @@
+from chargepoint.cli.main import main
+
+main()

@@ -1,0 +1,177 @@
+"""``chargepoint`` command line for technicians. Errors name the file, the key and the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chargepoint.config.loader import load_config, redacted_json
+from chargepoint.config.schema import Config
+from chargepoint.errors import ConfigError, ControlError
+
+DEFAULT_CONFIG = Path("/etc/chargepoint/config.toml")
+EXIT_CONFIG = 2
+
+SIM_ACTIONS = ("plug", "charge", "pause", "vent", "unplug", "tap", "fault", "clear-fault")
+ACTIONS_WITH_ARGUMENT = {"tap": "card UID", "fault": "fault kind"}
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_CONFIG,
+    envvar="CHARGEPOINT_CONFIG",
+    show_default=True,
+    help="Configuration file (TOML).",
+)
+
+
+def _load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+def _request(config: Config, payload: dict[str, Any]) -> dict[str, Any]:
+    from chargepoint.runtime.control import request
+
+    try:
+        reply = asyncio.run(request(config.storage.control_socket_path, payload))
+    except ControlError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if not reply.get("ok"):
+        click.echo(f"error: {reply.get('error', 'the daemon refused the request')}", err=True)
+        sys.exit(1)
+    return reply
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="chargepoint")
+def cli() -> None:
+    """Firmware and technician tool for the chargepoint AC charger."""
+
+
+@cli.command()
+@config_option
+def run(config_path: Path) -> None:
+    """Run the charger in the foreground (what the systemd service starts)."""
+    from chargepoint.runtime.daemon import configure_logging, run_daemon
+
+    config = _load(config_path)
+    configure_logging(config.logging.level)
+    sys.exit(asyncio.run(run_daemon(config)))
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """Check or show the configuration."""
+
+
+@config_group.command()
+@config_option
+def validate(config_path: Path) -> None:
+    """Check the file; exit 0 when valid, 2 with one line per problem otherwise."""
+    _load(config_path)
+    click.echo(f"{config_path}: valid")
+
+
+@config_group.command()
+@config_option
+def show(config_path: Path) -> None:
+    """Print the effective configuration with defaults filled in and secrets redacted."""
+    click.echo(redacted_json(_load(config_path)))
+
+
+@config_group.command()
+def reference() -> None:
+    """Print a config file documenting every key with its default."""
+    from chargepoint.config.reference import reference_toml
+
+    click.echo(reference_toml(), nl=False)
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(config_path: Path, as_json: bool) -> None:
+    """Show the state of the running charger."""
+    reply = _request(_load(config_path), {"op": "status"})
+    data = reply["status"]
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"CSMS connected: {'yes' if data['csms_connected'] else 'no'}    mode: {data['mode']}"
+               f"    hardware: {data['hardware']}")
+    for c in data["connectors"]:
+        line = (f"connector {c['id']}: {c['status']}"
+                + (f" ({c['error_code']})" if c["error_code"] != "NoError" else "")
+                + f", pilot {c['pilot_state']}, offering {c['offered_current_A']:.1f} A"
+                + f", contactor {'closed' if c['contactor_closed'] else 'open'}")
+        if c["power_W"] is not None:
+            line += f", {c['power_W'] / 1000:.2f} kW"
+        click.echo(line)
+        session = c["session"]
+        if session is not None:
+            click.echo(f"  session {session['transaction_id']} for {session['id_tag']}: "
+                       f"{session['energy_Wh'] / 1000:.3f} kWh since {session['started_at']}")
+
+
+@cli.command()
+@config_option
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def sessions(config_path: Path, limit: int, as_json: bool) -> None:
+    """List the most recent charging sessions."""
+    rows = _request(_load(config_path), {"op": "sessions", "limit": limit})["sessions"]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        energy = "open" if row["energy_Wh"] is None else f"{row['energy_Wh'] / 1000:.3f} kWh"
+        click.echo(f"{row['started_at']}  connector {row['connector_id']}  {row['id_tag']:<20} {energy:>12}  "
+                   f"{row['stop_reason'] or ''}")
+
+
+@cli.command()
+@config_option
+@click.option("--connector", default=1, show_default=True, type=click.IntRange(min=1), help="Connector id.")
+@click.argument("action", type=click.Choice(SIM_ACTIONS))
+@click.argument("argument", required=False)
+def sim(config_path: Path, connector: int, action: str, argument: str | None) -> None:
+    """Drive the simulated hardware of a running daemon.
+
+    \b
+    ACTION: plug, charge, pause, vent, unplug, tap UID, fault KIND, clear-fault
+    Fault kinds: ground-fault, lock-failure, fixed-cable, power-loss, weld, meter-offline,
+    pilot-short, diode-failure, overcurrent, contactor-stuck-open
+    """
+    if action in ACTIONS_WITH_ARGUMENT and not argument:
+        raise click.UsageError(f"'{action}' needs a {ACTIONS_WITH_ARGUMENT[action]}")
+    if action not in ACTIONS_WITH_ARGUMENT and argument:
+        raise click.UsageError(f"'{action}' takes no argument (got {argument!r})")
+    reply = _request(_load(config_path),
+                     {"op": "sim", "connector": connector, "action": action, "argument": argument})
+    click.echo(reply["message"])
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Keep the temporary directory (config, database, log).")
+@click.option("--charge-seconds", default=8.0, show_default=True, type=click.FloatRange(1, 120))
+def demo(keep: bool, charge_seconds: float) -> None:
+    """Run a complete simulated charging session and narrate it."""
+    from chargepoint.demo import run_demo
+
+    sys.exit(run_demo(keep=keep, charge_seconds=charge_seconds))
+
+
+def main() -> None:
+    cli()

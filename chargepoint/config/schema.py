@@ -1,0 +1,152 @@
+"""The one configuration schema: every key, its type, range, default and meaning.
+
+Unknown keys are errors (``extra="forbid"``) so that a typo never silently falls back to a default.
+The field descriptions are the reference that ``config/example.toml`` documents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IdentitySettings(_Section):
+    """Identity reported to the CSMS."""
+
+    vendor: str = Field("chargepoint", max_length=20, description="ChargePointVendor in BootNotification")
+    model: str = Field("CP-AC22", max_length=20, description="ChargePointModel in BootNotification")
+    serial_number: str = Field("SIM-0001", max_length=25, description="Charge point serial number")
+    firmware_version: str | None = Field(None, max_length=50, description="Defaults to the package version")
+
+
+class ChargerSettings(_Section):
+    """Charging policy and installation limits."""
+
+    connectors: int = Field(1, ge=1, le=8, description="Number of connectors (EVSEs)")
+    max_current_A: float = Field(32.0, ge=6.0, le=80.0, description="Maximum current per phase the installation allows")
+    cable_rating_A: float = Field(32.0, ge=6.0, le=80.0, description="Rating of the tethered cable or socket")
+    phases: Literal[1, 3] = Field(3, description="Phases wired to the connector")
+    connection_timeout_s: float = Field(60.0, gt=0, le=3600, description="Plug-in/authorization pairing window")
+    free_vend: bool | None = Field(
+        None, description="Charge without a card. Default: true without an [ocpp] section, false with one"
+    )
+    free_vend_id_tag: str = Field("FREEVEND", min_length=1, max_length=20, description="idTag of free-vend sessions")
+    allowed_id_tags: list[str] = Field(
+        default_factory=list, description="Cards accepted when free vend is off (upper-case hex UIDs)"
+    )
+    meter_poll_interval_s: float = Field(1.0, ge=0.1, le=60, description="How often the energy meter is read")
+    pwm_min_update_interval_s: float = Field(5.0, ge=0, le=60, description="Minimum time between duty changes")
+    contactor_feedback_timeout_s: float = Field(0.5, gt=0, le=5, description="Mirror contact must confirm within")
+    overcurrent_margin_A: float = Field(2.0, ge=0, le=20, description="Draw above the offer tolerated")
+    overcurrent_grace_s: float = Field(5.0, ge=1, le=60, description="Time the EV gets to follow a lower offer")
+
+
+class MeterSettings(_Section):
+    """Energy meter on real hardware (Modbus TCP or RTU)."""
+
+    backend: Literal["sdm630"] = Field("sdm630", description="Meter driver")
+    transport: Literal["tcp", "rtu"] = Field("tcp", description="Modbus TCP or RTU (RS-485)")
+    host: str = Field("127.0.0.1", description="TCP host (transport = tcp)")
+    port: int = Field(502, ge=1, le=65535, description="TCP port (transport = tcp)")
+    serial_port: str = Field("/dev/ttyUSB0", description="Serial device (transport = rtu)")
+    baudrate: int = Field(9600, description="Serial speed (transport = rtu)")
+    parity: Literal["N", "E", "O"] = Field("N", description="Serial parity (transport = rtu)")
+    device_id: int = Field(1, ge=1, le=247, description="Modbus unit id")
+    timeout_s: float = Field(1.0, gt=0, le=10, description="Answer timeout")
+
+
+class GpioContactorSettings(_Section):
+    """Contactor on GPIO lines (rpi backend)."""
+
+    chip: int = Field(0, ge=0, description="gpiochip number")
+    relay_pin: int = Field(17, ge=0, description="Output that drives the contactor coil (active high)")
+    feedback_pin: int = Field(27, ge=0, description="Input of the mirror contact (high = closed)")
+
+
+class HardwareSettings(_Section):
+    """Which backend drives the devices."""
+
+    backend: Literal["sim", "rpi"] = Field("sim", description="sim: simulators for every device; rpi: real drivers")
+    meter: MeterSettings | None = Field(None, description="Energy meter (rpi backend); sim uses its Modbus server")
+    contactor: GpioContactorSettings = Field(default_factory=lambda: GpioContactorSettings())
+
+
+class SimulatorSettings(_Section):
+    """Simulated EV and devices (hardware backend "sim")."""
+
+    ev_max_current_A: float = Field(32.0, gt=0, le=80, description="Simulated EV's maximum current per phase")
+    ev_phases: Literal[1, 3] = Field(3, description="Phases the simulated EV charges on")
+    ev_follow_s: float = Field(2.0, ge=0, le=10, description="Time the EV takes to follow a new offer")
+    ev_battery_Wh: int = Field(60_000, gt=0, description="Simulated battery capacity")
+    ev_soc_percent: float = Field(50.0, ge=0, le=100, description="State of charge at start")
+    voltage_V: float = Field(230.0, gt=0, le=400, description="Simulated phase voltage")
+    contactor_feedback_delay_s: float = Field(0.02, ge=0, le=1, description="Mirror contact delay")
+    lock_delay_s: float = Field(0.05, ge=0, le=2, description="Lock actuator travel time")
+    meter_port: int = Field(0, ge=0, le=65535, description="Modbus TCP port of the simulated meter, 0 = any free")
+    time_scale: float = Field(1.0, gt=0, le=3600, description="Simulated charging seconds per real second")
+
+
+class StorageSettings(_Section):
+    """Where state lives."""
+
+    dir: Path = Field(Path("/var/lib/chargepoint"), description="Holds the database and the control socket")
+    database: Path | None = Field(None, description="SQLite file; default {dir}/chargepoint.db")
+    control_socket: Path | None = Field(None, description="Unix socket for the CLI; default {dir}/control.sock")
+
+    @property
+    def database_path(self) -> Path:
+        return self.database or self.dir / "chargepoint.db"
+
+    @property
+    def control_socket_path(self) -> Path:
+        return self.control_socket or self.dir / "control.sock"
+
+
+class LoggingSettings(_Section):
+    """Logging to stdout (journald under systemd)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level (stdout/journald)")
+
+
+class OcppSettings(_Section):
+    """Connection to the operator's backend (CSMS). Leave out to run standalone."""
+
+    csms_url: str = Field(..., pattern=r"^wss?://", description="CSMS endpoint; the charge point id is appended")
+    charge_point_id: str = Field(..., min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.:-]+$")
+    security_profile: Literal[0, 1, 2, 3] = Field(0, description="OCPP security profile")
+    authorization_key: SecretStr | None = Field(None, description="Basic-auth password (profiles 1 and 2)")
+    ca_file: Path | None = Field(None, description="PEM CA that issued the CSMS certificate (profiles 2, 3)")
+    client_cert_file: Path | None = Field(None, description="Client certificate (profile 3)")
+    client_key_file: Path | None = Field(None, description="Client private key (profile 3)")
+
+    @model_validator(mode="after")
+    def _profile_needs(self) -> OcppSettings:
+        if self.security_profile >= 2 and not self.csms_url.startswith("wss://"):
+            raise ValueError("security_profile 2 and 3 need a wss:// csms_url")
+        if self.security_profile == 3 and (self.client_cert_file is None or self.client_key_file is None):
+            raise ValueError("security_profile 3 needs client_cert_file and client_key_file")
+        if self.security_profile in (1, 2) and self.authorization_key is None:
+            raise ValueError("security_profile 1 and 2 need authorization_key")
+        return self
+
+
+class Config(_Section):
+    identity: IdentitySettings = Field(default_factory=lambda: IdentitySettings())
+    charger: ChargerSettings = Field(default_factory=lambda: ChargerSettings())
+    hardware: HardwareSettings = Field(default_factory=lambda: HardwareSettings())
+    simulator: SimulatorSettings = Field(default_factory=lambda: SimulatorSettings())
+    storage: StorageSettings = Field(default_factory=lambda: StorageSettings())
+    logging: LoggingSettings = Field(default_factory=lambda: LoggingSettings())
+    ocpp: OcppSettings | None = None
+
+    @property
+    def free_vend(self) -> bool:
+        if self.charger.free_vend is not None:
+            return self.charger.free_vend
+        return self.ocpp is None

@@ -1,0 +1,156 @@
+"""Commands the core returns. Imperative, frozen; the runtime executes them in list order."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from chargepoint.core.events import TimerName
+
+
+class ConnectorStatus(enum.StrEnum):
+    """OCPP 1.6 ChargePointStatus vocabulary."""
+
+    Available = "Available"
+    Preparing = "Preparing"
+    Charging = "Charging"
+    SuspendedEV = "SuspendedEV"
+    SuspendedEVSE = "SuspendedEVSE"
+    Finishing = "Finishing"
+    Reserved = "Reserved"
+    Unavailable = "Unavailable"
+    Faulted = "Faulted"
+
+
+class Fault(enum.StrEnum):
+    """Active fault conditions of a connector."""
+
+    GroundFailure = "GroundFailure"
+    PilotShort = "PilotShort"
+    PilotNegative = "PilotNegative"
+    DiodeFailure = "DiodeFailure"
+    PowerSwitchFailure = "PowerSwitchFailure"
+    ContactorWelded = "ContactorWelded"
+    PowerMeterFailure = "PowerMeterFailure"
+    ConnectorLockFailure = "ConnectorLockFailure"
+    OverCurrentFailure = "OverCurrentFailure"
+    PilotLost = "PilotLost"
+
+    @property
+    def error_code(self) -> str:
+        """The OCPP 1.6 ChargePointErrorCode this fault reports as."""
+        return _ERROR_CODES[self]
+
+    @property
+    def latched(self) -> bool:
+        """Latched faults stay until a technician clears them; the others clear with their cause."""
+        return self in (Fault.ContactorWelded, Fault.PowerSwitchFailure, Fault.OverCurrentFailure)
+
+
+_ERROR_CODES = {
+    Fault.GroundFailure: "GroundFailure",
+    Fault.PilotShort: "EVCommunicationError",
+    Fault.PilotNegative: "EVCommunicationError",
+    Fault.DiodeFailure: "EVCommunicationError",
+    Fault.PowerSwitchFailure: "PowerSwitchFailure",
+    Fault.ContactorWelded: "PowerSwitchFailure",
+    Fault.PowerMeterFailure: "PowerMeterFailure",
+    Fault.ConnectorLockFailure: "ConnectorLockFailure",
+    Fault.OverCurrentFailure: "OverCurrentFailure",
+    Fault.PilotLost: "InternalError",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenContactor:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CloseContactor:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SetPwm:
+    duty_percent: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetPilotHigh:
+    """Constant +12 V (X1): PWM off."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetPilotNegative:
+    """Constant -12 V: state F, EVSE not available."""
+
+
+@dataclass(frozen=True, slots=True)
+class LockConnector:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockConnector:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    name: TimerName
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    name: TimerName
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeTag:
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class BeginSession:
+    id_tag: str
+    meter_start_Wh: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndSession:
+    reason: str
+    meter_stop_Wh: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMeter:
+    """Persist the session's latest meter reading (what a power cut would leave as meter stop)."""
+
+    energy_Wh: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStatus:
+    status: ConnectorStatus
+    error_code: str  # OCPP ChargePointErrorCode, "NoError" unless Faulted
+    info: str = ""
+
+
+Command = (
+    OpenContactor
+    | CloseContactor
+    | SetPwm
+    | SetPilotHigh
+    | SetPilotNegative
+    | LockConnector
+    | UnlockConnector
+    | StartTimer
+    | CancelTimer
+    | AuthorizeTag
+    | BeginSession
+    | EndSession
+    | RecordMeter
+    | ReportStatus
+)

@@ -1,0 +1,142 @@
+"""Events the core reacts to. Past tense, frozen; each carries the monotonic time it happened at."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from chargepoint.core.pilot import PilotState
+
+
+@dataclass(frozen=True, slots=True)
+class PilotChanged:
+    state: PilotState
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PilotFailed:
+    """The pilot sampler stopped delivering readings (ADC or board link lost)."""
+
+    reason: str
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class TagPresented:
+    id_tag: str
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationDecided:
+    """The answer to an ``AuthorizeTag`` command."""
+
+    id_tag: str
+    accepted: bool
+    at_s: float
+    parent_id_tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactorFeedbackChanged:
+    closed: bool
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResidualCurrentChanged:
+    tripped: bool
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class MainsChanged:
+    present: bool
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSampled:
+    energy_Wh: int
+    power_W: float
+    current_A: tuple[float, float, float]
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class MeterFailed:
+    reason: str
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LockCompleted:
+    """Result of a ``LockConnector`` / ``UnlockConnector`` command."""
+
+    locked: bool
+    ok: bool
+    at_s: float
+
+
+class TimerName(enum.StrEnum):
+    CONNECTION = "connection"  # authorized or plugged, waiting for the other half
+    CONTACTOR_FEEDBACK = "contactor_feedback"
+    PWM_UPDATE = "pwm_update"
+    OVERCURRENT = "overcurrent"
+    PILOT_WATCHDOG = "pilot_watchdog"
+
+
+@dataclass(frozen=True, slots=True)
+class TimerExpired:
+    name: TimerName
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentLimitChanged:
+    """An external limit (load management, smart charging, operator) changed; None removes it."""
+
+    source: str
+    current_A: float | None
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityChanged:
+    operative: bool
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """Stop the running session (remote stop, shutdown, reset). ``reason`` uses the OCPP vocabulary."""
+
+    reason: str
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FaultsCleared:
+    """A technician cleared latched faults (weld, overcurrent) after inspection."""
+
+    at_s: float
+
+
+Event = (
+    PilotChanged
+    | PilotFailed
+    | TagPresented
+    | AuthorizationDecided
+    | ContactorFeedbackChanged
+    | ResidualCurrentChanged
+    | MainsChanged
+    | MeterSampled
+    | MeterFailed
+    | LockCompleted
+    | TimerExpired
+    | CurrentLimitChanged
+    | AvailabilityChanged
+    | StopRequested
+    | FaultsCleared
+)

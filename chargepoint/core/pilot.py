@@ -1,0 +1,122 @@
+"""IEC 61851-1 control pilot layer: classify measured levels, convert duty cycle and current.
+
+Pure functions only; the thresholds sit halfway between the nominal levels of annex A
+(12/9/6/3/0 V) with a hysteresis band so that a level wobbling on a boundary does not flap.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+
+from hal.protocols import PilotOutput, PilotReading
+
+
+class PilotState(enum.StrEnum):
+    A = "A"  # no EV
+    B = "B"  # EV connected, not requesting
+    C = "C"  # EV requests energy
+    D = "D"  # EV requests energy, ventilation needed
+    E = "E"  # short circuit CP-PE or EVSE not powered
+    F = "F"  # -12 V seen on the positive half: EVSE not available or pilot fault
+    DIODE_FAILURE = "DiodeFailure"  # negative half does not reach -12 V while PWM runs
+
+    @property
+    def plugged(self) -> bool:
+        return self in (PilotState.B, PilotState.C, PilotState.D)
+
+    @property
+    def requests_energy(self) -> bool:
+        return self in (PilotState.C, PilotState.D)
+
+    @property
+    def is_fault(self) -> bool:
+        return self in (PilotState.E, PilotState.F, PilotState.DIODE_FAILURE)
+
+
+# Lower bound of each state's band, from highest to lowest level.
+_LOWER_BOUND_V: tuple[tuple[PilotState, float], ...] = (
+    (PilotState.A, 10.5),
+    (PilotState.B, 7.5),
+    (PilotState.C, 4.5),
+    (PilotState.D, 1.5),
+    (PilotState.E, -1.5),
+)
+HYSTERESIS_V = 0.4
+# With PWM on, the EV's diode blocks the negative half: anything above this means the diode is missing.
+DIODE_OK_MAX_LOW_V = -10.5
+NEGATIVE_MAX_V = -10.0
+
+
+def _band(high_V: float) -> PilotState:
+    for state, bound_V in _LOWER_BOUND_V:
+        if high_V >= bound_V:
+            return state
+    if high_V <= NEGATIVE_MAX_V:
+        return PilotState.F
+    return PilotState.E
+
+
+def classify(reading: PilotReading, output: PilotOutput, previous: PilotState | None = None) -> PilotState:
+    """The pilot state implied by ``reading`` while the EVSE drives ``output``.
+
+    ``previous`` enables hysteresis: a level inside the hysteresis band around a boundary of the
+    previous state keeps that state.
+    """
+    if math.isnan(reading.high_V) or math.isnan(reading.low_V):
+        return PilotState.E
+    if output is PilotOutput.NEGATIVE:
+        # We drive -12 V ourselves: the line tells nothing about the EV.
+        return PilotState.F
+    state = _band(reading.high_V)
+    if previous is not None and previous != state and previous in _BAND_LIMITS:
+        low_V, high_V = _BAND_LIMITS[previous]
+        if low_V - HYSTERESIS_V <= reading.high_V < high_V + HYSTERESIS_V:
+            state = previous
+    if output is PilotOutput.PWM and state.plugged and reading.low_V > DIODE_OK_MAX_LOW_V:
+        return PilotState.DIODE_FAILURE
+    return state
+
+
+def _band_limits() -> dict[PilotState, tuple[float, float]]:
+    limits: dict[PilotState, tuple[float, float]] = {}
+    upper_V = math.inf
+    for state, bound_V in _LOWER_BOUND_V:
+        limits[state] = (bound_V, upper_V)
+        upper_V = bound_V
+    return limits
+
+
+_BAND_LIMITS = _band_limits()
+
+MIN_CURRENT_A = 6.0
+MAX_CURRENT_A = 80.0
+
+
+def duty_from_current(current_A: float) -> float | None:
+    """Duty cycle in percent that advertises ``current_A`` (IEC 61851-1 table A.8).
+
+    Returns None below 6 A: no PWM can advertise less, the EVSE must pause instead (X1).
+    The 51-52.5 A gap of the norm is closed by rounding down to 51 A.
+    """
+    if current_A < MIN_CURRENT_A:
+        return None
+    if current_A <= 51.0:
+        return round(current_A / 0.6, 1)
+    if current_A < 52.5:
+        return 85.0
+    current_A = min(current_A, MAX_CURRENT_A)
+    return round(current_A / 2.5 + 64.0, 1)
+
+
+def current_from_duty(duty_percent: float) -> float:
+    """Current in amperes an EV may draw when it sees ``duty_percent`` (0 = not allowed to charge)."""
+    if 8.0 <= duty_percent < 10.0:
+        return 6.0
+    if 10.0 <= duty_percent <= 85.0:
+        return duty_percent * 0.6
+    if 85.0 < duty_percent <= 96.0:
+        return (duty_percent - 64.0) * 2.5
+    if 96.0 < duty_percent <= 97.0:
+        return 80.0
+    return 0.0

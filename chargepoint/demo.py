@@ -1,0 +1,197 @@
+"""``chargepoint demo``: the real daemon on simulated hardware, driven through its control socket.
+
+Nothing here is faked for the show: the daemon is the same ``chargepoint run`` the service starts,
+energy is read over Modbus TCP from the simulated SDM630 by the real driver, and the summary comes
+from the session record in SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chargepoint.errors import ControlError
+from chargepoint.runtime.control import request
+
+DEMO_CARD = "04A1B2C3D4"
+# Simulated charging minutes per real second, so a few seconds of demo move a visible amount of energy.
+DEMO_TIME_SCALE = 60
+
+DEMO_CONFIG = """\
+# Written by `chargepoint demo`.
+[charger]
+free_vend = false
+allowed_id_tags = ["{card}"]
+max_current_A = 32
+meter_poll_interval_s = 0.5
+
+[hardware]
+backend = "sim"
+
+[simulator]
+ev_max_current_A = 16
+ev_phases = 3
+time_scale = {time_scale}
+
+[storage]
+dir = "{dir}"
+"""
+
+
+class DemoFailed(Exception):
+    pass
+
+
+def _say(step: str, text: str) -> None:
+    click.echo(f"{click.style(step, bold=True)} {text}")
+
+
+class _Daemon:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.config_path = workdir / "config.toml"
+        self.log_path = workdir / "daemon.log"
+        self.socket_path = workdir / "control.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.config_path.write_text(DEMO_CONFIG.format(card=DEMO_CARD, time_scale=DEMO_TIME_SCALE, dir=self.workdir))
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with self.log_path.open("wb") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "chargepoint", "run", "--config", str(self.config_path)],
+                stdout=log_file, stderr=subprocess.STDOUT, env=env,
+            )
+
+    def call(self, payload: dict[str, Any]) -> dict[str, Any]:
+        reply = asyncio.run(request(self.socket_path, payload))
+        if not reply.get("ok"):
+            raise DemoFailed(str(reply.get("error")))
+        return reply
+
+    def status(self) -> dict[str, Any]:
+        connectors = self.call({"op": "status"})["status"]["connectors"]
+        assert isinstance(connectors, list)
+        first = connectors[0]
+        assert isinstance(first, dict)
+        return first
+
+    def sim(self, action: str, argument: str | None = None) -> str:
+        return str(self.call({"op": "sim", "connector": 1, "action": action, "argument": argument})["message"])
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise DemoFailed(f"the daemon exited with code {self.process.returncode}")
+            try:
+                self.status()
+                return
+            except ControlError:
+                time.sleep(0.05)
+        raise DemoFailed("the daemon did not come up")
+
+    def wait_status(self, wanted: str, timeout_s: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = self.status()
+            if state["status"] == wanted:
+                return state
+            time.sleep(0.05)
+        raise DemoFailed(f"connector did not reach {wanted} (it is {self.status()['status']})")
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="chargepoint-demo-"))
+    daemon = _Daemon(workdir)
+    t_start = time.monotonic()
+    try:
+        _say("[1/7]", f"Starting the charger daemon on simulated hardware in {workdir}")
+        daemon.start()
+        daemon.wait_ready(timeout_s=20)
+        state = daemon.status()
+        _say("      ", f"ready in {time.monotonic() - t_start:.1f} s: connector 1 is {state['status']}, "
+                       f"meter reads {state['meter_energy_Wh']} Wh over Modbus TCP")
+
+        _say("[2/7]", "The driver plugs the EV in (pilot A -> B)")
+        daemon.sim("plug")
+        daemon.wait_status("Preparing")
+        _say("      ", "connector is Preparing: waiting for a card")
+
+        _say("[3/7]", f"The driver presents card {DEMO_CARD} to the reader")
+        daemon.sim("tap", DEMO_CARD)
+        state = daemon.wait_status("SuspendedEV")
+        _say("      ", f"card accepted, session started; the pilot offers {state['offered_current_A']:.1f} A "
+                       "and the EV has not asked for energy yet")
+
+        _say("[4/7]", "The EV asks for energy (pilot B -> C): the contactor closes")
+        daemon.sim("charge")
+        daemon.wait_status("Charging")
+        _say("[5/7]", f"Charging for {charge_seconds:g} s (the simulated car's clock runs {DEMO_TIME_SCALE}x)")
+        deadline = time.monotonic() + charge_seconds
+        while time.monotonic() < deadline:
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+            state = daemon.status()
+            session = state["session"] or {}
+            power_W = state["power_W"] or 0.0
+            _say("      ", f"{state['status']}: {power_W / 1000:5.2f} kW, "
+                           f"{session.get('energy_Wh', 0) / 1000:6.3f} kWh delivered")
+
+        _say("[6/7]", "The driver unplugs the EV (pilot -> A): contactor opens, session ends")
+        daemon.sim("unplug")
+        daemon.wait_status("Available")
+        record = daemon.call({"op": "sessions", "limit": 1})["sessions"][0]
+
+        started = datetime.fromisoformat(record["started_at"])
+        stopped = datetime.fromisoformat(record["stopped_at"])
+        _say("[7/7]", "Session summary (from the session record in SQLite):")
+        click.echo(f"        card            {record['id_tag']}")
+        click.echo(f"        energy          {record['energy_Wh'] / 1000:.3f} kWh "
+                   f"(meter {record['meter_start_Wh']} -> {record['meter_stop_Wh']} Wh)")
+        click.echo(f"        duration        {(stopped - started).total_seconds():.1f} s")
+        click.echo(f"        stop reason     {record['stop_reason']}")
+        if not record["energy_Wh"]:
+            raise DemoFailed("no energy was recorded")
+        code = daemon.stop()
+        if code != 0:
+            raise DemoFailed(f"the daemon exited with code {code}")
+        click.echo(f"Demo complete in {time.monotonic() - t_start:.1f} s.")
+        return 0
+    except (DemoFailed, ControlError) as exc:
+        click.echo(f"demo failed: {exc}", err=True)
+        daemon.stop()
+        click.echo(f"daemon log: {daemon.log_path}", err=True)
+        keep = True
+        tail = daemon.log_path.read_text(errors="replace").splitlines()[-30:]
+        click.echo("\n".join(tail), err=True)
+        return 1
+    finally:
+        daemon.stop()
+        if keep:
+            click.echo(f"kept {workdir}")
+        else:
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)

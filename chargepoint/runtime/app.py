@@ -1,0 +1,390 @@
+"""Wiring: hardware loops feed events into the core; the commands it returns are executed here.
+
+One queue and one consumer serialise every event, so the core never sees two at once. Commands
+run in the order the core returned them: the contactor opens before anything is logged, stored or
+sent. Store writes go through their own queue to a single writer so disk latency never sits in the
+safety path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chargepoint.config.schema import Config
+from chargepoint.core.authorization import LocalAllowList
+from chargepoint.core.commands import (
+    AuthorizeTag,
+    BeginSession,
+    CancelTimer,
+    CloseContactor,
+    Command,
+    ConnectorStatus,
+    EndSession,
+    LockConnector,
+    OpenContactor,
+    RecordMeter,
+    ReportStatus,
+    SetPilotHigh,
+    SetPilotNegative,
+    SetPwm,
+    StartTimer,
+    UnlockConnector,
+)
+from chargepoint.core.events import (
+    AuthorizationDecided,
+    ContactorFeedbackChanged,
+    Event,
+    LockCompleted,
+    MainsChanged,
+    MeterFailed,
+    MeterSampled,
+    PilotChanged,
+    PilotFailed,
+    ResidualCurrentChanged,
+    StopRequested,
+    TagPresented,
+    TimerExpired,
+    TimerName,
+)
+from chargepoint.core.pilot import PilotState, classify
+from chargepoint.core.session import Connector, ConnectorSettings
+from chargepoint.store import Store
+from hal.errors import HalError, LockError
+from hal.protocols import MeterReading
+from hal.registry import ConnectorHardware, Hardware
+
+log = logging.getLogger(__name__)
+
+# A real RS-485 bus drops the odd frame; three misses in a row is a dead meter.
+METER_FAILURES_BEFORE_FAULT = 3
+
+
+@dataclass(slots=True)
+class SessionView:
+    """What the runtime knows of a running session, for status and the session record."""
+
+    id_tag: str
+    started_at: datetime
+    meter_start_Wh: int
+    session_id: str | None = None
+
+
+@dataclass(slots=True)
+class ConnectorRuntime:
+    hw: ConnectorHardware
+    core: Connector
+    pilot_state: PilotState | None = None
+    session: SessionView | None = None
+    last_reading: MeterReading | None = None
+    timers: dict[TimerName, asyncio.TimerHandle] = field(default_factory=dict)
+
+    @property
+    def connector_id(self) -> int:
+        return self.hw.connector_id
+
+
+@dataclass(frozen=True, slots=True)
+class _StoreOp:
+    kind: str  # begin | meter | end
+    connector_id: int
+    args: dict[str, Any]
+
+
+class ChargerApp:
+    def __init__(self, config: Config, hardware: Hardware, store: Store) -> None:
+        self.config = config
+        self.hardware = hardware
+        self.store = store
+        self.allow_list = LocalAllowList(config.charger.allowed_id_tags)
+        settings = ConnectorSettings(
+            max_current_A=config.charger.max_current_A,
+            cable_rating_A=config.charger.cable_rating_A,
+            connection_timeout_s=config.charger.connection_timeout_s,
+            free_vend_id_tag=config.charger.free_vend_id_tag if config.free_vend else None,
+            pwm_min_update_interval_s=config.charger.pwm_min_update_interval_s,
+            contactor_feedback_timeout_s=config.charger.contactor_feedback_timeout_s,
+            overcurrent_margin_A=config.charger.overcurrent_margin_A,
+            overcurrent_grace_s=config.charger.overcurrent_grace_s,
+        )
+        self.connectors = {
+            hw.connector_id: ConnectorRuntime(hw=hw, core=Connector(hw.connector_id, settings))
+            for hw in hardware.connectors
+        }
+        self._events: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        self._store_ops: asyncio.Queue[_StoreOp | None] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._tg: asyncio.TaskGroup | None = None
+        self._stopping = False
+        self.started_at = datetime.now(UTC)
+        # Hook for benchmarks/tests: called right after each command is executed.
+        self.on_command: Callable[[int, Command], None] | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None]] | None = None) -> None:
+        recovered = await self.store.recover_open_sessions("PowerLoss")
+        for record in recovered:
+            log.warning(
+                "connector %d: session %s of %s was left open by a crash or power loss; closed with "
+                "reason PowerLoss at %d Wh",
+                record.connector_id, record.session_id, record.id_tag, record.meter_stop_Wh or 0,
+            )
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            store_task = tg.create_task(self._store_writer())
+            self._spawn(self._process_events())
+            for c in self.connectors.values():
+                self._spawn(self._pilot_loop(c))
+                self._spawn(self._feedback_loop(c))
+                self._spawn(self._rcd_loop(c))
+                self._spawn(self._mains_loop(c))
+                self._spawn(self._rfid_loop(c))
+                self._spawn(self._meter_loop(c))
+                await self._execute(c, c.core.start(time.monotonic()))
+            if ready is not None:
+                await ready()
+            await stop.wait()
+            await self._shutdown()
+            for task in self._tasks:
+                task.cancel()
+            await self._store_ops.put(None)
+            await store_task
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        assert self._tg is not None
+        self._tasks.append(self._tg.create_task(coro))  # type: ignore[arg-type]
+
+    async def _shutdown(self) -> None:
+        """End running sessions cleanly and leave the hardware safe before the tasks stop."""
+        self._stopping = True
+        now = time.monotonic()
+        for c in self.connectors.values():
+            await self._execute(c, c.core.handle(StopRequested("Reboot", now)))
+            for handle in c.timers.values():
+                handle.cancel()
+        await self.hardware.force_safe()
+
+    def post(self, connector_id: int, event: Event) -> None:
+        self._events.put_nowait((connector_id, event))
+
+    # ----------------------------------------------------------------- event processing
+
+    async def _process_events(self) -> None:
+        while True:
+            connector_id, event = await self._events.get()
+            c = self.connectors[connector_id]
+            await self._execute(c, c.core.handle(event))
+
+    async def _execute(self, c: ConnectorRuntime, commands: list[Command]) -> None:
+        hw = c.hw
+        for command in commands:
+            match command:
+                case OpenContactor():
+                    await hw.contactor.open()
+                case CloseContactor():
+                    await hw.contactor.close()
+                case SetPwm(duty_percent=duty):
+                    await hw.pilot.set_pwm(duty)
+                case SetPilotHigh():
+                    await hw.pilot.set_high()
+                case SetPilotNegative():
+                    await hw.pilot.set_negative()
+                case LockConnector():
+                    self._spawn(self._move_lock(c, lock=True))
+                case UnlockConnector():
+                    self._spawn(self._move_lock(c, lock=False))
+                case StartTimer(name=name, duration_s=duration_s):
+                    self._start_timer(c, name, duration_s)
+                case CancelTimer(name=name):
+                    handle = c.timers.pop(name, None)
+                    if handle is not None:
+                        handle.cancel()
+                case AuthorizeTag(id_tag=id_tag):
+                    accepted = self.allow_list.accepts(id_tag)
+                    log.info("connector %d: card %s %s", c.connector_id, id_tag,
+                             "accepted" if accepted else "rejected (not in allowed_id_tags)")
+                    self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic()))
+                case BeginSession(id_tag=id_tag, meter_start_Wh=meter_start_Wh):
+                    started_at = datetime.now(UTC)
+                    c.session = SessionView(id_tag, started_at, meter_start_Wh)
+                    log.info("connector %d: session started for %s at %d Wh", c.connector_id, id_tag, meter_start_Wh)
+                    self._store(c, "begin", id_tag=id_tag, meter_start_Wh=meter_start_Wh, started_at=started_at)
+                case RecordMeter(energy_Wh=energy_Wh):
+                    self._store(c, "meter", energy_Wh=energy_Wh, at=datetime.now(UTC))
+                case EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh):
+                    if c.session is not None:
+                        log.info("connector %d: session of %s ended (%s), %d Wh", c.connector_id,
+                                 c.session.id_tag, reason, meter_stop_Wh - c.session.meter_start_Wh)
+                    c.session = None
+                    self._store(c, "end", meter_stop_Wh=meter_stop_Wh, stopped_at=datetime.now(UTC), reason=reason)
+                case ReportStatus(status=status, error_code=error_code):
+                    level = logging.WARNING if status is ConnectorStatus.Faulted else logging.INFO
+                    log.log(level, "connector %d: %s (%s)", c.connector_id, status, error_code)
+            if self.on_command is not None:
+                self.on_command(c.connector_id, command)
+
+    def _start_timer(self, c: ConnectorRuntime, name: TimerName, duration_s: float) -> None:
+        old = c.timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+
+        def expire() -> None:
+            c.timers.pop(name, None)
+            self.post(c.connector_id, TimerExpired(name, time.monotonic()))
+
+        c.timers[name] = asyncio.get_running_loop().call_later(duration_s, expire)
+
+    async def _move_lock(self, c: ConnectorRuntime, lock: bool) -> None:
+        try:
+            await (c.hw.lock.lock() if lock else c.hw.lock.unlock())
+            ok = True
+        except LockError as exc:
+            log.error("connector %d: lock actuator failed: %s", c.connector_id, exc)
+            ok = False
+        self.post(c.connector_id, LockCompleted(locked=lock, ok=ok, at_s=time.monotonic()))
+
+    # ----------------------------------------------------------------- store
+
+    def _store(self, c: ConnectorRuntime, kind: str, **args: Any) -> None:
+        self._store_ops.put_nowait(_StoreOp(kind, c.connector_id, args))
+
+    async def _store_writer(self) -> None:
+        """The single writer. Runs until it takes the ``None`` sentinel, so queued writes are never dropped."""
+        session_ids: dict[int, str] = {}
+        while (op := await self._store_ops.get()) is not None:
+            c = self.connectors[op.connector_id]
+            if op.kind == "begin":
+                record = await self.store.begin_session(op.connector_id, **op.args)
+                session_ids[op.connector_id] = record.session_id
+                if c.session is not None and c.session.started_at == op.args["started_at"]:
+                    c.session.session_id = record.session_id
+            elif op.kind == "meter" and op.connector_id in session_ids:
+                await self.store.record_meter(session_ids[op.connector_id], **op.args)
+            elif op.kind == "end" and op.connector_id in session_ids:
+                await self.store.end_session(session_ids.pop(op.connector_id), **op.args)
+
+    # ----------------------------------------------------------------- hardware loops
+
+    async def _pilot_loop(self, c: ConnectorRuntime) -> None:
+        try:
+            async for reading in c.hw.pilot.readings():
+                output, _ = c.hw.pilot.output()
+                state = classify(reading, output, c.pilot_state)
+                if state != c.pilot_state:
+                    c.pilot_state = state
+                    self.post(c.connector_id, PilotChanged(state, time.monotonic()))
+        except HalError as exc:
+            self.post(c.connector_id, PilotFailed(str(exc), time.monotonic()))
+            raise
+        if not self._stopping:
+            self.post(c.connector_id, PilotFailed("pilot readings ended", time.monotonic()))
+
+    async def _feedback_loop(self, c: ConnectorRuntime) -> None:
+        async for closed in c.hw.contactor.feedback():
+            self.post(c.connector_id, ContactorFeedbackChanged(closed, time.monotonic()))
+
+    async def _rcd_loop(self, c: ConnectorRuntime) -> None:
+        async for tripped in c.hw.rcd.trips():
+            self.post(c.connector_id, ResidualCurrentChanged(tripped, time.monotonic()))
+
+    async def _mains_loop(self, c: ConnectorRuntime) -> None:
+        async for present in c.hw.mains.changes():
+            self.post(c.connector_id, MainsChanged(present, time.monotonic()))
+
+    async def _rfid_loop(self, c: ConnectorRuntime) -> None:
+        async for id_tag in c.hw.rfid.tags():
+            self.post(c.connector_id, TagPresented(id_tag, time.monotonic()))
+
+    async def _meter_loop(self, c: ConnectorRuntime) -> None:
+        interval_s = self.config.charger.meter_poll_interval_s
+        failures = 0
+        while True:
+            try:
+                reading = await c.hw.meter.read()
+            except HalError as exc:
+                failures += 1
+                if failures == METER_FAILURES_BEFORE_FAULT:
+                    log.error("connector %d: energy meter lost: %s", c.connector_id, exc)
+                    self.post(c.connector_id, MeterFailed(str(exc), time.monotonic()))
+            else:
+                if failures >= METER_FAILURES_BEFORE_FAULT:
+                    log.info("connector %d: energy meter back", c.connector_id)
+                failures = 0
+                c.last_reading = reading
+                self.post(
+                    c.connector_id,
+                    MeterSampled(reading.energy_Wh_import, reading.power_W, reading.current_A, time.monotonic()),
+                )
+            await asyncio.sleep(interval_s)
+
+    # ----------------------------------------------------------------- views
+
+    def status(self) -> dict[str, Any]:
+        connectors = []
+        for c in self.connectors.values():
+            session = None
+            if c.session is not None:
+                energy_Wh = 0
+                if c.last_reading is not None:
+                    energy_Wh = max(0, c.last_reading.energy_Wh_import - c.session.meter_start_Wh)
+                session = {
+                    "transaction_id": c.session.session_id,
+                    "id_tag": c.session.id_tag,
+                    "energy_Wh": energy_Wh,
+                    "cost": None,
+                    "currency": None,
+                    "started_at": c.session.started_at.isoformat(),
+                    "meter_start_Wh": c.session.meter_start_Wh,
+                }
+            reading = c.last_reading
+            connectors.append(
+                {
+                    "id": c.connector_id,
+                    "status": str(c.core.status),
+                    "error_code": c.core.error_code,
+                    "offered_current_A": round(c.core.offered_current_A, 2),
+                    "pilot_state": None if c.pilot_state is None else str(c.pilot_state),
+                    "contactor_closed": c.hw.contactor.feedback_closed(),
+                    "power_W": None if reading is None else round(reading.power_W, 1),
+                    "meter_energy_Wh": None if reading is None else reading.energy_Wh_import,
+                    "session": session,
+                }
+            )
+        return {
+            "csms_connected": False,
+            "mode": "free-vend" if self.config.free_vend else "allow-list",
+            "hardware": self.config.hardware.backend,
+            "started_at": self.started_at.isoformat(),
+            "connectors": connectors,
+        }
+
+    async def recent_sessions(self, limit: int) -> list[dict[str, Any]]:
+        records = await self.store.recent_sessions(limit)
+        return [
+            {
+                "session_id": r.session_id,
+                "connector_id": r.connector_id,
+                "id_tag": r.id_tag,
+                "started_at": r.started_at.isoformat(),
+                "stopped_at": None if r.stopped_at is None else r.stopped_at.isoformat(),
+                "meter_start_Wh": r.meter_start_Wh,
+                "meter_stop_Wh": r.meter_stop_Wh,
+                "energy_Wh": r.energy_Wh,
+                "stop_reason": r.stop_reason,
+            }
+            for r in records
+        ]
+
+    async def flush_store(self) -> None:
+        """Wait until every queued store write is done (used before answering session queries)."""
+        while not self._store_ops.empty():
+            await asyncio.sleep(0.01)
+        with contextlib.suppress(Exception):
+            await asyncio.sleep(0)

@@ -1,0 +1,102 @@
+"""``chargepoint run``: the supervisor around the app.
+
+Order matters: the hardware is put in its safe state (contactor open, pilot +12 V) before the
+store, the control socket or any loop starts; whatever ends the run - SIGTERM, an exception in any
+task, a bug - the hardware is made safe again before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+from chargepoint.config.loader import redacted_json
+from chargepoint.config.schema import Config
+from chargepoint.runtime.app import ChargerApp
+from chargepoint.runtime.control import ControlServer
+from chargepoint.runtime.notify import sd_notify, watchdog_interval_s
+from chargepoint.store import Store
+from hal.registry import Hardware, build_hardware
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # pymodbus logs every retry at INFO/ERROR; our meter loop reports what matters.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+async def run_daemon(config: Config) -> int:
+    t0 = time.monotonic()
+    hardware: Hardware | None = None
+    try:
+        hardware = await build_hardware(config)
+        await hardware.force_safe()
+        log.info("safe state reached in %.1f ms: contactors open, pilots at +12 V", (time.monotonic() - t0) * 1000)
+        log.info("effective configuration:\n%s", redacted_json(config))
+        config.storage.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        store = await Store.open(config.storage.database_path)
+        try:
+            await _serve(config, hardware, store)
+        finally:
+            await store.close()
+        return EXIT_OK
+    except BaseException as exc:
+        # The supervisor: the one place that catches everything. Make safe, say why, exit non-zero.
+        if isinstance(exc, KeyboardInterrupt):
+            log.info("interrupted")
+        else:
+            log.critical("stopping after an unexpected failure: %r", exc, exc_info=True)
+        return EXIT_FAILED
+    finally:
+        sd_notify("STOPPING=1")
+        if hardware is not None:
+            await hardware.force_safe()
+            with contextlib.suppress(Exception):
+                await hardware.aclose()
+        log.info("stopped; hardware safe")
+
+
+async def _serve(config: Config, hardware: Hardware, store: Store) -> None:
+    app = ChargerApp(config, hardware, store)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    control = ControlServer(app, config.storage.control_socket_path)
+    watchdog_task: asyncio.Task[None] | None = None
+
+    async def ready() -> None:
+        nonlocal watchdog_task
+        await control.start()
+        interval_s = watchdog_interval_s()
+        if interval_s is not None:
+            watchdog_task = asyncio.create_task(_watchdog(interval_s))
+        sd_notify("READY=1")
+        log.info("ready: %d connector(s), control socket %s", len(app.connectors), control.path)
+
+    try:
+        await app.run(stop, ready=ready)
+    finally:
+        if watchdog_task is not None:
+            watchdog_task.cancel()
+        await control.stop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _watchdog(interval_s: float) -> None:
+    # Pinged from the event loop itself: a blocked loop stops the pings and systemd restarts us.
+    while True:
+        sd_notify("WATCHDOG=1")
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,55 @@
+"""Numbered schema migrations of the persistent store.
+
+They live in a Python module rather than in ``.sql`` files so that they ship inside the wheel without any
+package-data configuration. Rules that keep upgrades safe on chargers in the field:
+
+- numbers start at 1 and never skip; ``PRAGMA user_version`` holds the number of the last one applied;
+- a released migration is never edited, only followed by a new one;
+- no ``IF NOT EXISTS``: running a migration twice must fail loudly rather than hide a version mix-up.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Datetimes are ISO-8601 UTC text (``2024-05-01T12:00:00.000000+00:00``): fixed width, so text order is
+# time order, and readable with the sqlite3 shell on a charger in the field.
+_0001_SESSIONS: Final = """
+CREATE TABLE sessions (
+    seq                 INTEGER PRIMARY KEY,
+    session_id          TEXT    NOT NULL UNIQUE,
+    connector_id        INTEGER NOT NULL,
+    id_tag              TEXT    NOT NULL,
+    started_at          TEXT    NOT NULL,
+    meter_start_Wh      INTEGER NOT NULL,
+    stopped_at          TEXT    NULL,
+    meter_stop_Wh       INTEGER NULL,
+    stop_reason         TEXT    NULL,
+    last_meter_Wh       INTEGER NOT NULL,
+    last_meter_at       TEXT    NOT NULL,
+    -- Filled in by the OCPP adapter once StartTransaction.conf arrives (possibly long after, if offline).
+    csms_transaction_id INTEGER NULL,
+    -- A session is either open (no stop fields) or closed (all of them): never half-closed.
+    CHECK ((stopped_at IS NULL) = (meter_stop_Wh IS NULL)),
+    CHECK ((stopped_at IS NULL) = (stop_reason IS NULL))
+);
+-- Boot recovery and the runtime look up open sessions; a partial index keeps that cheap forever.
+CREATE INDEX sessions_open ON sessions (connector_id) WHERE stopped_at IS NULL;
+CREATE INDEX sessions_started_at ON sessions (started_at);
+"""
+
+_0002_KV: Final = """
+CREATE TABLE kv (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
+    (1, _0001_SESSIONS),
+    (2, _0002_KV),
+)
+"""(number, sql) pairs in the order they are applied."""
+
+SCHEMA_VERSION: Final[int] = MIGRATIONS[-1][0]
+"""The ``user_version`` of a database that is fully migrated by this code."""

@@ -1,0 +1,180 @@
+"""Hardware ports: one Protocol per device, with its behaviour contract.
+
+Every value carries its unit in its name. Every port has ``aclose()``, after which the device is in
+its declared safe state. Drivers raise only the ``hal.errors`` tree.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class PilotOutput(enum.StrEnum):
+    """What the EVSE drives onto the control pilot line."""
+
+    HIGH = "high"  # constant +12 V (X1): no PWM, charging not allowed
+    PWM = "pwm"  # 1 kHz +-12 V square wave (X2) with a duty cycle that advertises the current
+    NEGATIVE = "negative"  # constant -12 V: state F, EVSE not available
+
+
+@dataclass(frozen=True, slots=True)
+class PilotReading:
+    """Levels measured on the pilot line over the last PWM period.
+
+    ``high_V`` is the positive plateau (12/9/6/3/0 V for states A/B/C/D/E), ``low_V`` the negative
+    one (-12 V while the EV's diode blocks it; close to the high level when the diode is missing or
+    shorted). ``measured_at_s`` is on the monotonic clock.
+    """
+
+    high_V: float
+    low_V: float
+    measured_at_s: float
+
+
+@runtime_checkable
+class ControlPilot(Protocol):
+    """Control pilot generator and sampler (IEC 61851-1 annex A).
+
+    Contract:
+    - Initial and shutdown output is HIGH (+12 V, no PWM): an EV never sees permission to charge
+      from a controller that has not decided to give it.
+    - ``set_pwm(duty_percent)`` switches to PWM with 0 < duty_percent <= 100; ``set_high()`` and
+      ``set_negative()`` switch to constant levels. Each takes effect before it returns.
+    - ``readings()`` yields a reading whenever the measured levels change (and at least once at
+      start), promptly: the safety path depends on this latency.
+    """
+
+    async def set_pwm(self, duty_percent: float) -> None: ...
+
+    async def set_high(self) -> None: ...
+
+    async def set_negative(self) -> None: ...
+
+    def output(self) -> tuple[PilotOutput, float]:
+        """The output being driven and its duty in percent (0 unless PWM)."""
+        ...
+
+    def readings(self) -> AsyncIterator[PilotReading]: ...
+
+    def latest(self) -> PilotReading: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Contactor(Protocol):
+    """Main AC contactor (or relay) with a mirror (auxiliary) contact for feedback.
+
+    Contract:
+    - Open is the initial and shutdown state; losing the controller must open it (pull-down).
+    - ``close()``/``open()`` request a position and return at once; the mirror contact confirms it
+      within ``feedback_delay_s`` of the device, reported by ``feedback_closed()`` and
+      ``feedback()``. A welded contactor keeps reporting closed after ``open()``: the caller decides
+      what that means, the port never hides it.
+    """
+
+    async def close(self) -> None: ...
+
+    async def open(self) -> None: ...
+
+    def commanded_closed(self) -> bool: ...
+
+    def feedback_closed(self) -> bool: ...
+
+    def feedback(self) -> AsyncIterator[bool]:
+        """Yields the mirror contact's state on every change (True = closed)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """One consistent snapshot of the energy meter.
+
+    ``energy_Wh_import`` is the meter's import register (never decreases on a healthy meter);
+    per-phase tuples are (L1, L2, L3); ``measured_at_s`` is on the monotonic clock.
+    """
+
+    energy_Wh_import: int
+    power_W: float
+    voltage_V: tuple[float, float, float]
+    current_A: tuple[float, float, float]
+    measured_at_s: float
+
+
+@runtime_checkable
+class EnergyMeter(Protocol):
+    """Billing energy meter.
+
+    Contract: ``read()`` returns a fresh reading or raises ``MeterError``/``HalTimeout``; it never
+    returns a cached value as if it were fresh. The register map stays inside the driver.
+    """
+
+    async def read(self) -> MeterReading: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class RfidReader(Protocol):
+    """Card reader. ``tags()`` yields the id of each card presented (upper-case hex UID), once per tap."""
+
+    def tags(self) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ConnectorLock(Protocol):
+    """Actuator that locks the plug in a socket outlet.
+
+    Contract: ``lock()``/``unlock()`` return once the position sensor confirms it and raise
+    ``LockError`` if it does not within the actuator's time. ``tethered`` is True for a fixed cable,
+    which has no lock: then both calls succeed without doing anything. Shutdown state: unchanged
+    (a crash must not release a plug under load; the contactor is already open).
+    """
+
+    @property
+    def tethered(self) -> bool: ...
+
+    async def lock(self) -> None: ...
+
+    async def unlock(self) -> None: ...
+
+    def is_locked(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ResidualCurrentMonitor(Protocol):
+    """RCD / RDC-DD module (IEC 62955, 6 mA DC).
+
+    Contract: ``tripped()`` is True while the module signals a fault; ``trips()`` yields True on a trip
+    and False when the module has been reset. The module itself cuts power on real hardware; the
+    controller must still open the contactor and report GroundFailure.
+    """
+
+    def tripped(self) -> bool: ...
+
+    def trips(self) -> AsyncIterator[bool]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class MainsMonitor(Protocol):
+    """Supply voltage presence (the controller may run on from a UPS or capacitor after mains loss).
+
+    ``changes()`` yields False when mains is lost and True when it returns.
+    """
+
+    def present(self) -> bool: ...
+
+    def changes(self) -> AsyncIterator[bool]: ...
+
+    async def aclose(self) -> None: ...

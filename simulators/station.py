@@ -1,0 +1,356 @@
+"""A whole simulated charging station: connectors wired to an EV, their devices and a Modbus meter.
+
+The connector is the one place that knows how the parts interact (the EV draws current only
+through a closed contactor with mains present), and it integrates energy exactly between any
+two changes: every device calls back before and after it changes something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+from hal.protocols import PilotOutput
+from simulators.devices import (
+    Fault,
+    SimContactor,
+    SimLock,
+    SimMains,
+    SimPilot,
+    SimRcd,
+    SimRfidReader,
+)
+from simulators.ev import EvState, SimulatedEv, offered_current_A
+from simulators.meter_server import MeterServer, MeterValues
+
+PHYSICS_TICK_S = 0.1
+
+ACTIONS = ("plug", "charge", "pause", "vent", "unplug", "tap", "fault", "clear-fault")
+FAULT_KINDS = tuple(fault.value for fault in Fault)
+
+
+class SimActionError(ValueError):
+    """A stimulus that the simulated world cannot perform (unknown, malformed or impossible)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimParameters:
+    """Everything that makes one simulated EV and station differ from another."""
+
+    ev_max_current_A: float = 32.0
+    ev_phases: int = 3  # 1 or 3
+    ev_follow_s: float = 2.0  # time the EV takes to follow a new offered current
+    ev_battery_Wh: int = 60_000
+    ev_soc_percent: float = 50.0  # when the battery is full the EV goes C->B by itself
+    voltage_V: float = 230.0
+    contactor_feedback_delay_s: float = 0.02
+    lock_delay_s: float = 0.05
+    meter_host: str = "127.0.0.1"
+    meter_port: int = 0  # 0 = pick a free port (with several connectors: port + index otherwise)
+    time_scale: float = 1.0  # simulated seconds of charging per real second (meter and battery only)
+
+
+class SimConnector:
+    """One connector: EV, pilot, contactor, RFID reader, lock, RCD, mains and meter, wired together."""
+
+    def __init__(self, connector_id: int, params: SimParameters) -> None:
+        if params.time_scale <= 0:
+            raise ValueError(f"time_scale must be positive, got {params.time_scale}")
+        if params.voltage_V <= 0:
+            raise ValueError(f"voltage_V must be positive, got {params.voltage_V}")
+        self.connector_id = connector_id
+        self.params = params
+        self.faults: set[Fault] = set()
+        self.ev = SimulatedEv(
+            max_current_A=params.ev_max_current_A,
+            phases=params.ev_phases,
+            follow_s=params.ev_follow_s,
+            battery_Wh=params.ev_battery_Wh,
+            soc_percent=params.ev_soc_percent,
+        )
+        self.pilot = SimPilot(self.ev, self.faults, self.update)
+        self.contactor = SimContactor(params.contactor_feedback_delay_s, self.faults, self.update)
+        self.rfid = SimRfidReader()
+        self.lock = SimLock(params.lock_delay_s, self.faults)
+        self.rcd = SimRcd()
+        self.mains = SimMains()
+        port = params.meter_port + connector_id - 1 if params.meter_port else 0
+        self.meter = MeterServer(self._measure, host=params.meter_host, port=port, device_id=1)
+        self.energy_Wh = 0.0
+        self._energy_per_phase_Wh = [0.0, 0.0, 0.0]
+        self._last_update_s = time.monotonic()
+
+    @property
+    def meter_endpoint(self) -> tuple[str, int, int]:
+        """(host, port, device_id) of this connector's meter; the port is known after ``start()``."""
+        return self.meter.endpoint
+
+    # --- physics ---------------------------------------------------------------------------------
+
+    def offered_A(self) -> float:
+        """What the pilot currently allows the EV to draw per phase."""
+        output, duty_percent = self.pilot.output()
+        if output is not PilotOutput.PWM or Fault.PilotShort in self.faults:
+            return 0.0
+        return offered_current_A(duty_percent)
+
+    def _voltage_V(self) -> float:
+        return 0.0 if Fault.PowerLoss in self.faults else self.params.voltage_V
+
+    def _path_closed(self) -> bool:
+        """Whether current can flow into the EV at all right now."""
+        return (
+            self.ev.requesting
+            and self.contactor.feedback_closed()
+            and Fault.PowerLoss not in self.faults
+            and not self.ev.battery_full
+        )
+
+    def _target_A(self) -> float:
+        if not self._path_closed():
+            return 0.0
+        if Fault.Overcurrent in self.faults:
+            return self.ev.max_current_A
+        return min(self.offered_A(), self.ev.max_current_A)
+
+    def update(self) -> None:
+        """Integrate up to now with the inputs as they are, then apply what follows from them."""
+        now_s = time.monotonic()
+        elapsed_s = now_s - self._last_update_s
+        self._last_update_s = now_s
+        path_closed = self._path_closed()
+        if path_closed:
+            energy_Wh = self.ev.advance(
+                elapsed_s, self._target_A(), self._voltage_V(), self.params.time_scale
+            )
+            self.energy_Wh += energy_Wh
+            if self.ev.phases == 1:
+                self._energy_per_phase_Wh[0] += energy_Wh
+            else:
+                for phase in range(3):
+                    self._energy_per_phase_Wh[phase] += energy_Wh / 3
+        else:
+            self.ev.drawn_A = 0.0  # no path, no current: nothing to ramp down
+        if self.ev.requesting and self.ev.battery_full:
+            self.ev.pause()  # a full battery makes the EV leave C by itself
+            self.ev.drawn_A = 0.0
+        self.pilot.refresh()
+
+    def phase_currents_A(self) -> tuple[float, float, float]:
+        drawn_A = self.ev.drawn_A
+        if self.ev.phases == 1:
+            return drawn_A, 0.0, 0.0
+        return drawn_A, drawn_A, drawn_A
+
+    def _measure(self) -> MeterValues:
+        self.update()
+        voltage_V = self._voltage_V()
+        per_phase = self._energy_per_phase_Wh
+        return MeterValues(
+            voltage_V=(voltage_V, voltage_V, voltage_V),
+            current_A=self.phase_currents_A(),
+            energy_Wh_import=self.energy_Wh,
+            energy_Wh_import_per_phase=(per_phase[0], per_phase[1], per_phase[2]),
+            online=Fault.MeterOffline not in self.faults,
+        )
+
+    # --- stimulus --------------------------------------------------------------------------------
+
+    def apply(self, action: str, argument: str | None = None) -> str:
+        """Perform one stimulus and describe it in one line; ``SimActionError`` if it cannot be done."""
+        argument = argument.strip() if argument is not None else None
+        if argument == "":
+            argument = None
+        if action not in ACTIONS:
+            raise SimActionError(f"unknown action {action!r}; expected one of: {', '.join(ACTIONS)}")
+        if action not in ("tap", "fault", "clear-fault") and argument is not None:
+            raise SimActionError(f"action {action!r} takes no argument, got {argument!r}")
+        self.update()
+        try:
+            return self._apply(action, argument)
+        finally:
+            self.update()
+
+    def _require_plugged(self, action: str) -> None:
+        if not self.ev.plugged:
+            raise SimActionError(f"cannot {action} on connector {self.connector_id}: no EV is plugged in")
+
+    def _apply(self, action: str, argument: str | None) -> str:
+        cid = self.connector_id
+        if action == "plug":
+            if self.ev.plugged:
+                raise SimActionError(f"connector {cid}: an EV is already plugged in")
+            self.ev.plug()
+            return f"connector {cid}: EV plugged in (state B)"
+        if action in ("charge", "vent"):
+            self._require_plugged(action)
+            if self.ev.battery_full:
+                raise SimActionError(f"connector {cid}: the EV's battery is full, it will not request energy")
+            ventilation = action == "vent"
+            self.ev.request(ventilation=ventilation)
+            state = "D, ventilation required" if ventilation else "C"
+            return f"connector {cid}: EV requests energy (state {state}), offered {self.offered_A():g} A"
+        if action == "pause":
+            self._require_plugged(action)
+            self.ev.pause()
+            return f"connector {cid}: EV stops requesting energy (state B)"
+        if action == "unplug":
+            self._require_plugged(action)
+            self.ev.unplug()
+            return f"connector {cid}: EV unplugged (state A)"
+        if action == "tap":
+            if argument is None:
+                raise SimActionError("tap needs the card UID as argument, e.g. tap 04A1B2C3")
+            uid = self.rfid.present(argument)
+            return f"connector {cid}: card {uid} presented"
+        if action == "fault":
+            return self._inject(self._fault_kind(argument))
+        # clear-fault
+        if argument is not None:
+            self._fault_kind(argument)  # only to reject unknown kinds
+        cleared = sorted(self.faults)
+        self.faults.clear()
+        self.contactor.clear_faults()
+        self.rcd.set_tripped(False)
+        self.mains.set_present(True)
+        return f"connector {cid}: cleared faults: {', '.join(cleared) or 'none were active'}"
+
+    @staticmethod
+    def _fault_kind(argument: str | None) -> Fault:
+        if argument is None:
+            raise SimActionError(f"fault needs a kind as argument, one of: {', '.join(FAULT_KINDS)}")
+        try:
+            return Fault(argument)
+        except ValueError:
+            raise SimActionError(
+                f"unknown fault kind {argument!r}; expected one of: {', '.join(FAULT_KINDS)}"
+            ) from None
+
+    def _inject(self, fault: Fault) -> str:
+        cid = self.connector_id
+        self.faults.add(fault)
+        if fault is Fault.GroundFault:
+            self.rcd.set_tripped(True)
+        elif fault is Fault.PowerLoss:
+            self.mains.set_present(False)
+        elif fault is Fault.Weld:
+            self.contactor.inject_weld()
+        descriptions = {
+            Fault.GroundFault: "RCD tripped (ground fault)",
+            Fault.LockFailure: "lock actuator stuck",
+            Fault.FixedCable: "fixed cable fitted (lock is tethered)",
+            Fault.PowerLoss: "mains lost",
+            Fault.Weld: "contactor welded" if self.contactor.welded else "contactor will weld on next close",
+            Fault.MeterOffline: "meter stopped answering",
+            Fault.PilotShort: "pilot shorted to PE (state E)",
+            Fault.DiodeFailure: "EV diode missing",
+            Fault.Overcurrent: "EV ignores the offered current",
+            Fault.ContactorStuckOpen: "contactor stuck open",
+        }
+        return f"connector {cid}: fault {fault.value}: {descriptions[fault]}"
+
+    def snapshot(self) -> dict[str, object]:
+        """JSON-able state for status and debugging."""
+        self.update()
+        output, duty_percent = self.pilot.output()
+        reading = self.pilot.latest()
+        host, port, device_id = self.meter_endpoint
+        current_A = self.phase_currents_A()
+        voltage_V = self._voltage_V()
+        return {
+            "connector_id": self.connector_id,
+            "ev_state": ("E" if Fault.PilotShort in self.faults else self.ev.state.value),
+            "ev_plugged": self.ev.plugged,
+            "ev_requesting": self.ev.requesting,
+            "ev_soc_percent": round(self.ev.soc_percent, 3),
+            "pilot_output": output.value,
+            "pilot_duty_percent": duty_percent,
+            "pilot_high_V": reading.high_V,
+            "pilot_low_V": reading.low_V,
+            "offered_A": self.offered_A(),
+            "drawn_A": list(current_A),
+            "power_W": sum(voltage_V * i for i in current_A),
+            "energy_Wh": round(self.energy_Wh, 3),
+            "contactor_commanded_closed": self.contactor.commanded_closed(),
+            "contactor_feedback_closed": self.contactor.feedback_closed(),
+            "contactor_welded": self.contactor.welded,
+            "locked": self.lock.is_locked(),
+            "tethered": self.lock.tethered,
+            "rcd_tripped": self.rcd.tripped(),
+            "mains_present": self.mains.present(),
+            "faults": sorted(fault.value for fault in self.faults),
+            "meter": {"host": host, "port": port, "device_id": device_id},
+        }
+
+    async def aclose(self) -> None:
+        await self.contactor.aclose()
+        await self.pilot.aclose()
+        await self.rfid.aclose()
+        await self.lock.aclose()
+        await self.rcd.aclose()
+        await self.mains.aclose()
+
+
+class SimulatedStation:
+    """The station the runtime talks to when every backend is "sim"."""
+
+    def __init__(self, params: SimParameters, connector_count: int = 1) -> None:
+        if connector_count < 1:
+            raise ValueError(f"connector_count must be at least 1, got {connector_count}")
+        self.params = params
+        self.connectors: list[SimConnector] = [SimConnector(i + 1, params) for i in range(connector_count)]
+        self._physics: asyncio.Task[None] | None = None
+
+    def connector(self, connector_id: int) -> SimConnector:
+        if not 1 <= connector_id <= len(self.connectors):
+            raise ValueError(
+                f"no simulated connector {connector_id}; "
+                f"this station has connectors 1..{len(self.connectors)}"
+            )
+        return self.connectors[connector_id - 1]
+
+    async def start(self) -> None:
+        """Start the meter servers and the physics tick (battery fill, current ramps between requests)."""
+        if self._physics is not None:
+            return
+        started: list[SimConnector] = []
+        try:
+            for connector in self.connectors:
+                await connector.meter.start()
+                started.append(connector)
+        except BaseException:
+            for connector in started:
+                await connector.meter.stop()
+            raise
+        self._physics = asyncio.create_task(self._tick(), name="simulated-station-physics")
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(PHYSICS_TICK_S)
+            for connector in self.connectors:
+                connector.update()
+
+    async def stop(self) -> None:
+        """Stop physics and meters, and leave every device in its safe state."""
+        task, self._physics = self._physics, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for connector in self.connectors:
+            await connector.meter.stop()
+            await connector.aclose()
+
+
+__all__ = [
+    "ACTIONS",
+    "FAULT_KINDS",
+    "EvState",
+    "Fault",
+    "SimActionError",
+    "SimConnector",
+    "SimParameters",
+    "SimulatedStation",
+]
