@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -191,3 +192,20 @@ async def test_closed_driver_refuses_to_read(meter: Sdm630Meter) -> None:
     await meter.aclose()
     with pytest.raises(MeterError, match="closed"):
         await meter.read()
+
+
+def test_driver_can_be_built_before_the_event_loop_runs() -> None:
+    # The runtime builds backends from config first; pymodbus clients need a running loop.
+    Sdm630Meter.tcp("127.0.0.1", 502)
+    Sdm630Meter.rtu("/dev/ttyUSB0", baudrate=9600, parity="E")
+    with pytest.raises(ValueError, match="parity"):
+        Sdm630Meter.rtu("/dev/ttyUSB0", parity="X")
+
+
+async def test_missing_serial_port_is_a_meter_error(tmp_path: pathlib.Path) -> None:
+    meter = Sdm630Meter.rtu(str(tmp_path / "ttyUSB9"), timeout_s=TIMEOUT_S)
+    try:
+        with pytest.raises(MeterError, match="cannot connect"):
+            await meter.read()
+    finally:
+        await meter.aclose()
