@@ -373,13 +373,18 @@ class Connector:
             and f.mains_present
             and f.pilot_known
             and f.pilot.requests_energy
-            and f.locked
+            and self._lock_confirmed()
             and self._desired_duty() is not None
         )
 
+    def _lock_confirmed(self) -> bool:
+        """Locked, and no unlock still in flight (a session can begin before the last one's unlock lands)."""
+        f = self.facts
+        return f.locked and not f.lock_pending
+
     def _desired_duty(self) -> float | None:
         f = self.facts
-        if f.session is None or f.faults or not f.mains_present or not f.locked:
+        if f.session is None or f.faults or not f.mains_present or not self._lock_confirmed():
             return None
         return duty_from_current(self.allowed_current_A())
 
@@ -487,8 +492,9 @@ class Connector:
         if not f.mains_present or (not f.operative and f.session is None):
             return S.Unavailable
         if f.session is not None:
-            if not f.locked:
-                return S.Preparing
+            if not self._lock_confirmed():
+                # Not locked yet: still preparing. Lock lost mid-session: the EVSE is what suspends.
+                return S.SuspendedEVSE if self.state in _SESSION_STATES else S.Preparing
             if self.pwm_duty_percent is None:
                 return S.SuspendedEVSE
             if f.pilot.requests_energy:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from pymodbus import ModbusException
@@ -22,6 +22,8 @@ from hal.errors import HalTimeout, MeterError
 from hal.protocols import MeterReading
 
 _log = logging.getLogger(__name__)
+
+_Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 
 # Register map (PDU addresses, input registers, float32 big-endian words and bytes, no scaling).
 REG_VOLTAGE_L1: Final = 0x0000
@@ -60,13 +62,15 @@ class Sdm630Meter:
     """``EnergyMeter`` for an Eastron SDM630.
 
     Connects lazily on the first ``read()`` and again after any failure, so a meter that was
-    unplugged or a gateway that rebooted comes back without restarting the daemon. pymodbus's own
-    background reconnect is disabled: it would leave a task running that nobody owns.
+    unplugged or a gateway that rebooted comes back without restarting the daemon. The pymodbus
+    client itself is built on the first read too, because it binds to the running event loop and
+    the runtime may build its backends before the loop starts. pymodbus's own background reconnect
+    is disabled: it would leave a task running that nobody owns.
     """
 
     def __init__(
         self,
-        client: AsyncModbusTcpClient | AsyncModbusSerialClient,
+        make_client: Callable[[], _Client],
         *,
         device_id: int,
         timeout_s: float,
@@ -77,7 +81,8 @@ class Sdm630Meter:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         _quiet_pymodbus()
-        self._client = client
+        self._make_client = make_client
+        self._client: _Client | None = None
         self._device_id = device_id
         self._timeout_s = timeout_s
         self._description = description
@@ -87,15 +92,18 @@ class Sdm630Meter:
     @classmethod
     def tcp(cls, host: str, port: int, device_id: int = 1, timeout_s: float = 1.0) -> Sdm630Meter:
         """A meter behind a Modbus TCP gateway (or the simulator)."""
-        client = AsyncModbusTcpClient(
-            host,
-            port=port,
-            # Our own deadline (below) always fires first; pymodbus's would log an error and retry.
-            timeout=timeout_s * 2 + 1,
-            retries=0,
-            reconnect_delay=0,
-        )
-        return cls(client, device_id=device_id, timeout_s=timeout_s, description=f"tcp://{host}:{port}/{device_id}")
+
+        def make_client() -> AsyncModbusTcpClient:
+            return AsyncModbusTcpClient(
+                host,
+                port=port,
+                # Our own deadline (in read) always fires first; pymodbus's would log and retry.
+                timeout=timeout_s * 2 + 1,
+                retries=0,
+                reconnect_delay=0,
+            )
+
+        return cls(make_client, device_id=device_id, timeout_s=timeout_s, description=f"tcp://{host}:{port}/{device_id}")
 
     @classmethod
     def rtu(
@@ -109,18 +117,21 @@ class Sdm630Meter:
         """A meter on an RS-485 line (SDM630 default: 9600 8N1, id 1)."""
         if parity not in ("N", "E", "O"):
             raise ValueError(f"parity must be 'N', 'E' or 'O', got {parity!r}")
-        client = AsyncModbusSerialClient(
-            serial_port,
-            baudrate=baudrate,
-            parity=parity,
-            bytesize=8,
-            stopbits=1,
-            timeout=timeout_s * 2 + 1,
-            retries=0,
-            reconnect_delay=0,
-        )
+
+        def make_client() -> AsyncModbusSerialClient:
+            return AsyncModbusSerialClient(
+                serial_port,
+                baudrate=baudrate,
+                parity=parity,
+                bytesize=8,
+                stopbits=1,
+                timeout=timeout_s * 2 + 1,
+                retries=0,
+                reconnect_delay=0,
+            )
+
         return cls(
-            client,
+            make_client,
             device_id=device_id,
             timeout_s=timeout_s,
             description=f"rtu://{serial_port}@{baudrate}{parity}/{device_id}",
@@ -131,27 +142,32 @@ class Sdm630Meter:
         if self._closed:
             raise MeterError(f"SDM630 {self._description}: meter is closed")
         async with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            client = self._client
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    registers = await self._read_registers()
+                    registers = await self._read_registers(client)
             except TimeoutError as exc:
                 # A half-answered request leaves the transaction state unknown: start afresh.
-                self._client.close()
+                client.close()
                 raise HalTimeout(
                     f"SDM630 {self._description}: no answer within {self._timeout_s:g} s"
                 ) from exc
             except MeterError:
-                self._client.close()
+                client.close()
                 raise
             except (ModbusException, OSError) as exc:
-                self._client.close()
+                client.close()
                 raise MeterError(f"SDM630 {self._description}: {exc}") from exc
-        return self._decode(registers, measured_at_s=time.monotonic())
+            return self._decode(client, registers, measured_at_s=time.monotonic())
 
-    async def _read_registers(self) -> list[int]:
-        if not self._client.connected and not await self._client.connect():
-            raise MeterError(f"SDM630 {self._description}: cannot connect")
-        response = await self._client.read_input_registers(
+    async def _read_registers(self, client: _Client) -> list[int]:
+        if not client.connected:
+            _log.debug("connecting to SDM630 %s", self._description)
+            if not await client.connect():
+                raise MeterError(f"SDM630 {self._description}: cannot connect")
+        response = await client.read_input_registers(
             READ_START, count=READ_COUNT, device_id=self._device_id
         )
         if isinstance(response, ExceptionResponse) or response.isError():
@@ -164,29 +180,29 @@ class Sdm630Meter:
             )
         return registers
 
-    def _float_at(self, registers: Sequence[int], address: int) -> float:
+    def _float_at(self, client: _Client, registers: Sequence[int], address: int) -> float:
         offset = address - READ_START
-        value = self._client.convert_from_registers(
-            list(registers[offset : offset + 2]), self._client.DATATYPE.FLOAT32, word_order="big"
+        value = client.convert_from_registers(
+            list(registers[offset : offset + 2]), client.DATATYPE.FLOAT32, word_order="big"
         )
         if not isinstance(value, float):
             raise MeterError(f"SDM630 {self._description}: register 0x{address:04X} is not a float32")
         return value
 
-    def _decode(self, registers: Sequence[int], *, measured_at_s: float) -> MeterReading:
-        energy_kWh = self._float_at(registers, REG_IMPORT_KWH)
+    def _decode(self, client: _Client, registers: Sequence[int], *, measured_at_s: float) -> MeterReading:
+        energy_kWh = self._float_at(client, registers, REG_IMPORT_KWH)
         if not math.isfinite(energy_kWh) or energy_kWh < 0:
             raise MeterError(f"SDM630 {self._description}: impossible import energy {energy_kWh!r} kWh")
-        power_W = self._float_at(registers, REG_POWER_TOTAL)
+        power_W = self._float_at(client, registers, REG_POWER_TOTAL)
         voltage_V = (
-            self._float_at(registers, REG_VOLTAGE_L1),
-            self._float_at(registers, REG_VOLTAGE_L2),
-            self._float_at(registers, REG_VOLTAGE_L3),
+            self._float_at(client, registers, REG_VOLTAGE_L1),
+            self._float_at(client, registers, REG_VOLTAGE_L2),
+            self._float_at(client, registers, REG_VOLTAGE_L3),
         )
         current_A = (
-            self._float_at(registers, REG_CURRENT_L1),
-            self._float_at(registers, REG_CURRENT_L2),
-            self._float_at(registers, REG_CURRENT_L3),
+            self._float_at(client, registers, REG_CURRENT_L1),
+            self._float_at(client, registers, REG_CURRENT_L2),
+            self._float_at(client, registers, REG_CURRENT_L3),
         )
         if not all(math.isfinite(value) for value in (power_W, *voltage_V, *current_A)):
             raise MeterError(
@@ -203,4 +219,5 @@ class Sdm630Meter:
 
     async def aclose(self) -> None:
         self._closed = True
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
