@@ -1,3 +1,3 @@
-from chargepoint.cli.main import main
+from chargepoint.cli.entry import main
 
 main()

@@ -6,8 +6,9 @@ config names it, and a missing package becomes ``BackendUnavailable`` naming the
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hal.errors import BackendUnavailable
@@ -17,13 +18,14 @@ from hal.protocols import (
     ControlPilot,
     EnergyMeter,
     MainsMonitor,
+    MeterReading,
     ResidualCurrentMonitor,
     RfidReader,
 )
 
 if TYPE_CHECKING:
     from chargepoint.config.schema import Config
-    from simulators.station import SimulatedStation
+    from simulators.station import SimParameters, SimulatedStation
 
 # (device, backend) -> "module:attribute"
 BACKENDS: dict[tuple[str, str], str] = {
@@ -65,16 +67,19 @@ class ConnectorHardware:
 class Hardware:
     connectors: list[ConnectorHardware]
     station: SimulatedStation | None = None  # the stimulus port; None on real hardware
-    _closables: list[Any] = field(default_factory=list)
 
     async def force_safe(self) -> None:
         """Contactors open and pilots at +12 V, whatever happened before. Never raises."""
         for hw in self.connectors:
             for action in (hw.contactor.open, hw.pilot.set_high):
-                try:
+                # The safe state must be attempted on every device, whatever one of them raises.
+                with contextlib.suppress(Exception):
                     await action()
-                except Exception:  # noqa: BLE001 - the safe state must be attempted on every device
-                    pass
+
+    async def start(self) -> None:
+        """Start what needs a running loop (the simulated station's meter servers and physics)."""
+        if self.station is not None:
+            await self.station.start()
 
     async def aclose(self) -> None:
         await self.force_safe()
@@ -85,50 +90,68 @@ class Hardware:
             await self.station.stop()
 
 
-async def build_hardware(config: Config) -> Hardware:
-    """Build every device the config names. Simulated devices share one simulated station."""
-    if config.hardware.backend == "sim":
-        return await _build_simulated(config)
-    raise BackendUnavailable(
-        "hardware backend 'rpi' needs the pilot/RCD board drivers, which are not written yet; "
-        "use [hardware] backend = \"sim\""
-    )
-
-
-async def _build_simulated(config: Config) -> Hardware:
+def sim_parameters(section: dict[str, Any]) -> SimParameters:
+    """Simulator parameters from a ``[simulator]`` table (validated or raw TOML: same names)."""
     from simulators.station import SimParameters
 
-    station_class = load_backend("station", "sim")
-    meter_class = load_backend("meter", "sdm630")
-    sim = config.simulator
-    params = SimParameters(
-        ev_max_current_A=sim.ev_max_current_A,
-        ev_phases=sim.ev_phases,
-        ev_follow_s=sim.ev_follow_s,
-        ev_battery_Wh=sim.ev_battery_Wh,
-        ev_soc_percent=sim.ev_soc_percent,
-        voltage_V=sim.voltage_V,
-        contactor_feedback_delay_s=sim.contactor_feedback_delay_s,
-        lock_delay_s=sim.lock_delay_s,
-        meter_port=sim.meter_port,
-        time_scale=sim.time_scale,
-    )
-    station: SimulatedStation = station_class(params, connector_count=config.charger.connectors)
-    await station.start()
-    connectors = []
-    for sim_connector in station.connectors:
-        host, port, device_id = sim_connector.meter_endpoint
-        connectors.append(
-            ConnectorHardware(
-                connector_id=sim_connector.connector_id,
-                pilot=sim_connector.pilot,
-                contactor=sim_connector.contactor,
-                # The real driver, talking Modbus TCP to the simulated meter.
-                meter=meter_class.tcp(host, port, device_id=device_id, timeout_s=0.5),
-                rfid=sim_connector.rfid,
-                lock=sim_connector.lock,
-                rcd=sim_connector.rcd,
-                mains=sim_connector.mains,
-            )
+    return SimParameters(**section)
+
+
+def create_hardware(backend: str, connector_count: int, simulator: dict[str, Any]) -> Hardware:
+    """Construct every device in its safe state without starting any I/O loop or server.
+
+    Kept free of heavy imports (pydantic, pymodbus) so that the daemon can reach the safe state
+    before it even validates its configuration.
+    """
+    if backend != "sim":
+        raise BackendUnavailable(
+            "hardware backend 'rpi' needs the pilot/RCD board drivers, which are not written yet; "
+            "use [hardware] backend = \"sim\""
         )
+    station_class = load_backend("station", "sim")
+    station: SimulatedStation = station_class(sim_parameters(simulator), connector_count=connector_count)
+    connectors = [
+        ConnectorHardware(
+            connector_id=c.connector_id,
+            pilot=c.pilot,
+            contactor=c.contactor,
+            meter=_DeferredMeter(c),
+            rfid=c.rfid,
+            lock=c.lock,
+            rcd=c.rcd,
+            mains=c.mains,
+        )
+        for c in station.connectors
+    ]
     return Hardware(connectors=connectors, station=station)
+
+
+def create_hardware_for(config: Config) -> Hardware:
+    return create_hardware(config.hardware.backend, config.charger.connectors, config.simulator.model_dump())
+
+
+async def build_hardware(config: Config) -> Hardware:
+    """Construct and start every device the config names."""
+    hardware = create_hardware_for(config)
+    await hardware.start()
+    return hardware
+
+
+class _DeferredMeter:
+    """The real SDM630 driver, connected to the simulated meter once its server has a port."""
+
+    def __init__(self, sim_connector: Any) -> None:
+        self._sim_connector = sim_connector
+        self._driver: EnergyMeter | None = None
+
+    async def read(self) -> MeterReading:
+        if self._driver is None:
+            meter_class = load_backend("meter", "sdm630")
+            host, port, device_id = self._sim_connector.meter_endpoint
+            self._driver = meter_class.tcp(host, port, device_id=device_id, timeout_s=0.5)
+        assert self._driver is not None
+        return await self._driver.read()
+
+    async def aclose(self) -> None:
+        if self._driver is not None:
+            await self._driver.aclose()

@@ -37,6 +37,7 @@ class Fault(enum.StrEnum):
     Weld = "weld"
     MeterOffline = "meter-offline"
     PilotShort = "pilot-short"
+    PilotNegative = "pilot-negative"
     DiodeFailure = "diode-failure"
     Overcurrent = "overcurrent"
     ContactorStuckOpen = "contactor-stuck-open"
@@ -135,6 +136,8 @@ class SimPilot:
     def _levels(self) -> tuple[float, float]:
         if Fault.PilotShort in self._faults:
             return PILOT_SHORT_V, PILOT_SHORT_V  # a shorted line reads 0 V whatever we drive
+        if Fault.PilotNegative in self._faults:
+            return PILOT_NEGATIVE_V, PILOT_NEGATIVE_V  # line stuck at -12 V: reads as state F
         if self._output is PilotOutput.NEGATIVE:
             return PILOT_NEGATIVE_V, PILOT_NEGATIVE_V
         high_V = PILOT_HIGH_V[self._ev.state]

@@ -11,12 +11,13 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from pymodbus.constants import ExcCodes
-from pymodbus.exceptions import NoSuchIdException
-from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
+if TYPE_CHECKING:
+    # Imported when the server starts: the daemon reaches its safe state before paying for pymodbus.
+    from pymodbus.constants import ExcCodes
+    from pymodbus.server import ModbusTcpServer
+    from pymodbus.simulator import SimDevice
 
 # The SDM630 register map, written from Eastron's manual independently of hal.drivers.sdm630, so
 # a wrong address in the driver makes the driver's tests fail instead of being mirrored here.
@@ -85,6 +86,8 @@ class MeterServer:
         return self.host, self.port, self.device_id
 
     def _device(self) -> SimDevice:
+        from pymodbus.simulator import DataType, SimData, SimDevice
+
         return SimDevice(
             id=self.device_id,
             simdata=(
@@ -119,6 +122,8 @@ class MeterServer:
         values = self._measure()
         if not values.online:
             # pymodbus then sends nothing (ignore_missing_devices): the client times out.
+            from pymodbus.exceptions import NoSuchIdException
+
             raise NoSuchIdException("simulated meter offline")
         self.requests += 1
 
@@ -144,6 +149,8 @@ class MeterServer:
         if self._server is not None:
             return
         self.port = self.requested_port or free_tcp_port(self.host)
+        from pymodbus.server import ModbusTcpServer
+
         server = ModbusTcpServer(
             self._device(),
             address=(self.host, self.port),

@@ -92,7 +92,7 @@ class SimConnector:
     def offered_A(self) -> float:
         """What the pilot currently allows the EV to draw per phase."""
         output, duty_percent = self.pilot.output()
-        if output is not PilotOutput.PWM or Fault.PilotShort in self.faults:
+        if output is not PilotOutput.PWM or self.faults & {Fault.PilotShort, Fault.PilotNegative}:
             return 0.0
         return offered_current_A(duty_percent)
 
@@ -245,6 +245,7 @@ class SimConnector:
             Fault.Weld: "contactor welded" if self.contactor.welded else "contactor will weld on next close",
             Fault.MeterOffline: "meter stopped answering",
             Fault.PilotShort: "pilot shorted to PE (state E)",
+            Fault.PilotNegative: "pilot stuck at -12 V (state F)",
             Fault.DiodeFailure: "EV diode missing",
             Fault.Overcurrent: "EV ignores the offered current",
             Fault.ContactorStuckOpen: "contactor stuck open",

@@ -60,15 +60,13 @@ def cli() -> None:
     """Firmware and technician tool for the chargepoint AC charger."""
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})
 @config_option
 def run(config_path: Path) -> None:
     """Run the charger in the foreground (what the systemd service starts)."""
-    from chargepoint.runtime.daemon import configure_logging, run_daemon
+    from chargepoint.runtime.boot import main as boot_main
 
-    config = _load(config_path)
-    configure_logging(config.logging.level)
-    sys.exit(asyncio.run(run_daemon(config)))
+    sys.exit(boot_main(["--config", str(config_path)]))
 
 
 @cli.group(name="config")

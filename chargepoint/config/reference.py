@@ -49,8 +49,8 @@ def _section_model(info: FieldInfo) -> type[BaseModel] | None:
 
 
 def _emit(model: type[BaseModel], prefix: str, lines: list[str], optional: bool) -> None:
-    scalars = []
-    sections = []
+    scalars: list[tuple[str, FieldInfo, type[BaseModel] | None]] = []
+    sections: list[tuple[str, FieldInfo, type[BaseModel] | None]] = []
     for name, info in model.model_fields.items():
         sub = _section_model(info)
         (sections if sub is not None else scalars).append((name, info, sub))

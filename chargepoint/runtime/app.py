@@ -9,7 +9,6 @@ safety path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -259,16 +258,23 @@ class ChargerApp:
         """The single writer. Runs until it takes the ``None`` sentinel, so queued writes are never dropped."""
         session_ids: dict[int, str] = {}
         while (op := await self._store_ops.get()) is not None:
-            c = self.connectors[op.connector_id]
-            if op.kind == "begin":
-                record = await self.store.begin_session(op.connector_id, **op.args)
-                session_ids[op.connector_id] = record.session_id
-                if c.session is not None and c.session.started_at == op.args["started_at"]:
-                    c.session.session_id = record.session_id
-            elif op.kind == "meter" and op.connector_id in session_ids:
-                await self.store.record_meter(session_ids[op.connector_id], **op.args)
-            elif op.kind == "end" and op.connector_id in session_ids:
-                await self.store.end_session(session_ids.pop(op.connector_id), **op.args)
+            try:
+                await self._write(op, session_ids)
+            finally:
+                self._store_ops.task_done()
+        self._store_ops.task_done()
+
+    async def _write(self, op: _StoreOp, session_ids: dict[int, str]) -> None:
+        c = self.connectors[op.connector_id]
+        if op.kind == "begin":
+            record = await self.store.begin_session(op.connector_id, **op.args)
+            session_ids[op.connector_id] = record.session_id
+            if c.session is not None and c.session.started_at == op.args["started_at"]:
+                c.session.session_id = record.session_id
+        elif op.kind == "meter" and op.connector_id in session_ids:
+            await self.store.record_meter(session_ids[op.connector_id], **op.args)
+        elif op.kind == "end" and op.connector_id in session_ids:
+            await self.store.end_session(session_ids.pop(op.connector_id), **op.args)
 
     # ----------------------------------------------------------------- hardware loops
 
@@ -384,7 +390,4 @@ class ChargerApp:
 
     async def flush_store(self) -> None:
         """Wait until every queued store write is done (used before answering session queries)."""
-        while not self._store_ops.empty():
-            await asyncio.sleep(0.01)
-        with contextlib.suppress(Exception):
-            await asyncio.sleep(0)
+        await self._store_ops.join()

@@ -19,7 +19,7 @@ from chargepoint.runtime.app import ChargerApp
 from chargepoint.runtime.control import ControlServer
 from chargepoint.runtime.notify import sd_notify, watchdog_interval_s
 from chargepoint.store import Store
-from hal.registry import Hardware, build_hardware
+from hal.registry import Hardware, create_hardware_for
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,17 @@ def configure_logging(level: str) -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
-async def run_daemon(config: Config) -> int:
-    t0 = time.monotonic()
-    hardware: Hardware | None = None
+async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float | None = None) -> int:
+    """Run until SIGTERM/SIGINT. ``hardware`` may come already built and safe (see ``boot``)."""
+    t0 = time.monotonic() if t0 is None else t0
     try:
-        hardware = await build_hardware(config)
-        await hardware.force_safe()
-        log.info("safe state reached in %.1f ms: contactors open, pilots at +12 V", (time.monotonic() - t0) * 1000)
+        if hardware is None:
+            hardware = create_hardware_for(config)
+            await hardware.force_safe()
+            log.info("safe state reached %.1f ms after start: contactors open, pilots at +12 V",
+                     (time.monotonic() - t0) * 1000)
         log.info("effective configuration:\n%s", redacted_json(config))
+        await hardware.start()
         config.storage.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         store = await Store.open(config.storage.database_path)
         try:

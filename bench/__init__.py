@@ -1,0 +1,1 @@
+"""Benchmarks that print figures. Run: ./dev bench (or python -m bench --help)."""

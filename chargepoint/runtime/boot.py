@@ -1,0 +1,103 @@
+"""Fast path for ``chargepoint run``: reach the safe state before the heavy imports.
+
+Validating the config needs pydantic, the meter needs pymodbus, the CLI needs click: together they
+take hundreds of milliseconds on a Pi. The contactor and pilot must be safe before any of that, so
+this module reads the raw TOML with the standard library, builds the devices in their safe state,
+commands them safe, and only then imports and validates everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chargepoint.config.schema import Config
+    from hal.registry import Hardware
+
+log = logging.getLogger("chargepoint.runtime.daemon")
+
+EXIT_CONFIG = 2
+DEFAULT_CONFIG = "/etc/chargepoint/config.toml"
+
+
+def _raw_hardware(path: Path) -> tuple[str, int, dict[str, Any]] | None:
+    """(backend, connector count, simulator table) from the raw file, or None if it cannot tell."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        backend = raw.get("hardware", {}).get("backend", "sim")
+        connectors = raw.get("charger", {}).get("connectors", 1)
+        simulator = raw.get("simulator", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        return None
+    if not isinstance(backend, str) or not isinstance(connectors, int) or not isinstance(simulator, dict):
+        return None
+    return backend, connectors, simulator
+
+
+async def _early_safe(path: Path) -> Hardware | None:
+    """Build and command the devices safe from the raw file; None if the file is not usable yet."""
+    from hal.registry import create_hardware
+
+    raw = _raw_hardware(path)
+    if raw is None:
+        return None
+    try:
+        hardware = create_hardware(*raw)
+    except (TypeError, ValueError, ImportError):
+        return None  # the validation below explains what is wrong with the file
+    await hardware.force_safe()
+    return hardware
+
+
+async def _boot(path: Path, t0: float) -> int:
+    hardware = await _early_safe(path)
+    if hardware is not None:
+        log.info("safe state reached %.1f ms after start: contactors open, pilots at +12 V",
+                 (time.monotonic() - t0) * 1000)
+    from chargepoint.config.loader import load_config
+    from chargepoint.errors import ConfigError
+    from chargepoint.runtime.daemon import configure_logging, run_daemon
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if hardware is not None:
+            await hardware.aclose()
+        return EXIT_CONFIG
+    configure_logging(config.logging.level)
+    if hardware is not None and not _matches(hardware, config):
+        # The raw values differ from the validated ones (a default, a coercion): rebuild from the latter.
+        await hardware.aclose()
+        hardware = None
+    return await run_daemon(config, hardware, t0)
+
+
+def _matches(hardware: Hardware, config: Config) -> bool:
+    from hal.registry import sim_parameters
+
+    if config.hardware.backend != "sim" or hardware.station is None:
+        return hardware.station is None and config.hardware.backend != "sim"
+    return (
+        len(hardware.connectors) == config.charger.connectors
+        and hardware.station.params == sim_parameters(config.simulator.model_dump())
+    )
+
+
+def main(argv: list[str]) -> int:
+    t0 = time.monotonic()
+    parser = argparse.ArgumentParser(prog="chargepoint run", description="Run the charger in the foreground.")
+    parser.add_argument("--config", type=Path, default=Path(os.environ.get("CHARGEPOINT_CONFIG", DEFAULT_CONFIG)),
+                        help="configuration file (TOML)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    return asyncio.run(_boot(args.config, t0))
