@@ -62,19 +62,92 @@ class MeterSettings(_Section):
 
 
 class GpioContactorSettings(_Section):
-    """Contactor on GPIO lines (rpi backend)."""
+    """Contactor on GPIO lines (rpi backend). The coil driver needs a pull-down: a released line means open."""
 
-    chip: int = Field(0, ge=0, description="gpiochip number")
+    chip: int = Field(0, ge=0, description="gpiochip number (/dev/gpiochipN)")
     relay_pin: int = Field(17, ge=0, description="Output that drives the contactor coil (active high)")
     feedback_pin: int = Field(27, ge=0, description="Input of the mirror contact (high = closed)")
+    debounce_s: float = Field(0.01, ge=0, le=1, description="Debounce of the mirror contact input")
+
+
+class PwmPilotSettings(_Section):
+    """Control pilot on a kernel PWM channel (dtoverlay=pwm) with an MCP3008 ADC sampling it (rpi backend)."""
+
+    pwm_chip: int = Field(0, ge=0, description="PWM chip number (/sys/class/pwm/pwmchipN)")
+    pwm_channel: int = Field(0, ge=0, description="PWM channel on that chip (pwmM)")
+    sysfs_root: str = Field("/sys/class/pwm", min_length=1, description="Kernel PWM sysfs directory")
+    spi_bus: int = Field(0, ge=0, description="SPI bus of the MCP3008 (/dev/spidevB.D: B)")
+    spi_device: int = Field(0, ge=0, description="SPI chip select of the MCP3008 (/dev/spidevB.D: D)")
+    adc_channel: int = Field(0, ge=0, le=7, description="MCP3008 input that sees the scaled pilot voltage")
+    volts_per_count: float = Field(
+        24.0 / 1023.0, gt=0, description="Pilot volts per ADC count (calibrate: default maps 0..1023 to -12..+12 V)"
+    )
+    offset_V: float = Field(-12.0, ge=-20, le=20, description="Pilot voltage at ADC count 0")
+    poll_interval_s: float = Field(0.01, ge=0.001, le=0.1, description="How often the pilot levels are sampled")
+
+
+class GpioLockSettings(_Section):
+    """Socket-outlet plug lock: motor outputs pulsed to lock/unlock, and a position sensor. Absent = tethered cable."""
+
+    chip: int = Field(0, ge=0, description="gpiochip number (/dev/gpiochipN)")
+    lock_pin: int = Field(5, ge=0, description="Output that drives the motor towards locked (active high)")
+    unlock_pin: int = Field(6, ge=0, description="Output that drives the motor towards unlocked (active high)")
+    sense_pin: int = Field(13, ge=0, description="Input of the position sensor (active = locked)")
+    sense_active_low: bool = Field(False, description="The position sensor pulls low when locked")
+    pulse_s: float = Field(0.3, gt=0, le=5, description="How long the motor output is driven")
+    timeout_s: float = Field(1.0, gt=0, le=10, description="The sensor must confirm the position within (from start)")
+
+
+class GpioInputSettings(_Section):
+    """One digital input on a GPIO line."""
+
+    chip: int = Field(0, ge=0, description="gpiochip number (/dev/gpiochipN)")
+    pin: int = Field(22, ge=0, description="Line offset on that chip")
+    active_low: bool = Field(False, description="The signal is asserted when the line is low")
+
+
+class RcdInputSettings(GpioInputSettings):
+    """Fault output of the RDC-DD (6 mA DC) module, e.g. an open-collector output that pulls low on a trip."""
+
+    pin: int = Field(22, ge=0, description="Line offset on that chip")
+    active_low: bool = Field(True, description="The fault output is asserted when the line is low")
+
+
+class MainsInputSettings(GpioInputSettings):
+    """Mains-present detector (optocoupler) input."""
+
+    pin: int = Field(23, ge=0, description="Line offset on that chip")
+    active_low: bool = Field(False, description="Mains present is signalled by a low line")
+
+
+class NfcSettings(_Section):
+    """RFID/NFC card reader (rpi backend)."""
+
+    backend: Literal["nfc", "none"] = Field("nfc", description="nfc: an nfcpy reader; none: no reader (free vend)")
+    device: str = Field("usb", min_length=1, description="nfcpy device path: usb, usb:072f:2200, tty:S0:pn532 ...")
 
 
 class HardwareSettings(_Section):
     """Which backend drives the devices."""
 
     backend: Literal["sim", "rpi"] = Field("sim", description="sim: simulators for every device; rpi: real drivers")
-    meter: MeterSettings | None = Field(None, description="Energy meter (rpi backend); sim uses its Modbus server")
-    contactor: GpioContactorSettings = Field(default_factory=lambda: GpioContactorSettings())
+    meter: MeterSettings | None = Field(
+        None, description="Energy meter (rpi backend; absent = SDM630 RTU on /dev/ttyUSB0); sim uses its Modbus server"
+    )
+    contactor: GpioContactorSettings = Field(
+        default_factory=lambda: GpioContactorSettings(), description="Contactor relay and mirror contact (rpi backend)"
+    )
+    pilot: PwmPilotSettings = Field(
+        default_factory=lambda: PwmPilotSettings(), description="Control pilot PWM output and ADC (rpi backend)"
+    )
+    lock: GpioLockSettings | None = Field(None, description="Plug lock (rpi backend); absent = tethered cable, no lock")
+    rcd: RcdInputSettings = Field(
+        default_factory=lambda: RcdInputSettings(), description="Residual-current (RDC-DD) fault input (rpi backend)"
+    )
+    mains: MainsInputSettings = Field(
+        default_factory=lambda: MainsInputSettings(), description="Mains-present input (rpi backend)"
+    )
+    rfid: NfcSettings = Field(default_factory=lambda: NfcSettings(), description="Card reader (rpi backend)")
 
 
 class SimulatorSettings(_Section):

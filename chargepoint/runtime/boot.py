@@ -28,18 +28,24 @@ EXIT_CONFIG = 2
 DEFAULT_CONFIG = "/etc/chargepoint/config.toml"
 
 
-def _raw_hardware(path: Path) -> tuple[str, int, dict[str, Any]] | None:
-    """(backend, connector count, simulator table) from the raw file, or None if it cannot tell."""
+def _raw_hardware(path: Path) -> tuple[str, int, dict[str, Any], dict[str, Any]] | None:
+    """(backend, connector count, simulator table, hardware table) from the raw file, or None if it cannot tell."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        backend = raw.get("hardware", {}).get("backend", "sim")
+        hardware = raw.get("hardware", {})
+        backend = hardware.get("backend", "sim")
         connectors = raw.get("charger", {}).get("connectors", 1)
         simulator = raw.get("simulator", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
         return None
-    if not isinstance(backend, str) or not isinstance(connectors, int) or not isinstance(simulator, dict):
+    if (
+        not isinstance(backend, str)
+        or not isinstance(connectors, int)
+        or not isinstance(simulator, dict)
+        or not isinstance(hardware, dict)
+    ):
         return None
-    return backend, connectors, simulator
+    return backend, connectors, simulator, hardware
 
 
 async def _early_safe(path: Path) -> Hardware | None:
@@ -51,8 +57,9 @@ async def _early_safe(path: Path) -> Hardware | None:
         return None
     try:
         hardware = create_hardware(*raw)
-    except (TypeError, ValueError, ImportError):
-        return None  # the validation below explains what is wrong with the file
+    except (TypeError, ValueError, KeyError, ImportError, OSError):
+        # ImportError covers BackendUnavailable, OSError covers HalError (a missing gpiochip or PWM chip).
+        return None  # the validation (or the build from the validated config) explains what is wrong
     await hardware.force_safe()
     return hardware
 
@@ -83,10 +90,14 @@ async def _boot(path: Path, t0: float) -> int:
 
 
 def _matches(hardware: Hardware, config: Config) -> bool:
-    from hal.registry import sim_parameters
+    from hal.registry import rpi_settings, sim_parameters
 
     if config.hardware.backend != "sim" or hardware.station is None:
-        return hardware.station is None and config.hardware.backend != "sim"
+        return (
+            hardware.station is None
+            and config.hardware.backend == "rpi"
+            and hardware.settings == rpi_settings(config.hardware.model_dump())
+        )
     return (
         len(hardware.connectors) == config.charger.connectors
         and hardware.station.params == sim_parameters(config.simulator.model_dump())
