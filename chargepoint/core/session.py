@@ -435,7 +435,8 @@ class Connector:
             if f.lock_wanted and not f.locked:
                 f.lock_pending = True
                 out.append(LockConnector())
-            elif not f.lock_wanted and f.locked and not self.contactor_commanded:
+            elif not f.lock_wanted and f.locked and not self.contactor_commanded and not f.feedback_closed:
+                # Never release a plug whose contacts may still be live (welded contactor).
                 f.lock_pending = True
                 out.append(UnlockConnector())
         # 6. Pilot output.

@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
-from chargepoint.store.store import BUSY_TIMEOUT_ms, SessionRecord, Store
+from chargepoint.store.store import (
+    BUSY_TIMEOUT_ms,
+    IdTagEntry,
+    OutboxMessage,
+    OutboxRow,
+    ReservationRecord,
+    SessionRecord,
+    Store,
+)
 
-__all__ = ["BUSY_TIMEOUT_ms", "SessionRecord", "Store"]
+__all__ = [
+    "BUSY_TIMEOUT_ms",
+    "IdTagEntry",
+    "OutboxMessage",
+    "OutboxRow",
+    "ReservationRecord",
+    "SessionRecord",
+    "Store",
+]

@@ -45,9 +45,54 @@ CREATE TABLE kv (
 );
 """
 
+# OCPP state. The outbox holds transaction messages (and, while offline, other messages that must survive)
+# from before they are sent until the CSMS answered; AUTOINCREMENT so a deleted head's seq is never reused
+# and the order of delivery is the order of insertion, across restarts.
+_0003_OCPP: Final = """
+CREATE TABLE outbox (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    action     TEXT    NOT NULL,
+    payload    TEXT    NOT NULL,
+    session_id TEXT    NULL REFERENCES sessions (session_id),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    not_before REAL    NOT NULL DEFAULT 0,
+    created_at TEXT    NOT NULL
+);
+CREATE TABLE auth_cache (
+    id_tag        TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    expiry_date   TEXT NULL,
+    parent_id_tag TEXT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE TABLE local_auth_list (
+    id_tag        TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    expiry_date   TEXT NULL,
+    parent_id_tag TEXT NULL
+);
+CREATE TABLE charging_profiles (
+    profile_id   INTEGER PRIMARY KEY,
+    connector_id INTEGER NOT NULL,
+    purpose      TEXT    NOT NULL,
+    stack_level  INTEGER NOT NULL,
+    payload      TEXT    NOT NULL
+);
+CREATE TABLE reservations (
+    reservation_id INTEGER PRIMARY KEY,
+    connector_id   INTEGER NOT NULL,
+    id_tag         TEXT    NOT NULL,
+    parent_id_tag  TEXT    NULL,
+    expiry_date    TEXT    NOT NULL
+);
+CREATE UNIQUE INDEX sessions_csms_transaction_id ON sessions (csms_transaction_id)
+    WHERE csms_transaction_id IS NOT NULL;
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
+    (3, _0003_OCPP),
 )
 """(number, sql) pairs in the order they are applied."""
 

@@ -20,16 +20,17 @@ import asyncio
 import contextlib
 import errno
 import functools
+import json
 import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from chargepoint.errors import StoreError
 from chargepoint.store.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -82,6 +83,68 @@ class SessionRecord:
     @property
     def is_open(self) -> bool:
         return self.stopped_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message to deliver to the CSMS, stored before it is sent.
+
+    ``payload`` is the OCPP JSON payload. ``session_id`` ties a transaction message to its session, so the
+    CSMS's transactionId can be patched in at send time even if it arrived after the message was queued.
+    """
+
+    action: str
+    payload: dict[str, Any]
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    seq: int
+    action: str
+    payload: dict[str, Any]
+    session_id: str | None
+    attempts: int
+    not_before: float  # unix time before which the message must not be (re)sent
+    created_at: datetime
+    csms_transaction_id: int | None  # of the message's session, if known
+
+
+@dataclass(frozen=True, slots=True)
+class IdTagEntry:
+    """An idTag with its IdTagInfo, as held in the authorization cache or the local authorization list."""
+
+    id_tag: str
+    status: str  # OCPP AuthorizationStatus: Accepted, Blocked, Expired, Invalid, ConcurrentTx
+    expiry_date: datetime | None = None
+    parent_id_tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRecord:
+    reservation_id: int
+    connector_id: int
+    id_tag: str
+    parent_id_tag: str | None
+    expiry_date: datetime
+
+
+def _entry(row: sqlite3.Row) -> IdTagEntry:
+    expiry: str | None = row["expiry_date"]
+    return IdTagEntry(
+        row["id_tag"], row["status"], None if expiry is None else _from_text(expiry), row["parent_id_tag"]
+    )
+
+
+def _optional_text(at: datetime | None) -> str | None:
+    return None if at is None else _to_text(at)
+
+
+def _enqueue(conn: sqlite3.Connection, messages: Sequence[OutboxMessage], now_text: str) -> None:
+    conn.executemany(
+        "INSERT INTO outbox (action, payload, session_id, created_at) VALUES (?, ?, ?, ?)",
+        [(m.action, json.dumps(m.payload, separators=(",", ":")), m.session_id, now_text) for m in messages],
+    )
 
 
 def _to_text(at: datetime) -> str:
@@ -238,13 +301,26 @@ class Store:
     # -- sessions --------------------------------------------------------------------------------------
 
     async def begin_session(
-        self, connector_id: int, id_tag: str, meter_start_Wh: int, started_at: datetime
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start_Wh: int,
+        started_at: datetime,
+        messages: Callable[[str], Sequence[OutboxMessage]] | None = None,
     ) -> SessionRecord:
-        """Persist a new open session and return it (``last_meter_*`` = the start reading)."""
+        """Persist a new open session and return it (``last_meter_*`` = the start reading).
+
+        ``messages(session_id)`` gives the outbox messages to store in the same transaction (StartTransaction):
+        either both the session and its messages exist, or neither.
+        """
         started_text = _to_text(started_at)
         session_id = str(uuid.uuid4())
 
         def work(conn: sqlite3.Connection) -> SessionRecord:
+            with _transaction(conn):
+                return insert(conn)
+
+        def insert(conn: sqlite3.Connection) -> SessionRecord:
             conn.execute(
                 f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)",
                 (
@@ -257,11 +333,15 @@ class Store:
                     started_text,
                 ),
             )
+            if messages is not None:
+                _enqueue(conn, messages(session_id), _to_text(datetime.now(UTC)))
             return self._fetch_session(conn, session_id)
 
         return await self._run(work)
 
-    async def record_meter(self, session_id: str, energy_Wh: int, at: datetime) -> None:
+    async def record_meter(
+        self, session_id: str, energy_Wh: int, at: datetime, messages: Sequence[OutboxMessage] = ()
+    ) -> None:
         """Persist the latest meter reading of an open session.
 
         A reading below the session's start value (meter swapped, register glitch) is stored as the start
@@ -274,9 +354,7 @@ class Store:
             with _transaction(conn):
                 record = self._fetch_session(conn, session_id)
                 if not record.is_open:
-                    logger.warning(
-                        "store %s: meter reading for closed session %s ignored", self._path, session_id
-                    )
+                    logger.warning("store %s: meter reading for closed session %s ignored", self._path, session_id)
                     return
                 value_Wh = energy_Wh
                 if value_Wh < record.meter_start_Wh:
@@ -292,11 +370,17 @@ class Store:
                     "UPDATE sessions SET last_meter_Wh = ?, last_meter_at = ? WHERE session_id = ?",
                     (value_Wh, at_text, session_id),
                 )
+                _enqueue(conn, messages, at_text)
 
         await self._run(work)
 
     async def end_session(
-        self, session_id: str, meter_stop_Wh: int, stopped_at: datetime, reason: str
+        self,
+        session_id: str,
+        meter_stop_Wh: int,
+        stopped_at: datetime,
+        reason: str,
+        messages: Callable[[SessionRecord], Sequence[OutboxMessage]] | None = None,
     ) -> SessionRecord:
         """Close a session and return the closed record.
 
@@ -314,8 +398,7 @@ class Store:
                 stop_Wh = meter_stop_Wh
                 if stop_Wh < record.meter_start_Wh:
                     logger.warning(
-                        "store %s: session %s: stop reading %d Wh below start %d Wh, "
-                        "stored as the start value",
+                        "store %s: session %s: stop reading %d Wh below start %d Wh, stored as the start value",
                         self._path,
                         session_id,
                         meter_stop_Wh,
@@ -328,7 +411,11 @@ class Store:
                     "last_meter_Wh = ?, last_meter_at = ? WHERE session_id = ?",
                     (stopped_text, stop_Wh, reason, stop_Wh, stopped_text, session_id),
                 )
-                return self._fetch_session(conn, session_id)
+                closed = self._fetch_session(conn, session_id)
+                if messages is not None:
+                    # Only on the first close: a retried end_session must not queue a second StopTransaction.
+                    _enqueue(conn, messages(closed), _to_text(datetime.now(UTC)))
+                return closed
 
         return await self._run(work)
 
@@ -343,7 +430,11 @@ class Store:
 
         return await self._run(work)
 
-    async def recover_open_sessions(self, reason: str = "PowerLoss") -> list[SessionRecord]:
+    async def recover_open_sessions(
+        self,
+        reason: str = "PowerLoss",
+        messages: Callable[[SessionRecord], Sequence[OutboxMessage]] | None = None,
+    ) -> list[SessionRecord]:
         """Close every session a crash or power cut left open, at its last persisted reading.
 
         ``meter_stop_Wh`` = ``last_meter_Wh`` and ``stopped_at`` = ``last_meter_at``: the last values we know
@@ -355,9 +446,7 @@ class Store:
             with _transaction(conn):
                 ids = [
                     row["session_id"]
-                    for row in conn.execute(
-                        "SELECT session_id FROM sessions WHERE stopped_at IS NULL ORDER BY seq"
-                    )
+                    for row in conn.execute("SELECT session_id FROM sessions WHERE stopped_at IS NULL ORDER BY seq")
                 ]
                 conn.execute(
                     "UPDATE sessions SET stopped_at = last_meter_at, meter_stop_Wh = last_meter_Wh, "
@@ -365,6 +454,10 @@ class Store:
                     (reason,),
                 )
                 closed = [self._fetch_session(conn, session_id) for session_id in ids]
+                if messages is not None:
+                    now_text = _to_text(datetime.now(UTC))
+                    for record in closed:
+                        _enqueue(conn, messages(record), now_text)
             for record in closed:
                 logger.warning(
                     "store %s: recovered open session %s on connector %d: closed at %s with %s Wh (%s)",
@@ -403,6 +496,246 @@ class Store:
 
         return await self._run(work)
 
+    # -- outbox ----------------------------------------------------------------------------------------
+
+    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _enqueue(conn, messages, _to_text(datetime.now(UTC)))
+
+        await self._run(work)
+
+    async def outbox_head(self) -> OutboxRow | None:
+        """The oldest undelivered message. Delivery is strictly in order: a message waiting for its retry
+        time holds back the ones behind it."""
+
+        def work(conn: sqlite3.Connection) -> OutboxRow | None:
+            row = conn.execute(
+                "SELECT o.seq, o.action, o.payload, o.session_id, o.attempts, o.not_before, o.created_at, "
+                "s.csms_transaction_id FROM outbox o LEFT JOIN sessions s ON s.session_id = o.session_id "
+                "ORDER BY o.seq LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            return OutboxRow(
+                seq=row[0],
+                action=row[1],
+                payload=json.loads(row[2]),
+                session_id=row[3],
+                attempts=row[4],
+                not_before=row[5],
+                created_at=_from_text(row[6]),
+                csms_transaction_id=row[7],
+            )
+
+        return await self._run(work)
+
+    async def outbox_delivered(self, seq: int, csms_transaction_id: tuple[str, int] | None = None) -> None:
+        """Remove a delivered message; with ``csms_transaction_id`` = (session_id, id), record the CSMS's
+        transactionId in the same transaction (StartTransaction.conf)."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                if csms_transaction_id is not None:
+                    session_id, transaction_id = csms_transaction_id
+                    # Another session holding the same id would be a CSMS bug; the newest one wins.
+                    conn.execute(
+                        "UPDATE sessions SET csms_transaction_id = NULL WHERE csms_transaction_id = ?",
+                        (transaction_id,),
+                    )
+                    conn.execute(
+                        "UPDATE sessions SET csms_transaction_id = ? WHERE session_id = ?",
+                        (transaction_id, session_id),
+                    )
+                conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+        await self._run(work)
+
+    async def outbox_retry_later(self, seq: int, attempts: int, not_before: float) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE outbox SET attempts = ?, not_before = ? WHERE seq = ?", (attempts, not_before, seq))
+
+        await self._run(work)
+
+    async def outbox_drop_session(self, session_id: str) -> int:
+        """Drop every queued message of a session (its StartTransaction was refused for good)."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                return conn.execute("DELETE FROM outbox WHERE session_id = ?", (session_id,)).rowcount
+
+        return await self._run(work)
+
+    async def outbox_len(self) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+        return await self._run(work)
+
+    async def csms_transaction_id(self, session_id: str) -> int | None:
+        def work(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT csms_transaction_id FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            return None if row is None else row[0]
+
+        return await self._run(work)
+
+    async def session_by_csms_id(self, transaction_id: int) -> SessionRecord | None:
+        def work(conn: sqlite3.Connection) -> SessionRecord | None:
+            row = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE csms_transaction_id = ?", (transaction_id,)
+            ).fetchone()
+            return None if row is None else _record(row)
+
+        return await self._run(work)
+
+    # -- authorization cache and local list ----------------------------------------------------------
+
+    async def auth_cache_put(self, entry: IdTagEntry) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO auth_cache (id_tag, status, expiry_date, parent_id_tag, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (id_tag) DO UPDATE SET status = excluded.status, expiry_date = excluded.expiry_date, "
+                "parent_id_tag = excluded.parent_id_tag, updated_at = excluded.updated_at",
+                (
+                    entry.id_tag,
+                    entry.status,
+                    _optional_text(entry.expiry_date),
+                    entry.parent_id_tag,
+                    _to_text(datetime.now(UTC)),
+                ),
+            )
+
+        await self._run(work)
+
+    async def auth_cache_all(self) -> list[IdTagEntry]:
+        def work(conn: sqlite3.Connection) -> list[IdTagEntry]:
+            return [_entry(r) for r in conn.execute("SELECT * FROM auth_cache ORDER BY updated_at")]
+
+        return await self._run(work)
+
+    async def auth_cache_delete(self, id_tags: Sequence[str]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany("DELETE FROM auth_cache WHERE id_tag = ?", [(t,) for t in id_tags])
+
+        await self._run(work)
+
+    async def auth_cache_clear(self) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM auth_cache")
+
+        await self._run(work)
+
+    async def local_list_all(self) -> tuple[int, list[IdTagEntry]]:
+        """(version, entries) of the local authorization list; version 0 when none was ever sent."""
+
+        def work(conn: sqlite3.Connection) -> tuple[int, list[IdTagEntry]]:
+            row = conn.execute("SELECT value FROM kv WHERE key = 'ocpp.local_list_version'").fetchone()
+            entries = [_entry(r) for r in conn.execute("SELECT * FROM local_auth_list ORDER BY id_tag")]
+            return (0 if row is None else int(row[0])), entries
+
+        return await self._run(work)
+
+    async def local_list_update(self, version: int, entries: Sequence[IdTagEntry | str], full: bool) -> None:
+        """Apply a SendLocalList atomically: ``full`` replaces the list; a plain ``str`` entry removes that idTag."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                if full:
+                    conn.execute("DELETE FROM local_auth_list")
+                for entry in entries:
+                    if isinstance(entry, str):
+                        conn.execute("DELETE FROM local_auth_list WHERE id_tag = ?", (entry,))
+                        continue
+                    conn.execute(
+                        "INSERT INTO local_auth_list (id_tag, status, expiry_date, parent_id_tag) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (id_tag) DO UPDATE SET status = excluded.status, "
+                        "expiry_date = excluded.expiry_date, parent_id_tag = excluded.parent_id_tag",
+                        (entry.id_tag, entry.status, _optional_text(entry.expiry_date), entry.parent_id_tag),
+                    )
+                conn.execute(
+                    "INSERT INTO kv (key, value) VALUES ('ocpp.local_list_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(version),),
+                )
+
+        await self._run(work)
+
+    # -- charging profiles and reservations -----------------------------------------------------------
+
+    async def charging_profiles(self) -> list[tuple[int, dict[str, Any]]]:
+        """(connector_id, csChargingProfiles payload) of every installed profile."""
+
+        def work(conn: sqlite3.Connection) -> list[tuple[int, dict[str, Any]]]:
+            rows = conn.execute("SELECT connector_id, payload FROM charging_profiles ORDER BY profile_id")
+            return [(int(r[0]), json.loads(r[1])) for r in rows]
+
+        return await self._run(work)
+
+    async def replace_charging_profiles(self, profiles: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Store exactly ``profiles`` (connector_id, payload with chargingProfileId/stackLevel/purpose)."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute("DELETE FROM charging_profiles")
+                conn.executemany(
+                    "INSERT INTO charging_profiles (profile_id, connector_id, purpose, stack_level, payload) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            p["chargingProfileId"],
+                            connector_id,
+                            p["chargingProfilePurpose"],
+                            p["stackLevel"],
+                            json.dumps(p, separators=(",", ":")),
+                        )
+                        for connector_id, p in profiles
+                    ],
+                )
+
+        await self._run(work)
+
+    async def reservations(self) -> list[ReservationRecord]:
+        def work(conn: sqlite3.Connection) -> list[ReservationRecord]:
+            return [
+                ReservationRecord(
+                    r["reservation_id"],
+                    r["connector_id"],
+                    r["id_tag"],
+                    r["parent_id_tag"],
+                    _from_text(r["expiry_date"]),
+                )
+                for r in conn.execute("SELECT * FROM reservations ORDER BY reservation_id")
+            ]
+
+        return await self._run(work)
+
+    async def reservation_put(self, record: ReservationRecord) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO reservations "
+                "(reservation_id, connector_id, id_tag, parent_id_tag, expiry_date) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    record.reservation_id,
+                    record.connector_id,
+                    record.id_tag,
+                    record.parent_id_tag,
+                    _to_text(record.expiry_date),
+                ),
+            )
+
+        await self._run(work)
+
+    async def reservation_delete(self, reservation_id: int) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM reservations WHERE reservation_id = ?", (reservation_id,)).rowcount > 0
+
+        return await self._run(work)
+
     # -- key/value -------------------------------------------------------------------------------------
 
     async def get_kv(self, key: str) -> str | None:
@@ -415,8 +748,7 @@ class Store:
     async def set_kv(self, key: str, value: str) -> None:
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO kv (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
 
@@ -425,9 +757,7 @@ class Store:
     # -- plumbing --------------------------------------------------------------------------------------
 
     def _fetch_session(self, conn: sqlite3.Connection, session_id: str) -> SessionRecord:
-        row = conn.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,)
-        ).fetchone()
+        row = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
         if row is None:
             raise StoreError(errno.ENOENT, f"unknown session {session_id!r}", str(self._path))
         return _record(row)
@@ -437,9 +767,7 @@ class Store:
         if self._closed:
             raise StoreError(errno.EBADF, "store is closed", str(self._path))
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(_wrap_errors, self._path, work, self._conn)
-        )
+        return await loop.run_in_executor(self._executor, functools.partial(_wrap_errors, self._path, work, self._conn))
 
 
 def _wrap_errors(path: Path, work: Callable[[_S], _T], arg: _S) -> _T:
