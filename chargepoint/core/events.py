@@ -117,6 +117,22 @@ class StopRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteStartRequested:
+    """The CSMS asked to start a session for ``id_tag``; ``pre_authorized`` skips the Authorize round trip."""
+
+    id_tag: str
+    pre_authorized: bool
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockRequested:
+    """Release the plug (OCPP UnlockConnector): ends a running session with reason UnlockCommand first."""
+
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class FaultsCleared:
     """A technician cleared latched faults (weld, overcurrent) after inspection."""
 
@@ -138,5 +154,7 @@ Event = (
     | CurrentLimitChanged
     | AvailabilityChanged
     | StopRequested
+    | RemoteStartRequested
+    | UnlockRequested
     | FaultsCleared
 )

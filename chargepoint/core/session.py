@@ -47,11 +47,13 @@ from chargepoint.core.events import (
     MeterSampled,
     PilotChanged,
     PilotFailed,
+    RemoteStartRequested,
     ResidualCurrentChanged,
     StopRequested,
     TagPresented,
     TimerExpired,
     TimerName,
+    UnlockRequested,
 )
 from chargepoint.core.pilot import PilotState, current_from_duty, duty_from_current
 
@@ -272,6 +274,22 @@ class Connector:
             case StopRequested(reason=reason):
                 self._end_session(reason, out)
                 f.authorized_tag = None
+            case RemoteStartRequested(id_tag=id_tag, pre_authorized=pre_authorized):
+                if f.session is None and f.pending_tag is None and not f.faults and f.operative:
+                    if pre_authorized:
+                        f.authorized_tag, f.authorized_parent = id_tag, None
+                        f.finishing = False
+                        f.connection_timed_out = False
+                    else:
+                        f.pending_tag = id_tag
+                        out.append(AuthorizeTag(id_tag))
+            case UnlockRequested():
+                self._end_session("UnlockCommand", out)
+                f.finishing = False
+                f.connection_timed_out = f.pilot.plugged  # the driver takes the cable: no new pairing window
+                if f.locked and not f.lock_pending and not f.feedback_closed:
+                    f.lock_pending = True
+                    out.append(UnlockConnector())
             case FaultsCleared():
                 self._clear_latched_faults()
         self._reconcile(out, event.at_s)

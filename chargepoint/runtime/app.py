@@ -12,9 +12,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chargepoint.config.schema import Config
 from chargepoint.core.authorization import LocalAllowList
@@ -38,7 +38,9 @@ from chargepoint.core.commands import (
 )
 from chargepoint.core.events import (
     AuthorizationDecided,
+    AvailabilityChanged,
     ContactorFeedbackChanged,
+    CurrentLimitChanged,
     Event,
     LockCompleted,
     MainsChanged,
@@ -51,6 +53,7 @@ from chargepoint.core.events import (
     TagPresented,
     TimerExpired,
     TimerName,
+    UnlockRequested,
 )
 from chargepoint.core.pilot import PilotState, classify
 from chargepoint.core.session import Connector, ConnectorSettings
@@ -58,6 +61,9 @@ from chargepoint.store import Store
 from hal.errors import HalError, LockError
 from hal.protocols import MeterReading
 from hal.registry import ConnectorHardware, Hardware
+
+if TYPE_CHECKING:
+    from chargepoint.ocpp.v16.client import OcppClient
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,7 @@ class SessionView:
     started_at: datetime
     meter_start_Wh: int
     session_id: str | None = None
+    csms_transaction_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +90,7 @@ class ConnectorRuntime:
     session: SessionView | None = None
     last_reading: MeterReading | None = None
     timers: dict[TimerName, asyncio.TimerHandle] = field(default_factory=dict)
+    unlock_waiters: list[asyncio.Future[bool]] = field(default_factory=list)
 
     @property
     def connector_id(self) -> int:
@@ -124,11 +132,24 @@ class ChargerApp:
         self.started_at = datetime.now(UTC)
         # Hook for benchmarks/tests: called right after each command is executed.
         self.on_command: Callable[[int, Command], None] | None = None
+        self._stop: asyncio.Event | None = None
+        self.reexec_requested = False
+        self._reset_reason = "Reboot"
+        self.ocpp: OcppClient | None = None
+        if config.ocpp is not None:
+            from chargepoint.ocpp.v16.client import OcppClient
+
+            self.ocpp = OcppClient(config, store, self)
 
     # ----------------------------------------------------------------- lifecycle
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None]] | None = None) -> None:
-        recovered = await self.store.recover_open_sessions("PowerLoss")
+        self._stop = stop
+        if self.ocpp is not None:
+            await self.ocpp.load()
+        recovered = await self.store.recover_open_sessions(
+            "PowerLoss", messages=None if self.ocpp is None else self.ocpp.stop_messages
+        )
         for record in recovered:
             log.warning(
                 "connector %d: session %s of %s was left open by a crash or power loss; closed with "
@@ -147,6 +168,10 @@ class ChargerApp:
                 self._spawn(self._rfid_loop(c))
                 self._spawn(self._meter_loop(c))
                 await self._execute(c, c.core.start(time.monotonic()))
+                if await self.store.get_kv(f"availability.{c.connector_id}") == "Inoperative":
+                    self.post(c.connector_id, AvailabilityChanged(False, time.monotonic()))
+            if self.ocpp is not None:
+                self._spawn(self.ocpp.run())
             if ready is not None:
                 await ready()
             await stop.wait()
@@ -165,7 +190,7 @@ class ChargerApp:
         self._stopping = True
         now = time.monotonic()
         for c in self.connectors.values():
-            await self._execute(c, c.core.handle(StopRequested("Reboot", now)))
+            await self._execute(c, c.core.handle(StopRequested(self._reset_reason, now)))
             for handle in c.timers.values():
                 handle.cancel()
         await self.hardware.force_safe()
@@ -206,10 +231,13 @@ class ChargerApp:
                     if handle is not None:
                         handle.cancel()
                 case AuthorizeTag(id_tag=id_tag):
-                    accepted = self.allow_list.accepts(id_tag)
-                    log.info("connector %d: card %s %s", c.connector_id, id_tag,
-                             "accepted" if accepted else "rejected (not in allowed_id_tags)")
-                    self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic()))
+                    if self.ocpp is not None:
+                        self._spawn(self._authorize_over_ocpp(c, id_tag))
+                    else:
+                        accepted = self.allow_list.accepts(id_tag)
+                        log.info("connector %d: card %s %s", c.connector_id, id_tag,
+                                 "accepted" if accepted else "rejected (not in allowed_id_tags)")
+                        self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic()))
                 case BeginSession(id_tag=id_tag, meter_start_Wh=meter_start_Wh):
                     started_at = datetime.now(UTC)
                     c.session = SessionView(id_tag, started_at, meter_start_Wh)
@@ -226,6 +254,8 @@ class ChargerApp:
                 case ReportStatus(status=status, error_code=error_code):
                     level = logging.WARNING if status is ConnectorStatus.Faulted else logging.INFO
                     log.log(level, "connector %d: %s (%s)", c.connector_id, status, error_code)
+                    if self.ocpp is not None:
+                        self.ocpp.status_changed(c.connector_id, status, error_code)
             if self.on_command is not None:
                 self.on_command(c.connector_id, command)
 
@@ -248,6 +278,65 @@ class ChargerApp:
             log.error("connector %d: lock actuator failed: %s", c.connector_id, exc)
             ok = False
         self.post(c.connector_id, LockCompleted(locked=lock, ok=ok, at_s=time.monotonic()))
+        if not lock:
+            waiters, c.unlock_waiters = c.unlock_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(ok)
+
+    async def _authorize_over_ocpp(self, c: ConnectorRuntime, id_tag: str) -> None:
+        assert self.ocpp is not None
+        accepted, parent = await self.ocpp.authorize(id_tag)
+        log.info("connector %d: card %s %s", c.connector_id, id_tag, "accepted" if accepted else "rejected")
+        self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic(), parent))
+
+    # ----------------------------------------------------------------- requests from the protocol adapter
+
+    def deauthorize(self, connector_id: int, stop: bool) -> None:
+        """The CSMS rejected the idTag of a running transaction (started offline, TC_037_2/3)."""
+        if stop:
+            self.post(connector_id, StopRequested("DeAuthorized", time.monotonic()))
+        else:
+            # StopTransactionOnInvalidId=false: keep the transaction, deliver no more energy.
+            self.post(connector_id, CurrentLimitChanged("invalid_id", 0.0, time.monotonic()))
+
+    def set_connection_timeout_s(self, timeout_s: float) -> None:
+        for c in self.connectors.values():
+            c.core.settings = replace(c.core.settings, connection_timeout_s=timeout_s)
+
+    async def set_operative(self, connector_ids: list[int], operative: bool) -> None:
+        """ChangeAvailability: persisted, so the charger comes back in the same availability after a restart."""
+        for connector_id in connector_ids:
+            await self.store.set_kv(f"availability.{connector_id}", "Operative" if operative else "Inoperative")
+            self.post(connector_id, AvailabilityChanged(operative, time.monotonic()))
+
+    async def unlock(self, connector_id: int) -> str:
+        """UnlockConnector: 'Unlocked', 'UnlockFailed' or 'NotSupported' (tethered cable)."""
+        c = self.connectors[connector_id]
+        if c.hw.lock.tethered:
+            return "NotSupported"
+        if c.session is None and not c.core.facts.locked:
+            try:
+                await c.hw.lock.unlock()
+            except LockError:
+                return "UnlockFailed"
+            return "Unlocked"
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        c.unlock_waiters.append(waiter)
+        self.post(connector_id, UnlockRequested(time.monotonic()))
+        try:
+            async with asyncio.timeout(5.0):
+                return "Unlocked" if await waiter else "UnlockFailed"
+        except TimeoutError:
+            return "UnlockFailed"
+
+    async def reset(self, hard: bool) -> None:
+        """Reset: end every session with the matching reason, then restart the firmware in place."""
+        log.warning("%s reset requested by the CSMS", "hard" if hard else "soft")
+        self.reexec_requested = True
+        self._reset_reason = "HardReset" if hard else "SoftReset"
+        if self._stop is not None:
+            self._stop.set()
 
     # ----------------------------------------------------------------- store
 
@@ -267,14 +356,24 @@ class ChargerApp:
     async def _write(self, op: _StoreOp, session_ids: dict[int, str]) -> None:
         c = self.connectors[op.connector_id]
         if op.kind == "begin":
-            record = await self.store.begin_session(op.connector_id, **op.args)
+            messages = None
+            if self.ocpp is not None:
+                messages = self.ocpp.start_messages(
+                    op.connector_id, op.args["id_tag"], op.args["meter_start_Wh"], op.args["started_at"]
+                )
+            record = await self.store.begin_session(op.connector_id, **op.args, messages=messages)
             session_ids[op.connector_id] = record.session_id
             if c.session is not None and c.session.started_at == op.args["started_at"]:
                 c.session.session_id = record.session_id
         elif op.kind == "meter" and op.connector_id in session_ids:
             await self.store.record_meter(session_ids[op.connector_id], **op.args)
         elif op.kind == "end" and op.connector_id in session_ids:
-            await self.store.end_session(session_ids.pop(op.connector_id), **op.args)
+            await self.store.end_session(
+                session_ids.pop(op.connector_id), **op.args,
+                messages=None if self.ocpp is None else self.ocpp.stop_messages,
+            )
+        if self.ocpp is not None:
+            self.ocpp.outbox_changed()
 
     # ----------------------------------------------------------------- hardware loops
 
@@ -341,7 +440,9 @@ class ChargerApp:
                 if c.last_reading is not None:
                     energy_Wh = max(0, c.last_reading.energy_Wh_import - c.session.meter_start_Wh)
                 session = {
-                    "transaction_id": c.session.session_id,
+                    "transaction_id": (c.session.csms_transaction_id if c.session.csms_transaction_id is not None
+                                       else c.session.session_id),
+                    "session_id": c.session.session_id,
                     "id_tag": c.session.id_tag,
                     "energy_Wh": energy_Wh,
                     "cost": None,
@@ -364,7 +465,7 @@ class ChargerApp:
                 }
             )
         return {
-            "csms_connected": False,
+            "csms_connected": self.ocpp is not None and self.ocpp.connected,
             "mode": "free-vend" if self.config.free_vend else "allow-list",
             "hardware": self.config.hardware.backend,
             "started_at": self.started_at.isoformat(),

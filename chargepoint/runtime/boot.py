@@ -111,4 +111,12 @@ def main(argv: list[str]) -> int:
                         help="configuration file (TOML)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    return asyncio.run(_boot(args.config, t0))
+    code = asyncio.run(_boot(args.config, t0))
+    from chargepoint.runtime.daemon import EXIT_REEXEC
+
+    if code == EXIT_REEXEC:
+        # Reset: the same process image starts again, so it works with or without systemd.
+        log.warning("restarting in place")
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "chargepoint", "run", "--config", str(args.config)])
+    return code

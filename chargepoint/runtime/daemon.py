@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_REEXEC = 75  # internal: the CSMS asked for a reset; boot re-executes the process in place
 
 
 def configure_logging(level: str) -> None:
@@ -50,10 +51,10 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
         config.storage.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         store = await Store.open(config.storage.database_path)
         try:
-            await _serve(config, hardware, store)
+            reexec = await _serve(config, hardware, store)
         finally:
             await store.close()
-        return EXIT_OK
+        return EXIT_REEXEC if reexec else EXIT_OK
     except BaseException as exc:
         # The supervisor: the one place that catches everything. Make safe, say why, exit non-zero.
         if isinstance(exc, KeyboardInterrupt):
@@ -70,7 +71,8 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
         log.info("stopped; hardware safe")
 
 
-async def _serve(config: Config, hardware: Hardware, store: Store) -> None:
+async def _serve(config: Config, hardware: Hardware, store: Store) -> bool:
+    """Run the app until stopped; True if it asked to be restarted in place (OCPP Reset)."""
     app = ChargerApp(config, hardware, store)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -96,6 +98,7 @@ async def _serve(config: Config, hardware: Hardware, store: Store) -> None:
         await control.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+    return app.reexec_requested
 
 
 async def _watchdog(interval_s: float) -> None:

@@ -1,0 +1,256 @@
+"""OCPP 1.6 configuration keys: types, access, validation and the values in force.
+
+Pure: the caller persists what ``change`` returns and feeds persisted values back through ``load``.
+A value set over OCPP is kept in the store and wins over the config file's initial value after a restart.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+class Access(enum.StrEnum):
+    R = "R"
+    RW = "RW"
+    W = "W"  # write-only: never reported (AuthorizationKey)
+
+
+class ChangeStatus(enum.StrEnum):
+    Accepted = "Accepted"
+    Rejected = "Rejected"
+    RebootRequired = "RebootRequired"
+    NotSupported = "NotSupported"
+
+
+# Measurands this charger can measure (per phase where it makes sense).
+SUPPORTED_MEASURANDS = frozenset(
+    {
+        "Energy.Active.Import.Register",
+        "Power.Active.Import",
+        "Current.Import",
+        "Current.Offered",
+        "Voltage",
+    }
+)
+MAX_MEASURANDS = 8
+
+
+class InvalidValue(ValueError):
+    """A ChangeConfiguration value does not fit the key; the message says why (it goes to the log)."""
+
+
+def _parse_bool(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise InvalidValue(f"expected true or false, got {text!r}")
+    return lowered
+
+
+def _int_range(low: int, high: int) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise InvalidValue(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise InvalidValue(f"expected {low}..{high}, got {value}")
+        return str(value)
+
+    return parse
+
+
+def _measurands(text: str) -> str:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = [item for item in items if item not in SUPPORTED_MEASURANDS]
+    if unknown:
+        supported = ", ".join(sorted(SUPPORTED_MEASURANDS))
+        raise InvalidValue(f"cannot measure {', '.join(unknown)} (supported: {supported})")
+    if len(items) > MAX_MEASURANDS:
+        raise InvalidValue(f"at most {MAX_MEASURANDS} measurands")
+    return ",".join(items)
+
+
+def _phase_rotation(text: str) -> str:
+    valid = {"NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR"}
+    for item in (part.strip() for part in text.split(",")):
+        connector, _, rotation = item.partition(".")
+        if not connector.isdigit() or rotation not in valid:
+            raise InvalidValue(f"expected entries like 0.RST, got {item!r}")
+    return text.strip()
+
+
+def _authorization_key(text: str) -> str:
+    # Security whitepaper: 16..40 characters; we also refuse control characters in an HTTP header value.
+    if not 16 <= len(text) <= 40 or not text.isprintable():
+        raise InvalidValue("AuthorizationKey must be 16 to 40 printable characters")
+    return text
+
+
+def _any_text(text: str) -> str:
+    if len(text) > 500:
+        raise InvalidValue("value longer than 500 characters")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    name: str
+    access: Access
+    default: str
+    parse: Callable[[str], str] = _any_text
+    reboot_required: bool = False
+
+
+def _specs(connector_count: int) -> list[KeySpec]:
+    b, rw, r = _parse_bool, Access.RW, Access.R
+    return [
+        # Core
+        KeySpec("AllowOfflineTxForUnknownId", rw, "false", b),
+        KeySpec("AuthorizationCacheEnabled", rw, "true", b),
+        KeySpec("AuthorizeRemoteTxRequests", rw, "true", b),
+        KeySpec("ClockAlignedDataInterval", rw, "0", _int_range(0, 86_400)),
+        KeySpec("ConnectionTimeOut", rw, "60", _int_range(1, 3_600)),
+        KeySpec("ConnectorPhaseRotation", rw, ",".join(f"{i}.RST" for i in range(connector_count + 1)),
+                _phase_rotation),
+        KeySpec("ConnectorPhaseRotationMaxLength", r, str(connector_count + 1)),
+        KeySpec("GetConfigurationMaxKeys", r, "100"),
+        KeySpec("HeartbeatInterval", rw, "300", _int_range(0, 86_400)),
+        KeySpec("LocalAuthorizeOffline", rw, "true", b),
+        KeySpec("LocalPreAuthorize", rw, "false", b),
+        KeySpec("MaxEnergyOnInvalidId", rw, "0", _int_range(0, 1_000_000_000)),
+        KeySpec("MeterValuesAlignedData", rw, "Energy.Active.Import.Register", _measurands),
+        KeySpec("MeterValuesAlignedDataMaxLength", r, str(MAX_MEASURANDS)),
+        KeySpec("MeterValuesSampledData", rw, "Energy.Active.Import.Register", _measurands),
+        KeySpec("MeterValuesSampledDataMaxLength", r, str(MAX_MEASURANDS)),
+        KeySpec("MeterValueSampleInterval", rw, "60", _int_range(0, 86_400)),
+        KeySpec("MinimumStatusDuration", rw, "0", _int_range(0, 3_600)),
+        KeySpec("NumberOfConnectors", r, str(connector_count)),
+        KeySpec("ResetRetries", rw, "1", _int_range(0, 10)),
+        KeySpec("StopTransactionOnEVSideDisconnect", rw, "true", b),
+        KeySpec("StopTransactionOnInvalidId", rw, "true", b),
+        KeySpec("StopTxnAlignedData", rw, "", _measurands),
+        KeySpec("StopTxnAlignedDataMaxLength", r, str(MAX_MEASURANDS)),
+        KeySpec("StopTxnSampledData", rw, "", _measurands),
+        KeySpec("StopTxnSampledDataMaxLength", r, str(MAX_MEASURANDS)),
+        KeySpec(
+            "SupportedFeatureProfiles",
+            r,
+            "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger",
+        ),
+        KeySpec("SupportedFeatureProfilesMaxLength", r, "6"),
+        KeySpec("TransactionMessageAttempts", rw, "3", _int_range(1, 100)),
+        KeySpec("TransactionMessageRetryInterval", rw, "60", _int_range(1, 86_400)),
+        KeySpec("UnlockConnectorOnEVSideDisconnect", rw, "true", b),
+        KeySpec("WebSocketPingInterval", rw, "30", _int_range(0, 3_600)),
+        # Local authorization list
+        KeySpec("LocalAuthListEnabled", rw, "true", b),
+        KeySpec("LocalAuthListMaxLength", r, "10000"),
+        KeySpec("SendLocalListMaxLength", r, "1000"),
+        # Reservation
+        KeySpec("ReserveConnectorZeroSupported", r, "true"),
+        # Smart charging
+        KeySpec("ChargeProfileMaxStackLevel", r, "8"),
+        KeySpec("ChargingScheduleAllowedChargingRateUnit", r, "Current,Power"),
+        KeySpec("ChargingScheduleMaxPeriods", r, "48"),
+        KeySpec("ConnectorSwitch3to1PhaseSupported", r, "false"),
+        KeySpec("MaxChargingProfilesInstalled", r, "32"),
+        # Firmware management
+        KeySpec("SupportedFileTransferProtocols", r, "HTTP,HTTPS,FTP"),
+        # Security whitepaper
+        KeySpec("SecurityProfile", rw, "0", _int_range(0, 3), reboot_required=False),
+        KeySpec("AuthorizationKey", Access.W, "", _authorization_key),
+        KeySpec("CpoName", rw, "", _any_text),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedKey:
+    key: str
+    readonly: bool
+    value: str | None
+
+
+class OcppConfiguration:
+    """The key table and the values in force."""
+
+    def __init__(self, connector_count: int, initial: Mapping[str, str] | None = None) -> None:
+        self._specs = {spec.name: spec for spec in _specs(connector_count)}
+        self._values = {name: spec.default for name, spec in self._specs.items()}
+        for name, value in (initial or {}).items():
+            self._values[name] = value
+        # Guards a key change may have to pass (e.g. SecurityProfile may only increase, needs certificates).
+        self.guards: dict[str, Callable[[str, str], str | None]] = {}
+
+    def load(self, persisted: Mapping[str, str]) -> None:
+        """Values persisted from earlier ChangeConfiguration calls; unknown or invalid ones are ignored."""
+        for name, value in persisted.items():
+            spec = self._specs.get(name)
+            if spec is None:
+                continue
+            try:
+                self._values[name] = spec.parse(value)
+            except InvalidValue as exc:
+                log.warning("ignoring persisted OCPP key %s: %s", name, exc)
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def get_bool(self, name: str) -> bool:
+        return self._values[name] == "true"
+
+    def get_int(self, name: str) -> int:
+        return int(self._values[name] or 0)
+
+    def get_list(self, name: str) -> list[str]:
+        return [item for item in self._values[name].split(",") if item]
+
+    def set_internal(self, name: str, value: str) -> None:
+        """Set a value the charger itself decided (HeartbeatInterval from BootNotification.conf)."""
+        self._values[name] = value
+
+    def report(self, keys: Iterable[str] | None) -> tuple[list[ReportedKey], list[str]]:
+        """GetConfiguration: (configurationKey, unknownKey). Write-only keys are never reported."""
+        names = list(self._specs) if keys is None else list(keys)
+        known: list[ReportedKey] = []
+        unknown: list[str] = []
+        for name in names:
+            spec = self._specs.get(name)
+            if spec is None or spec.access is Access.W:
+                unknown.append(name)
+                continue
+            known.append(ReportedKey(name, spec.access is Access.R, self._values[name]))
+        return known, unknown
+
+    def change(self, name: str, value: str) -> tuple[ChangeStatus, str | None]:
+        """ChangeConfiguration: (status, value to persist or None). Logs why a value is rejected."""
+        spec = self._specs.get(name)
+        if spec is None:
+            log.info("ChangeConfiguration: unknown key %s", name)
+            return ChangeStatus.NotSupported, None
+        if spec.access is Access.R:
+            log.info("ChangeConfiguration: %s is read-only", name)
+            return ChangeStatus.Rejected, None
+        try:
+            parsed = spec.parse(value)
+        except InvalidValue as exc:
+            shown = "(hidden)" if spec.access is Access.W else repr(value)
+            log.warning("ChangeConfiguration: %s = %s rejected: %s", name, shown, exc)
+            return ChangeStatus.Rejected, None
+        guard = self.guards.get(name)
+        if guard is not None:
+            reason = guard(self._values[name], parsed)
+            if reason is not None:
+                log.warning("ChangeConfiguration: %s rejected: %s", name, reason)
+                return ChangeStatus.Rejected, None
+        self._values[name] = parsed
+        status = ChangeStatus.RebootRequired if spec.reboot_required else ChangeStatus.Accepted
+        return status, parsed
+
+    def is_secret(self, name: str) -> bool:
+        spec = self._specs.get(name)
+        return spec is not None and spec.access is Access.W

@@ -1,0 +1,617 @@
+"""OCPP 1.6J client: the protocol adapter between the CSMS and the charger's runtime.
+
+Outbound, transaction messages (StartTransaction, StopTransaction, MeterValues) are written to the store's
+outbox in the same SQLite transaction as the session change that caused them, and leave it only when the
+CSMS answered; one sender delivers them in order, one CALL at a time. Other messages are sent only while
+the link is up and registered. Inbound, each CSMS call becomes an event for the core or a query answered
+from the runtime's state; no OCPP type reaches the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from chargepoint import __version__
+from chargepoint.core.commands import ConnectorStatus
+from chargepoint.ocpp.config_keys import OcppConfiguration
+from chargepoint.ocpp.transport import (
+    SUBPROTOCOL,
+    TransportSettings,
+    backoff_delays_s,
+    headers,
+    tls_context,
+)
+from chargepoint.ocpp.v16.link import CallFailed, Link
+from chargepoint.store import OutboxMessage, OutboxRow, SessionRecord, Store
+
+if TYPE_CHECKING:
+    from chargepoint.config.schema import Config
+    from chargepoint.runtime.app import ChargerApp
+
+log = logging.getLogger(__name__)
+
+KV_KEY_PREFIX = "ocpp.key."
+BOOT_RETRY_DEFAULT_S = 60
+CALL_TIMEOUT_S = 30.0
+TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
+
+
+def wire_time(at: datetime) -> str:
+    """OCPP timestamps: UTC, millisecond precision, 'Z'."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class OcppClient:
+    """Owns the connection, registration, the outbox sender and the periodic meter values."""
+
+    def __init__(self, config: Config, store: Store, app: ChargerApp) -> None:
+        assert config.ocpp is not None
+        self.config = config
+        self.settings = config.ocpp
+        self.store = store
+        self.app = app
+        connector_count = config.charger.connectors
+        self.keys = OcppConfiguration(
+            connector_count,
+            initial={
+                "ConnectionTimeOut": str(int(config.charger.connection_timeout_s)),
+                "MeterValueSampleInterval": "60",
+            },
+        )
+        self.keys.guards["SecurityProfile"] = self._guard_security_profile
+        self._authorization_key = (
+            None if self.settings.authorization_key is None else self.settings.authorization_key.get_secret_value()
+        )
+        self._security_profile: int = self.settings.security_profile
+        self._link: Link | None = None
+        self._connection: ClientConnection | None = None
+        self.registered = asyncio.Event()  # BootNotification accepted on the current connection
+        self._outbox_wakeup = asyncio.Event()
+        self._clock_offset_s = 0.0
+        self.clock_synced = False
+        self._status_sent: dict[int, tuple[str, str]] = {}
+        self._status_tasks: dict[int, asyncio.Task[None]] = {}
+        self._reconnect = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._credentials_changed = False
+        self.diagnostics_status = "Idle"
+        self.firmware_status = "Idle"
+        # Called with (action, payload) for each message that the CSMS confirmed, for tests and status.
+        self.on_delivered: Callable[[str, dict[str, Any]], None] | None = None
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def connected(self) -> bool:
+        """True while the link is up and the CSMS accepted our BootNotification."""
+        return self._link is not None and self.registered.is_set()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self._clock_offset_s)
+
+    def _sync_clock(self, current_time: str) -> None:
+        try:
+            csms_now = parse_time(current_time)
+        except ValueError:
+            log.warning("CSMS sent an unreadable currentTime %r", current_time)
+            return
+        self._clock_offset_s = (csms_now - datetime.now(UTC)).total_seconds()
+        if not self.clock_synced or abs(self._clock_offset_s) > 1:
+            log.info("clock synchronised with the CSMS (offset %.3f s)", self._clock_offset_s)
+        self.clock_synced = True
+
+    def transport_settings(self) -> TransportSettings:
+        return TransportSettings(
+            csms_url=self.settings.csms_url,
+            charge_point_id=self.settings.charge_point_id,
+            security_profile=self._security_profile,
+            authorization_key=self._authorization_key,
+            ca_file=self.settings.ca_file,
+            client_cert_file=self.settings.client_cert_file,
+            client_key_file=self.settings.client_key_file,
+            ping_interval_s=float(self.keys.get_int("WebSocketPingInterval")) or 30.0,
+            ping_timeout_s=10.0,
+        )
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def load(self) -> None:
+        """Restore the OCPP-managed keys (they win over the config file's initial values)."""
+        persisted: dict[str, str] = {}
+        for name, _spec in list(self._key_names()):
+            value = await self.store.get_kv(KV_KEY_PREFIX + name)
+            if value is not None:
+                persisted[name] = value
+        self.keys.load(persisted)
+        if "AuthorizationKey" in persisted:
+            self._authorization_key = persisted["AuthorizationKey"]
+        if "SecurityProfile" in persisted:
+            self._security_profile = int(persisted["SecurityProfile"])
+        else:
+            self.keys.set_internal("SecurityProfile", str(self._security_profile))
+
+    def _key_names(self) -> list[tuple[str, None]]:
+        known, _ = self.keys.report(None)
+        return [(k.key, None) for k in known] + [("AuthorizationKey", None)]
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._connection_loop())
+            tg.create_task(self._outbox_sender())
+            tg.create_task(self._sampled_meter_values())
+            tg.create_task(self._aligned_meter_values())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connection_loop(self) -> None:
+        delays = backoff_delays_s()
+        while True:
+            settings = self.transport_settings()
+            try:
+                async with websockets.connect(
+                    settings.url,
+                    subprotocols=[websockets.Subprotocol(SUBPROTOCOL)],
+                    additional_headers=headers(settings),
+                    ssl=tls_context(settings),
+                    open_timeout=settings.open_timeout_s,
+                    ping_interval=settings.ping_interval_s,
+                    ping_timeout=settings.ping_timeout_s,
+                    max_size=settings.max_frame_bytes,
+                    proxy=None,
+                    compression=None,
+                ) as connection:
+                    delays = backoff_delays_s()
+                    await self._serve(connection)
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, CallFailed) as exc:
+                if isinstance(exc, InvalidStatus) and exc.response.status_code == 401:
+                    log.error("the CSMS refused our credentials (HTTP 401)")
+                else:
+                    log.warning("CSMS link down: %s", exc or type(exc).__name__)
+            finally:
+                self._link = None
+                self._connection = None
+                self.registered.clear()
+            delay_s = next(delays)
+            log.info("reconnecting to the CSMS in %.1f s", delay_s)
+            self._reconnect.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay_s):
+                    await self._reconnect.wait()
+
+    async def _serve(self, connection: ClientConnection) -> None:
+        if connection.subprotocol != SUBPROTOCOL:
+            raise ConnectionClosed(None, None)
+        from chargepoint.ocpp.v16.handlers import ChargePointHandlers
+
+        link = ChargePointHandlers(self.settings.charge_point_id, connection, CALL_TIMEOUT_S, self)
+        self._connection = connection
+        self._link = link
+        log.info("connected to the CSMS at %s", self.transport_settings().url)
+        reader = asyncio.create_task(link.start())
+        session = asyncio.create_task(self._registered_session(link))
+        try:
+            await asyncio.wait({reader, session}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, session):
+                task.cancel()
+            results = await asyncio.gather(reader, session, return_exceptions=True)
+            await connection.close()
+        for result in results:
+            if isinstance(result, (CallFailed, TimeoutError, ConnectionClosed, OSError)):
+                raise result
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    async def _registered_session(self, link: Link) -> None:
+        """BootNotification until Accepted (answering CSMS calls meanwhile), then heartbeats."""
+        await self._boot(link)
+        self.registered.set()
+        self._outbox_wakeup.set()
+        await self._send_all_statuses()
+        while True:
+            interval_s = max(1, self.keys.get_int("HeartbeatInterval") or 300)
+            await asyncio.sleep(interval_s)
+            reply = await link.call_raw("Heartbeat", {})
+            self._sync_clock(str(reply.get("currentTime", "")))
+
+    async def _boot(self, link: Link) -> None:
+        identity = self.config.identity
+        payload = {
+            "chargePointVendor": identity.vendor,
+            "chargePointModel": identity.model,
+            "chargePointSerialNumber": identity.serial_number,
+            "firmwareVersion": identity.firmware_version or __version__,
+        }
+        while True:
+            reply = await link.call_raw("BootNotification", payload)
+            self._sync_clock(str(reply.get("currentTime", "")))
+            interval_s = int(reply.get("interval", 0))
+            status = reply.get("status")
+            if status == "Accepted":
+                if interval_s > 0:
+                    self.keys.set_internal("HeartbeatInterval", str(interval_s))
+                log.info("registered with the CSMS (heartbeat every %s s)", self.keys["HeartbeatInterval"])
+                return
+            retry_s = interval_s if interval_s > 0 else BOOT_RETRY_DEFAULT_S
+            log.warning("BootNotification %s; retrying in %d s", status, retry_s)
+            await asyncio.sleep(retry_s)
+
+    def request_reconnect(self) -> None:
+        """Drop the current connection and reconnect at once (new credentials or security profile)."""
+        if self._connection is not None:
+            self._spawn(self._connection.close())
+        self._reconnect.set()
+
+    # ----------------------------------------------------------------- sending
+
+    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Send a non-transaction message now if registered; None if offline or the CSMS did not answer."""
+        link = self._link
+        if link is None or not self.registered.is_set():
+            return None
+        try:
+            return await link.call_raw(action, payload)
+        except CallFailed as exc:
+            log.warning("%s refused by the CSMS: %s", action, exc)
+        except (TimeoutError, ConnectionClosed) as exc:
+            log.warning("%s not answered: %s", action, exc or type(exc).__name__)
+        return None
+
+    def outbox_changed(self) -> None:
+        self._outbox_wakeup.set()
+
+    async def _outbox_sender(self) -> None:
+        while True:
+            await self.registered.wait()
+            row = await self.store.outbox_head()
+            if row is None:
+                self._outbox_wakeup.clear()
+                if await self.store.outbox_len() == 0:
+                    await self._outbox_wakeup.wait()
+                continue
+            wait_s = row.not_before - time.time()
+            if wait_s > 0:
+                self._outbox_wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_s):
+                        await self._outbox_wakeup.wait()
+                continue
+            await self._deliver(row)
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        payload = dict(row.payload)
+        if row.action in ("StopTransaction", "MeterValues") and row.session_id is not None:
+            if row.csms_transaction_id is None:
+                # Its StartTransaction was refused for good: the CSMS knows no such transaction.
+                log.error("dropping %s of session %s: the CSMS never confirmed its start",
+                          row.action, row.session_id)
+                await self.store.outbox_delivered(row.seq)
+                return
+            payload["transactionId"] = row.csms_transaction_id
+        link = self._link
+        if link is None:
+            return
+        try:
+            reply = await link.call_raw(row.action, payload)
+        except CallFailed as exc:
+            attempts = row.attempts + 1
+            limit = self.keys.get_int("TransactionMessageAttempts")
+            if attempts >= limit:
+                log.error("%s refused %d times (%s): dropped", row.action, attempts, exc)
+                await self.store.outbox_delivered(row.seq)
+                if row.action == "StartTransaction" and row.session_id is not None:
+                    await self.store.outbox_drop_session(row.session_id)
+            else:
+                retry_s = self.keys.get_int("TransactionMessageRetryInterval") * attempts
+                log.warning("%s refused (%s); attempt %d of %d again in %d s",
+                            row.action, exc, attempts, limit, retry_s)
+                await self.store.outbox_retry_later(row.seq, attempts, time.time() + retry_s)
+            return
+        except (TimeoutError, ConnectionClosed) as exc:
+            # Unknown whether the CSMS got it: keep it, and send it again once the link is trustworthy.
+            log.warning("%s not answered (%s); will resend", row.action, exc or type(exc).__name__)
+            if self._connection is not None:
+                await self._connection.close()
+            await asyncio.sleep(0.1)
+            return
+        if row.action == "StartTransaction" and row.session_id is not None:
+            transaction_id = int(reply["transactionId"])
+            await self.store.outbox_delivered(row.seq, (row.session_id, transaction_id))
+            self._on_start_confirmed(row, transaction_id, reply.get("idTagInfo", {}))
+        else:
+            await self.store.outbox_delivered(row.seq)
+        if self.on_delivered is not None:
+            self.on_delivered(row.action, payload)
+
+    def _on_start_confirmed(self, row: OutboxRow, transaction_id: int, id_tag_info: dict[str, Any]) -> None:
+        connector_id = int(row.payload["connectorId"])
+        c = self.app.connectors.get(connector_id)
+        if c is not None and c.session is not None and c.session.session_id == row.session_id:
+            c.session.csms_transaction_id = transaction_id
+        status = id_tag_info.get("status", "Accepted")
+        if status != "Accepted":
+            log.warning("the CSMS reports idTag %s of transaction %d as %s", row.payload.get("idTag"), transaction_id,
+                        status)
+            if c is not None and c.session is not None and c.session.session_id == row.session_id:
+                self.app.deauthorize(connector_id, stop=self.keys.get_bool("StopTransactionOnInvalidId"))
+
+    # ----------------------------------------------------------------- messages built for the store
+
+    def start_messages(self, connector_id: int, id_tag: str, meter_start_Wh: int, at: datetime,
+                       reservation_id: int | None = None) -> Callable[[str], Sequence[OutboxMessage]]:
+        payload: dict[str, Any] = {
+            "connectorId": connector_id,
+            "idTag": id_tag,
+            "meterStart": meter_start_Wh,
+            "timestamp": wire_time(at + timedelta(seconds=self._clock_offset_s)),
+        }
+        if reservation_id is not None:
+            payload["reservationId"] = reservation_id
+        return lambda session_id: [OutboxMessage("StartTransaction", payload, session_id)]
+
+    def stop_messages(self, record: SessionRecord) -> Sequence[OutboxMessage]:
+        assert record.stopped_at is not None and record.meter_stop_Wh is not None
+        payload: dict[str, Any] = {
+            "transactionId": 0,  # patched at send time with the CSMS's id
+            "idTag": record.id_tag,
+            "meterStop": record.meter_stop_Wh,
+            "timestamp": wire_time(record.stopped_at + timedelta(seconds=self._clock_offset_s)),
+            "reason": record.stop_reason or "Other",
+        }
+        data = self._stop_transaction_data(record)
+        if data:
+            payload["transactionData"] = data
+        return [OutboxMessage("StopTransaction", payload, record.session_id)]
+
+    def _stop_transaction_data(self, record: SessionRecord) -> list[dict[str, Any]]:
+        assert record.stopped_at is not None and record.meter_stop_Wh is not None
+        measurands = self.keys.get_list("StopTxnSampledData")
+        if "Energy.Active.Import.Register" not in measurands:
+            return []
+        offset = timedelta(seconds=self._clock_offset_s)
+        return [
+            {"timestamp": wire_time(at + offset),
+             "sampledValue": [{"value": str(value), "context": context, "measurand": "Energy.Active.Import.Register",
+                               "unit": "Wh", "location": "Outlet"}]}
+            for at, value, context in (
+                (record.started_at, record.meter_start_Wh, "Transaction.Begin"),
+                (record.stopped_at, record.meter_stop_Wh, "Transaction.End"),
+            )
+        ]
+
+    def sampled_values(self, connector_id: int, measurands: Sequence[str], context: str) -> list[dict[str, Any]]:
+        c = self.app.connectors[connector_id]
+        reading = c.last_reading
+        values: list[dict[str, Any]] = []
+        for measurand in measurands:
+            if measurand == "Current.Offered":
+                values.append({"value": f"{c.core.offered_current_A:.1f}", "context": context, "measurand": measurand,
+                               "unit": "A", "location": "Outlet"})
+                continue
+            if reading is None:
+                continue
+            if measurand == "Energy.Active.Import.Register":
+                values.append({"value": str(reading.energy_Wh_import), "context": context, "measurand": measurand,
+                               "unit": "Wh", "location": "Outlet"})
+            elif measurand == "Power.Active.Import":
+                values.append({"value": f"{reading.power_W:.1f}", "context": context, "measurand": measurand,
+                               "unit": "W", "location": "Outlet"})
+            elif measurand in ("Current.Import", "Voltage"):
+                per_phase = reading.current_A if measurand == "Current.Import" else reading.voltage_V
+                unit = "A" if measurand == "Current.Import" else "V"
+                for index, value in enumerate(per_phase):
+                    phase = f"L{index + 1}" if unit == "A" else f"L{index + 1}-N"
+                    values.append({"value": f"{value:.2f}", "context": context, "measurand": measurand,
+                                   "unit": unit, "phase": phase, "location": "Outlet"})
+        return values
+
+    def _meter_values_payload(self, connector_id: int, measurands: Sequence[str], context: str) -> dict[str, Any]:
+        return {
+            "connectorId": connector_id,
+            "meterValue": [{"timestamp": wire_time(self.now()),
+                            "sampledValue": self.sampled_values(connector_id, measurands, context)}],
+        }
+
+    async def _sampled_meter_values(self) -> None:
+        """MeterValues every MeterValueSampleInterval during each transaction, queued durably."""
+        next_due: dict[int, float] = {}
+        while True:
+            await asyncio.sleep(0.5)
+            interval_s = self.keys.get_int("MeterValueSampleInterval")
+            now_s = time.monotonic()
+            for connector_id, c in self.app.connectors.items():
+                session = c.session
+                if session is None or session.session_id is None or interval_s <= 0:
+                    next_due.pop(connector_id, None)
+                    continue
+                due = next_due.setdefault(connector_id, now_s + interval_s)
+                if now_s < due:
+                    continue
+                next_due[connector_id] = now_s + interval_s
+                payload = self._meter_values_payload(
+                    connector_id, self.keys.get_list("MeterValuesSampledData"), "Sample.Periodic"
+                )
+                payload["transactionId"] = 0
+                await self.store.enqueue([OutboxMessage("MeterValues", payload, session.session_id)])
+                self.outbox_changed()
+
+    async def _aligned_meter_values(self) -> None:
+        """Clock-aligned MeterValues at every multiple of ClockAlignedDataInterval since midnight UTC."""
+        while True:
+            interval_s = self.keys.get_int("ClockAlignedDataInterval")
+            if interval_s <= 0:
+                await asyncio.sleep(1.0)
+                continue
+            now = self.now()
+            midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            elapsed_s = (now - midnight).total_seconds()
+            wait_s = interval_s - (elapsed_s % interval_s)
+            await asyncio.sleep(min(wait_s, 1.0) if wait_s > 1.0 else wait_s)
+            if wait_s > 1.0:
+                continue
+            await self.send_aligned_meter_values()
+            await asyncio.sleep(0.01)
+
+    async def send_aligned_meter_values(self) -> None:
+        measurands = self.keys.get_list("MeterValuesAlignedData")
+        for connector_id, c in self.app.connectors.items():
+            payload = self._meter_values_payload(connector_id, measurands, "Sample.Clock")
+            session = c.session
+            if session is not None and session.session_id is not None:
+                payload["transactionId"] = 0
+                await self.store.enqueue([OutboxMessage("MeterValues", payload, session.session_id)])
+                self.outbox_changed()
+            else:
+                self._spawn(self.call("MeterValues", payload))
+
+    # ----------------------------------------------------------------- status
+
+    def status_changed(self, connector_id: int, status: ConnectorStatus, error_code: str) -> None:
+        """A connector changed status. Sent after MinimumStatusDuration if it still holds; never queued."""
+        old = self._status_tasks.pop(connector_id, None)
+        if old is not None:
+            old.cancel()
+        task = asyncio.ensure_future(self._send_status_later(connector_id, status, error_code))
+        self._status_tasks[connector_id] = task
+        if connector_id != 0:
+            self._update_connector_zero()
+
+    def _update_connector_zero(self) -> None:
+        statuses = [c.core.status for c in self.app.connectors.values()]
+        if all(s is ConnectorStatus.Unavailable for s in statuses):
+            zero = ConnectorStatus.Unavailable
+        elif all(s is ConnectorStatus.Faulted for s in statuses):
+            zero = ConnectorStatus.Faulted
+        else:
+            zero = ConnectorStatus.Available
+        if self._status_sent.get(0, ("", ""))[0] != zero.value:
+            old = self._status_tasks.pop(0, None)
+            if old is not None:
+                old.cancel()
+            self._status_tasks[0] = asyncio.ensure_future(self._send_status_later(0, zero, "NoError"))
+
+    async def _send_status_later(self, connector_id: int, status: ConnectorStatus, error_code: str) -> None:
+        hold_s = self.keys.get_int("MinimumStatusDuration")
+        if hold_s > 0 and status is not ConnectorStatus.Faulted:
+            await asyncio.sleep(hold_s)
+        await self.send_status(connector_id, status, error_code)
+
+    async def send_status(self, connector_id: int, status: ConnectorStatus, error_code: str) -> None:
+        reply = await self.call(
+            "StatusNotification",
+            {"connectorId": connector_id, "status": status.value, "errorCode": error_code,
+             "timestamp": wire_time(self.now())},
+        )
+        if reply is not None:
+            self._status_sent[connector_id] = (status.value, error_code)
+
+    async def _send_all_statuses(self) -> None:
+        self._update_connector_zero()
+        zero = self._status_tasks.pop(0, None)
+        if zero is not None:
+            zero.cancel()
+        statuses = [c.core.status for c in self.app.connectors.values()]
+        zero_status = (ConnectorStatus.Unavailable if all(s is ConnectorStatus.Unavailable for s in statuses)
+                       else ConnectorStatus.Available)
+        await self.send_status(0, zero_status, "NoError")
+        for connector_id, c in self.app.connectors.items():
+            await self.send_status(connector_id, c.core.status, c.core.error_code)
+
+    # ----------------------------------------------------------------- authorization
+
+    async def authorize(self, id_tag: str) -> tuple[bool, str | None]:
+        """(accepted, parentIdTag) for a presented card: CSMS when online, offline rules otherwise."""
+        reply = await self.call("Authorize", {"idTag": id_tag})
+        if reply is not None:
+            info = reply.get("idTagInfo", {})
+            return info.get("status") == "Accepted", info.get("parentIdTag")
+        if self.keys.get_bool("AllowOfflineTxForUnknownId"):
+            log.info("offline: accepting unknown idTag %s (AllowOfflineTxForUnknownId)", id_tag)
+            return True, None
+        log.info("offline: cannot authorize idTag %s", id_tag)
+        return False, None
+
+    # ----------------------------------------------------------------- configuration
+
+    def _guard_security_profile(self, old: str, new: str) -> str | None:
+        if int(new) < int(old):
+            return "the security profile may only be raised"
+        if int(new) in (1, 2) and not self._authorization_key:
+            return "profiles 1 and 2 need an AuthorizationKey"
+        if int(new) >= 2 and not self.settings.csms_url.startswith("wss://"):
+            return "profiles 2 and 3 need a wss:// CSMS URL"
+        if int(new) == 3 and (self.settings.client_cert_file is None or self.settings.client_key_file is None):
+            return "profile 3 needs a client certificate"
+        return None
+
+    async def persist_key(self, name: str, value: str) -> None:
+        await self.store.set_kv(KV_KEY_PREFIX + name, value)
+        if name == "AuthorizationKey":
+            self._authorization_key = value
+            self._credentials_changed = True
+        elif name == "SecurityProfile":
+            self._credentials_changed = self._security_profile != int(value)
+            self._security_profile = int(value)
+        elif name == "ConnectionTimeOut":
+            self.app.set_connection_timeout_s(float(value))
+
+    def reconnect_if_credentials_changed(self) -> None:
+        """New credentials or a new security profile take effect on a new connection (TC_073, TC_083)."""
+        if self._credentials_changed:
+            self._credentials_changed = False
+            log.info("reconnecting to use the new credentials/security profile")
+            self.request_reconnect()
+
+    async def clear_cache(self) -> bool:
+        await self.store.auth_cache_clear()
+        return True
+
+    async def install_remote_start_profile(self, connector_id: int, profile: dict[str, Any]) -> bool:
+        log.warning("charging profile in RemoteStartTransaction not supported yet")
+        return False
+
+    async def triggered(self, requested_message: str, connector_id: int | None) -> None:
+        """Send the message a TriggerMessage asked for."""
+        targets = [connector_id] if connector_id else list(self.app.connectors)
+        if requested_message == "BootNotification":
+            link = self._link
+            if link is not None:
+                await self._boot(link)
+        elif requested_message == "Heartbeat":
+            reply = await self.call("Heartbeat", {})
+            if reply is not None:
+                self._sync_clock(str(reply.get("currentTime", "")))
+        elif requested_message == "StatusNotification":
+            if connector_id == 0 or connector_id is None:
+                await self._send_all_statuses()
+            else:
+                c = self.app.connectors[connector_id]
+                await self.send_status(connector_id, c.core.status, c.core.error_code)
+        elif requested_message == "MeterValues":
+            for target in targets:
+                payload = self._meter_values_payload(target, self.keys.get_list("MeterValuesSampledData"), "Trigger")
+                c = self.app.connectors[target]
+                if c.session is not None and c.session.csms_transaction_id is not None:
+                    payload["transactionId"] = c.session.csms_transaction_id
+                await self.call("MeterValues", payload)
+        elif requested_message == "DiagnosticsStatusNotification":
+            await self.call("DiagnosticsStatusNotification", {"status": self.diagnostics_status})
+        elif requested_message == "FirmwareStatusNotification":
+            await self.call("FirmwareStatusNotification", {"status": self.firmware_status})

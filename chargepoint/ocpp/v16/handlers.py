@@ -1,0 +1,145 @@
+"""Answers to CSMS-initiated OCPP 1.6 calls. Each handler only translates: it reads the runtime's state,
+posts an event for the core, or changes a configuration key; follow-up CALLs go in ``@after`` hooks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ocpp.routing import after, on
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
+
+from chargepoint.core.commands import ConnectorStatus
+from chargepoint.core.events import RemoteStartRequested, StopRequested
+from chargepoint.ocpp.v16.link import Connection, Link
+
+if TYPE_CHECKING:
+    from chargepoint.ocpp.v16.client import OcppClient
+
+log = logging.getLogger(__name__)
+
+# Statuses in which a connector can take a new session.
+_STARTABLE = frozenset({ConnectorStatus.Available, ConnectorStatus.Preparing, ConnectorStatus.Finishing,
+                        ConnectorStatus.SuspendedEV, ConnectorStatus.Reserved})
+TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification", "Heartbeat",
+               "MeterValues", "StatusNotification")
+
+
+class ChargePointHandlers(Link):
+    def __init__(self, charge_point_id: str, connection: Connection, response_timeout_s: float,
+                 client: OcppClient) -> None:
+        self.client = client
+        super().__init__(charge_point_id, connection, response_timeout_s)
+
+    @property
+    def app(self) -> Any:
+        return self.client.app
+
+    def _connector(self, connector_id: int) -> Any:
+        return self.app.connectors.get(connector_id)
+
+    # ---------------------------------------------------------------- Core
+
+    @on(Action.change_availability)
+    async def on_change_availability(self, connector_id: int, type: str, **_: Any) -> call_result.ChangeAvailability:
+        operative = type == "Operative"
+        targets = list(self.app.connectors) if connector_id == 0 else [connector_id]
+        if any(t not in self.app.connectors for t in targets):
+            return call_result.ChangeAvailability(status="Rejected")
+        await self.app.set_operative(targets, operative)
+        busy = any(self.app.connectors[t].session is not None for t in targets)
+        return call_result.ChangeAvailability(status="Scheduled" if busy and not operative else "Accepted")
+
+    @on(Action.change_configuration)
+    async def on_change_configuration(self, key: str, value: str, **_: Any) -> call_result.ChangeConfiguration:
+        status, persisted = self.client.keys.change(key, value)
+        if persisted is not None:
+            await self.client.persist_key(key, persisted)
+        return call_result.ChangeConfiguration(status=status.value)
+
+    @after(Action.change_configuration)
+    async def after_change_configuration(self, key: str, **_: Any) -> None:
+        if key in ("AuthorizationKey", "SecurityProfile"):
+            self.client.reconnect_if_credentials_changed()
+
+    @on(Action.get_configuration)
+    async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> call_result.GetConfiguration:
+        known, unknown = self.client.keys.report(key)
+        return call_result.GetConfiguration(
+            configuration_key=[{"key": k.key, "readonly": k.readonly, "value": k.value} for k in known] or None,
+            unknown_key=unknown or None,
+        )
+
+    @on(Action.clear_cache)
+    async def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
+        accepted = await self.client.clear_cache()
+        return call_result.ClearCache(status="Accepted" if accepted else "Rejected")
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
+        log.info("DataTransfer from unknown vendor %s", vendor_id)
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on(Action.remote_start_transaction)
+    async def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
+                                          charging_profile: dict[str, Any] | None = None,
+                                          **_: Any) -> call_result.RemoteStartTransaction:
+        if connector_id is None:
+            candidates = [cid for cid, c in self.app.connectors.items()
+                          if c.session is None and c.core.status in _STARTABLE]
+            connector_id = candidates[0] if candidates else None
+        c = None if connector_id is None or connector_id == 0 else self._connector(connector_id)
+        if c is None or c.session is not None or c.core.status not in _STARTABLE:
+            return call_result.RemoteStartTransaction(status="Rejected")
+        assert connector_id is not None
+        if charging_profile is not None:
+            raw = self.current_payload.get("chargingProfile", {})
+            purpose_ok = raw.get("chargingProfilePurpose") == "TxProfile"
+            if not purpose_ok or not await self.client.install_remote_start_profile(connector_id, raw):
+                return call_result.RemoteStartTransaction(status="Rejected")
+        pre_authorized = not self.client.keys.get_bool("AuthorizeRemoteTxRequests")
+        self.app.post(connector_id, RemoteStartRequested(id_tag, pre_authorized, time.monotonic()))
+        return call_result.RemoteStartTransaction(status="Accepted")
+
+    @on(Action.remote_stop_transaction)
+    async def on_remote_stop_transaction(self, transaction_id: int, **_: Any) -> call_result.RemoteStopTransaction:
+        for connector_id, c in self.app.connectors.items():
+            if c.session is not None and c.session.csms_transaction_id == transaction_id:
+                self.app.post(connector_id, StopRequested("Remote", time.monotonic()))
+                return call_result.RemoteStopTransaction(status="Accepted")
+        return call_result.RemoteStopTransaction(status="Rejected")
+
+    @on(Action.reset)
+    async def on_reset(self, type: str, **_: Any) -> call_result.Reset:
+        return call_result.Reset(status="Accepted")
+
+    @after(Action.reset)
+    async def after_reset(self, type: str, **_: Any) -> None:
+        await self.app.reset(hard=type == "Hard")
+
+    @on(Action.unlock_connector)
+    async def on_unlock_connector(self, connector_id: int, **_: Any) -> call_result.UnlockConnector:
+        if connector_id not in self.app.connectors:
+            return call_result.UnlockConnector(status="NotSupported")
+        status = await self.app.unlock(connector_id)
+        return call_result.UnlockConnector(status=status)
+
+    # ---------------------------------------------------------------- RemoteTrigger
+
+    @on(Action.trigger_message)
+    async def on_trigger_message(self, requested_message: str, connector_id: int | None = None,
+                                 **_: Any) -> call_result.TriggerMessage:
+        if requested_message not in TRIGGERABLE:
+            return call_result.TriggerMessage(status="NotImplemented")
+        if connector_id is not None and connector_id != 0 and connector_id not in self.app.connectors:
+            return call_result.TriggerMessage(status="Rejected")
+        return call_result.TriggerMessage(status="Accepted")
+
+    @after(Action.trigger_message)
+    async def after_trigger_message(self, requested_message: str, connector_id: int | None = None,
+                                    **_: Any) -> None:
+        if requested_message not in TRIGGERABLE:
+            return
+        await self.client.triggered(requested_message, connector_id)

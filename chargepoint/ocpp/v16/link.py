@@ -1,0 +1,107 @@
+"""The OCPP 1.6J session on one WebSocket: framing, CALL/CALLRESULT pairing and bad-input policy.
+
+Built on ``ocpp.v16.ChargePoint`` (routing, schema validation, CALLERROR generation) with three changes:
+- ``call_raw`` sends an already camelCase payload (the outbox stores wire payloads) and returns the raw reply;
+- a frame that is not valid OCPP but still shows a CALL's unique id gets a CALLERROR instead of silence;
+- a reply whose id matches no CALL in flight is dropped at once, so it can never be taken for a later reply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+from ocpp.v16 import ChargePoint as _LibChargePoint
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, CallError, MessageType, unpack, validate_payload
+
+log = logging.getLogger(__name__)
+
+# OCPP-J 1.6 §4.2.3: unparseable content of a message with an identifiable id.
+_FORMAT_ERROR = "FormationViolation"
+
+
+class CallFailed(Exception):
+    """The CSMS answered a CALL with CALLERROR."""
+
+    def __init__(self, code: str, description: str, details: Any) -> None:
+        self.code = code
+        self.description = description
+        self.details = details
+        super().__init__(f"{code}: {description}")
+
+
+class Connection(Protocol):
+    async def send(self, message: str) -> None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+
+class Link(_LibChargePoint):  # type: ignore[misc]
+    """One connected session. ``handlers`` is the object whose ``@on`` methods answer CSMS calls."""
+
+    def __init__(self, charge_point_id: str, connection: Connection, response_timeout_s: float) -> None:
+        super().__init__(charge_point_id, connection, response_timeout=response_timeout_s)
+        self._call_in_flight = False
+        # The camelCase payload of the CALL being handled, for handlers that want the wire form.
+        self.current_payload: dict[str, Any] = {}
+
+    async def call_raw(self, action: str, payload: dict[str, Any], unique_id: str | None = None) -> dict[str, Any]:
+        """Send one CALL and return the CALLRESULT payload; CallFailed on CALLERROR, TimeoutError on silence."""
+        call = Call(unique_id=unique_id or str(self._unique_id_generator()), action=action, payload=payload)
+        await validate_payload(call, self._ocpp_version)
+        async with self._call_lock:
+            self._call_in_flight = True
+            try:
+                await self._send(call.to_json())
+                response = await self._get_specific_response(call.unique_id, self._response_timeout)
+            finally:
+                self._call_in_flight = False
+        if response.message_type_id == MessageType.CallError:
+            raise CallFailed(response.error_code, response.error_description, response.error_details)
+        response.action = action
+        try:
+            await validate_payload(response, self._ocpp_version)
+        except OCPPError as exc:
+            # The CSMS answered, but with something invalid: treat it like a CALLERROR of that kind.
+            raise CallFailed(type(exc).__name__, str(exc), None) from exc
+        payload_out = response.payload
+        assert isinstance(payload_out, dict)
+        return payload_out
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as exc:
+            unique_id = _call_id(raw_msg)
+            log.warning("invalid OCPP frame from the CSMS (%s): %.200r", exc, raw_msg)
+            if unique_id is not None:
+                await self._send(CallError(unique_id, _FORMAT_ERROR, str(exc.description), {}).to_json())
+            return
+        if msg.message_type_id == MessageType.Call:
+            if not isinstance(msg.payload, dict):
+                await self._send(CallError(msg.unique_id, _FORMAT_ERROR, "payload must be an object", {}).to_json())
+                return
+            self.current_payload = msg.payload
+            try:
+                await self._handle_call(msg)
+            except OCPPError as error:
+                log.warning("CALL %s %s refused: %s", msg.action, msg.unique_id, error)
+                await self._send(msg.create_call_error(error).to_json())
+            return
+        if not self._call_in_flight:
+            log.warning("dropping a reply to no CALL in flight: %.200r", raw_msg)
+            return
+        self._response_queue.put_nowait(msg)
+
+
+def _call_id(raw: str | bytes) -> str | None:
+    """The unique id of something that looks like a CALL, however broken the rest is."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(data, list) and len(data) >= 2 and data[0] == 2 and isinstance(data[1], str) and data[1]:
+        return data[1][:36]
+    return None
