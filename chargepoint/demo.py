@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -22,18 +23,23 @@ import click
 
 from chargepoint.errors import ControlError
 from chargepoint.runtime.control import request
+from simulators.csms import Frame, TestCsms
 
 DEMO_CARD = "04A1B2C3D4"
+DEMO_CP_ID = "DEMO-CP-1"
 # Simulated charging minutes per real second, so a few seconds of demo move a visible amount of energy.
 DEMO_TIME_SCALE = 60
 
 DEMO_CONFIG = """\
 # Written by `chargepoint demo`.
 [charger]
-free_vend = false
-allowed_id_tags = ["{card}"]
 max_current_A = 32
 meter_poll_interval_s = 0.5
+
+[ocpp]
+csms_url = "{csms_url}"
+charge_point_id = "{cp_id}"
+meter_value_sample_interval_s = 2
 
 [hardware]
 backend = "sim"
@@ -64,8 +70,10 @@ class _Daemon:
         self.socket_path = workdir / "control.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        self.config_path.write_text(DEMO_CONFIG.format(card=DEMO_CARD, time_scale=DEMO_TIME_SCALE, dir=self.workdir))
+    def start(self, csms_url: str) -> None:
+        self.config_path.write_text(
+            DEMO_CONFIG.format(csms_url=csms_url, cp_id=DEMO_CP_ID, time_scale=DEMO_TIME_SCALE, dir=self.workdir)
+        )
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with self.log_path.open("wb") as log_file:
             self.process = subprocess.Popen(
@@ -123,17 +131,71 @@ class _Daemon:
         return self.process.returncode
 
 
+class _Csms:
+    """The test CSMS in a thread of its own, narrating what reaches it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="demo-csms", daemon=True)
+        self.csms: TestCsms | None = None
+
+    def start(self) -> str:
+        self.thread.start()
+
+        async def start() -> TestCsms:
+            csms = TestCsms()
+            csms.on_frame = _narrate_frame
+            await csms.start()
+            return csms
+
+        self.csms = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        return self.csms.url
+
+    def stop(self) -> None:
+        if self.csms is not None:
+            asyncio.run_coroutine_threadsafe(self.csms.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def _narrate_frame(frame: Frame) -> None:
+    if frame.direction != "in" or frame.message_type != "CALL" or frame.payload is None:
+        return
+    p = frame.payload
+    details = {
+        "BootNotification": lambda: f"{p.get('chargePointVendor')} {p.get('chargePointModel')}",
+        "StatusNotification": lambda: f"connector {p.get('connectorId')} {p.get('status')}",
+        "Authorize": lambda: f"idTag {p.get('idTag')}",
+        "StartTransaction": lambda: f"idTag {p.get('idTag')}, meterStart {p.get('meterStart')} Wh",
+        "MeterValues": lambda: ", ".join(
+            f"{v.get('measurand')}{'.' + v['phase'] if 'phase' in v else ''}={v.get('value')} {v.get('unit', '')}"
+            for m in p.get("meterValue", []) for v in m.get("sampledValue", []) if "phase" not in v
+        ),
+        "StopTransaction": lambda: f"transaction {p.get('transactionId')}, meterStop {p.get('meterStop')} Wh, "
+                                   f"reason {p.get('reason')}",
+    }.get(frame.action or "", lambda: "")()
+    click.echo(click.style(f"        CSMS <- {frame.action}", fg="cyan") + (f": {details}" if details else ""))
+
+
 def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="chargepoint-demo-"))
     daemon = _Daemon(workdir)
+    csms = _Csms()
     t_start = time.monotonic()
     try:
-        _say("[1/7]", f"Starting the charger daemon on simulated hardware in {workdir}")
-        daemon.start()
+        csms_url = csms.start()
+        _say("[1/7]", f"Starting the test CSMS at {csms_url} and the charger daemon on simulated hardware "
+                      f"in {workdir}")
+        daemon.start(csms_url)
         daemon.wait_ready(timeout_s=20)
+        deadline = time.monotonic() + 10
+        while not daemon.call({"op": "status"})["status"]["csms_connected"]:
+            if time.monotonic() > deadline:
+                raise DemoFailed("the charger did not register with the CSMS")
+            time.sleep(0.05)
         state = daemon.status()
-        _say("      ", f"ready in {time.monotonic() - t_start:.1f} s: connector 1 is {state['status']}, "
-                       f"meter reads {state['meter_energy_Wh']} Wh over Modbus TCP")
+        _say("      ", f"ready in {time.monotonic() - t_start:.1f} s and registered with the CSMS: connector 1 is "
+                       f"{state['status']}, meter reads {state['meter_energy_Wh']} Wh over Modbus TCP")
 
         _say("[2/7]", "The driver plugs the EV in (pilot A -> B)")
         daemon.sim("plug")
@@ -143,8 +205,8 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
         _say("[3/7]", f"The driver presents card {DEMO_CARD} to the reader")
         daemon.sim("tap", DEMO_CARD)
         state = daemon.wait_status("SuspendedEV")
-        _say("      ", f"card accepted, session started; the pilot offers {state['offered_current_A']:.1f} A "
-                       "and the EV has not asked for energy yet")
+        _say("      ", f"card accepted by the CSMS, transaction started; the pilot offers "
+                       f"{state['offered_current_A']:.1f} A and the EV has not asked for energy yet")
 
         _say("[4/7]", "The EV asks for energy (pilot B -> C): the contactor closes")
         daemon.sim("charge")
@@ -162,6 +224,7 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
         _say("[6/7]", "The driver unplugs the EV (pilot -> A): contactor opens, session ends")
         daemon.sim("unplug")
         daemon.wait_status("Available")
+        time.sleep(0.5)  # let the StopTransaction reach the CSMS before the summary
         record = daemon.call({"op": "sessions", "limit": 1})["sessions"][0]
 
         started = datetime.fromisoformat(record["started_at"])
@@ -189,6 +252,7 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
         return 1
     finally:
         daemon.stop()
+        csms.stop()
         if keep:
             click.echo(f"kept {workdir}")
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -197,6 +197,26 @@ class OcppSettings(_Section):
     ca_file: Path | None = Field(None, description="PEM CA that issued the CSMS certificate (profiles 2, 3)")
     client_cert_file: Path | None = Field(None, description="Client certificate (profile 3)")
     client_key_file: Path | None = Field(None, description="Client private key (profile 3)")
+    heartbeat_interval_s: int = Field(
+        300, ge=0, le=86_400, description="Initial HeartbeatInterval (the CSMS may change it)"
+    )
+    meter_value_sample_interval_s: int = Field(
+        60, ge=0, le=86_400, description="Initial MeterValueSampleInterval (0 = no sampled meter values)"
+    )
+    meter_values_sampled_data: str = Field(
+        "Energy.Active.Import.Register,Power.Active.Import,Current.Import",
+        description="Initial MeterValuesSampledData (comma-separated measurands)",
+    )
+
+    @field_validator("meter_values_sampled_data")
+    @classmethod
+    def _measurands(cls, value: str) -> str:
+        from chargepoint.ocpp.config_keys import InvalidValue, parse_measurands
+
+        try:
+            return parse_measurands(value)
+        except InvalidValue as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _profile_needs(self) -> OcppSettings:

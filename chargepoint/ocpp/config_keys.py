@@ -64,7 +64,7 @@ def _int_range(low: int, high: int) -> Callable[[str], str]:
     return parse
 
 
-def _measurands(text: str) -> str:
+def parse_measurands(text: str) -> str:
     items = [item.strip() for item in text.split(",") if item.strip()]
     unknown = [item for item in items if item not in SUPPORTED_MEASURANDS]
     if unknown:
@@ -123,9 +123,9 @@ def _specs(connector_count: int) -> list[KeySpec]:
         KeySpec("LocalAuthorizeOffline", rw, "true", b),
         KeySpec("LocalPreAuthorize", rw, "false", b),
         KeySpec("MaxEnergyOnInvalidId", rw, "0", _int_range(0, 1_000_000_000)),
-        KeySpec("MeterValuesAlignedData", rw, "Energy.Active.Import.Register", _measurands),
+        KeySpec("MeterValuesAlignedData", rw, "Energy.Active.Import.Register", parse_measurands),
         KeySpec("MeterValuesAlignedDataMaxLength", r, str(MAX_MEASURANDS)),
-        KeySpec("MeterValuesSampledData", rw, "Energy.Active.Import.Register", _measurands),
+        KeySpec("MeterValuesSampledData", rw, "Energy.Active.Import.Register", parse_measurands),
         KeySpec("MeterValuesSampledDataMaxLength", r, str(MAX_MEASURANDS)),
         KeySpec("MeterValueSampleInterval", rw, "60", _int_range(0, 86_400)),
         KeySpec("MinimumStatusDuration", rw, "0", _int_range(0, 3_600)),
@@ -133,9 +133,9 @@ def _specs(connector_count: int) -> list[KeySpec]:
         KeySpec("ResetRetries", rw, "1", _int_range(0, 10)),
         KeySpec("StopTransactionOnEVSideDisconnect", rw, "true", b),
         KeySpec("StopTransactionOnInvalidId", rw, "true", b),
-        KeySpec("StopTxnAlignedData", rw, "", _measurands),
+        KeySpec("StopTxnAlignedData", rw, "", parse_measurands),
         KeySpec("StopTxnAlignedDataMaxLength", r, str(MAX_MEASURANDS)),
-        KeySpec("StopTxnSampledData", rw, "", _measurands),
+        KeySpec("StopTxnSampledData", rw, "", parse_measurands),
         KeySpec("StopTxnSampledDataMaxLength", r, str(MAX_MEASURANDS)),
         KeySpec(
             "SupportedFeatureProfiles",

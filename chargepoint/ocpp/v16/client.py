@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 KV_KEY_PREFIX = "ocpp.key."
 BOOT_RETRY_DEFAULT_S = 60
 CALL_TIMEOUT_S = 30.0
+STATUS_WAIT_FOR_OUTBOX_S = 3.0
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
 
 
@@ -69,7 +70,9 @@ class OcppClient:
             connector_count,
             initial={
                 "ConnectionTimeOut": str(int(config.charger.connection_timeout_s)),
-                "MeterValueSampleInterval": "60",
+                "HeartbeatInterval": str(self.settings.heartbeat_interval_s),
+                "MeterValueSampleInterval": str(self.settings.meter_value_sample_interval_s),
+                "MeterValuesSampledData": self.settings.meter_values_sampled_data,
             },
         )
         self.keys.guards["SecurityProfile"] = self._guard_security_profile
@@ -511,6 +514,11 @@ class OcppClient:
         hold_s = self.keys.get_int("MinimumStatusDuration")
         if hold_s > 0 and status is not ConnectorStatus.Faulted:
             await asyncio.sleep(hold_s)
+        # A status that follows a transaction message should reach the CSMS after it (StopTransaction, then
+        # Available), but a long offline backlog must not hold statuses back for long.
+        deadline = time.monotonic() + STATUS_WAIT_FOR_OUTBOX_S
+        while self.registered.is_set() and time.monotonic() < deadline and await self.store.outbox_len() > 0:
+            await asyncio.sleep(0.05)
         await self.send_status(connector_id, status, error_code)
 
     async def send_status(self, connector_id: int, status: ConnectorStatus, error_code: str) -> None:

@@ -12,9 +12,9 @@ import json
 import logging
 from typing import Any, Protocol
 
-from ocpp.v16 import ChargePoint as _LibChargePoint
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, MessageType, unpack, validate_payload
+from ocpp.v16 import ChargePoint as _LibChargePoint
 
 log = logging.getLogger(__name__)
 
