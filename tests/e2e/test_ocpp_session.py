@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from simulators.csms import TestCsms
-from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import ocpp_config
 from tests.integration.harness import running_charger
 

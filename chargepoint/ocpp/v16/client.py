@@ -44,6 +44,7 @@ KV_KEY_PREFIX = "ocpp.key."
 BOOT_RETRY_DEFAULT_S = 60
 CALL_TIMEOUT_S = 30.0
 STATUS_WAIT_FOR_OUTBOX_S = 3.0
+CLOSE_TIMEOUT_S = 2.0
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
 
 
@@ -146,6 +147,8 @@ class OcppClient:
             self._security_profile = int(persisted["SecurityProfile"])
         else:
             self.keys.set_internal("SecurityProfile", str(self._security_profile))
+        if "ConnectionTimeOut" in persisted:
+            self.app.set_connection_timeout_s(float(self.keys["ConnectionTimeOut"]))
 
     def _key_names(self) -> list[tuple[str, None]]:
         known, _ = self.keys.report(None)
@@ -176,6 +179,9 @@ class OcppClient:
                     open_timeout=settings.open_timeout_s,
                     ping_interval=settings.ping_interval_s,
                     ping_timeout=settings.ping_timeout_s,
+                    # After a ping timeout websockets waits close_timeout for a closing handshake that a dead
+                    # link never completes: keep it short so a half-open link is replaced promptly.
+                    close_timeout=CLOSE_TIMEOUT_S,
                     max_size=settings.max_frame_bytes,
                     proxy=None,
                     compression=None,

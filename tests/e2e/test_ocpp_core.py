@@ -1,0 +1,238 @@
+"""Core profile behaviour over a real WebSocket against the test CSMS (OCTT case ids in the names)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from simulators.csms import CallErrorReply, TestCsms
+from tests.e2e.conftest import CP_ID
+from tests.e2e.ocpp_harness import ocpp_config
+from tests.integration.harness import Charger, running_charger
+
+CARD = "04A1B2C3"
+
+
+async def registered(charger: Charger) -> None:
+    await charger.wait_for(lambda: charger.app.status()["csms_connected"], what="registered")
+    await charger.wait_for(lambda: charger.status()["meter_energy_Wh"] is not None, what="meter")
+
+
+async def test_tc002_pending_boot_sends_nothing_else_until_accepted(tmp_path: Path, csms: TestCsms) -> None:
+    csms.boot_status = "Pending"
+    csms.heartbeat_interval_s = 1
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await csms.wait_for_call("BootNotification")
+        second = await csms.wait_for_call("BootNotification", after=len(csms.frames), timeout_s=5)
+        assert not charger.app.status()["csms_connected"]
+        # While pending, the CSMS may still call us and get answers.
+        reply = await csms.call(CP_ID, "GetConfiguration", {"key": ["HeartbeatInterval"]})
+        assert reply["configurationKey"][0]["key"] == "HeartbeatInterval"
+        before = csms.frames.index(second)
+        assert not [f for f in csms.frames[:before] if f.direction == "in" and f.message_type == "CALL"
+                    and f.action not in ("BootNotification",)]
+        csms.boot_status = "Accepted"
+        await csms.wait_for_call("StatusNotification", timeout_s=5)
+        await registered(charger)
+
+
+async def test_tc003_plug_in_first_then_card_then_remote_stop(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await charger.charge(card=CARD)
+        await charger.wait_for(lambda: charger.status()["session"]["transaction_id"] == 1)
+        reply = await csms.call(CP_ID, "RemoteStopTransaction", {"transactionId": 1})
+        assert reply == {"status": "Accepted"}
+        stop = await csms.wait_for_call("StopTransaction")
+        assert stop.payload is not None and stop.payload["reason"] == "Remote"
+        assert (await csms.call(CP_ID, "RemoteStopTransaction", {"transactionId": 99})) == {"status": "Rejected"}
+
+
+async def test_tc023_invalid_card_starts_nothing(tmp_path: Path, csms: TestCsms) -> None:
+    csms.rejected_id_tags.add("BADCARD")
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        charger.sim().apply("plug")
+        await charger.wait_status("Preparing")
+        charger.sim().apply("tap", "BADCARD")
+        await csms.wait_for_call("Authorize")
+        await asyncio.sleep(0.3)
+        assert charger.status()["session"] is None
+        assert csms.calls("StartTransaction") == []
+
+
+async def test_tc010_remote_start_with_cable_plugged_in(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        charger.sim().apply("plug")
+        await charger.wait_status("Preparing")
+        reply = await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 1, "idTag": CARD})
+        assert reply == {"status": "Accepted"}
+        await csms.wait_for_call("Authorize")  # AuthorizeRemoteTxRequests defaults to true
+        start = await csms.wait_for_call("StartTransaction")
+        assert start.payload is not None and start.payload["idTag"] == CARD
+
+
+async def test_tc026_tc027_remote_start_rejections(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        assert (await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 0, "idTag": CARD}))["status"] == \
+            "Rejected"
+        charger.sim().apply("fault", "ground-fault")
+        await charger.wait_status("Faulted")
+        assert (await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 1, "idTag": CARD}))["status"] == \
+            "Rejected"
+
+
+async def test_remote_start_without_authorize_when_configured(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        reply = await csms.call(CP_ID, "ChangeConfiguration", {"key": "AuthorizeRemoteTxRequests", "value": "false"})
+        assert reply == {"status": "Accepted"}
+        charger.sim().apply("plug")
+        await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 1, "idTag": CARD})
+        await csms.wait_for_call("StartTransaction")
+        assert csms.calls("Authorize") == []
+
+
+async def test_tc019_tc021_tc040_configuration(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        everything = await csms.call(CP_ID, "GetConfiguration", {})
+        keys = {k["key"]: k for k in everything["configurationKey"]}
+        assert keys["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True, "value": "1"}
+        assert "AuthorizationKey" not in keys  # write-only
+        reply = await csms.call(CP_ID, "GetConfiguration", {"key": ["MeterValueSampleInterval", "NoSuchKey"]})
+        assert reply["unknownKey"] == ["NoSuchKey"]
+        assert (await csms.call(CP_ID, "ChangeConfiguration", {"key": "NoSuchKey", "value": "1"}))["status"] == \
+            "NotSupported"
+        assert (await csms.call(CP_ID, "ChangeConfiguration", {"key": "NumberOfConnectors", "value": "2"}))[
+            "status"] == "Rejected"
+        assert (await csms.call(CP_ID, "ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "-5"}))[
+            "status"] == "Rejected"
+        assert (await csms.call(CP_ID, "ChangeConfiguration",
+                                {"key": "MeterValuesSampledData", "value": "Energy.Active.Import.Register,SoC"}))[
+            "status"] == "Rejected"
+        assert (await csms.call(CP_ID, "ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "17"}))[
+            "status"] == "Accepted"
+        assert await charger.store.get_kv("ocpp.key.MeterValueSampleInterval") == "17"
+
+
+async def test_configuration_changes_survive_a_restart(tmp_path: Path, csms: TestCsms) -> None:
+    config = ocpp_config(tmp_path, csms)
+    async with running_charger(config) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "ConnectionTimeOut", "value": "33"})
+    async with running_charger(config) as charger:
+        await registered(charger)
+        reply = await csms.call(CP_ID, "GetConfiguration", {"key": ["ConnectionTimeOut"]})
+        assert reply["configurationKey"][0]["value"] == "33"
+        assert charger.app.connectors[1].core.settings.connection_timeout_s == 33
+
+
+async def test_change_availability_is_scheduled_during_a_transaction_and_persists(
+    tmp_path: Path, csms: TestCsms
+) -> None:
+    config = ocpp_config(tmp_path, csms)
+    async with running_charger(config) as charger:
+        await registered(charger)
+        await charger.charge(card=CARD)
+        reply = await csms.call(CP_ID, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
+        assert reply == {"status": "Scheduled"}
+        assert charger.status()["status"] == "Charging"
+        charger.sim().apply("unplug")
+        await charger.wait_status("Unavailable")
+    async with running_charger(config) as charger:
+        await charger.wait_status("Unavailable")
+        await registered(charger)
+        reply = await csms.call(CP_ID, "ChangeAvailability", {"connectorId": 0, "type": "Operative"})
+        assert reply == {"status": "Accepted"}
+        await charger.wait_status("Available")
+
+
+async def test_tc017_tc018_tc030_unlock_connector(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        assert (await csms.call(CP_ID, "UnlockConnector", {"connectorId": 1})) == {"status": "Unlocked"}
+        assert (await csms.call(CP_ID, "UnlockConnector", {"connectorId": 5})) == {"status": "NotSupported"}
+        await charger.charge(card=CARD)
+        await charger.wait_for(lambda: charger.status()["session"]["transaction_id"] == 1)
+        assert (await csms.call(CP_ID, "UnlockConnector", {"connectorId": 1})) == {"status": "Unlocked"}
+        stop = await csms.wait_for_call("StopTransaction")
+        assert stop.payload is not None and stop.payload["reason"] == "UnlockCommand"
+        assert not charger.sim().lock.is_locked()
+        charger.sim().apply("fault", "lock-failure")
+        assert (await csms.call(CP_ID, "UnlockConnector", {"connectorId": 1})) == {"status": "UnlockFailed"}
+        charger.sim().apply("clear-fault")
+        charger.sim().apply("fault", "fixed-cable")
+        assert (await csms.call(CP_ID, "UnlockConnector", {"connectorId": 1})) == {"status": "NotSupported"}
+
+
+async def test_tc054_trigger_message(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        mark = len(csms.frames)
+        for message in ("Heartbeat", "StatusNotification", "MeterValues", "BootNotification",
+                        "DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+            payload = {"requestedMessage": message, "connectorId": 1}
+            assert (await csms.call(CP_ID, "TriggerMessage", payload)) == {"status": "Accepted"}
+            await csms.wait_for_call(message, after=mark)
+        # TC_055: an unknown connector is rejected
+        assert (await csms.call(CP_ID, "TriggerMessage", {"requestedMessage": "Heartbeat", "connectorId": 9})) == \
+            {"status": "Rejected"}
+
+
+async def test_tc062_data_transfer_unknown_vendor(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        reply = await csms.call(CP_ID, "DataTransfer", {"vendorId": "com.example", "messageId": "x", "data": "1"})
+        assert reply == {"status": "UnknownVendorId"}
+
+
+async def test_start_transaction_refused_by_callerror_is_retried(tmp_path: Path, csms: TestCsms) -> None:
+    calls = 0
+
+    def flaky(_cp: str, payload: dict[str, object]) -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise CallErrorReply("InternalError", "database busy")
+        return {"transactionId": 42, "idTagInfo": {"status": "Accepted"}}
+
+    csms.set_handler("StartTransaction", flaky)
+    config = ocpp_config(tmp_path, csms)
+    async with running_charger(config) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "TransactionMessageRetryInterval", "value": "1"})
+        await charger.charge(card=CARD)
+        await charger.wait_for(lambda: charger.status()["session"]["transaction_id"] == 42, timeout_s=5)
+        assert len(csms.calls("StartTransaction")) == 2
+
+
+@pytest.mark.parametrize("frame", [
+    "not json at all",
+    '{"an": "object"}',
+    '[2, "id-1", "NoSuchAction", {}]',
+    '[2, "id-2", "ChangeConfiguration", {"key": 5}]',
+    '[2, "id-3", "Reset", {"type": "Lukewarm"}]',
+    '[3, "no-such-call", {}]',
+    '[2, "id-4"]',
+    '[2, "id-5", "GetConfiguration", "not an object"]',
+])
+async def test_malformed_frames_get_a_callerror_and_the_link_lives_on(
+    tmp_path: Path, csms: TestCsms, frame: str
+) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        mark = len(csms.frames)
+        await csms.send_raw(CP_ID, frame)
+        await asyncio.sleep(0.2)
+        replies = [f for f in csms.frames[mark:] if f.direction == "in"]
+        if frame.startswith("[2,"):
+            assert replies and replies[0].message_type == "CALLERROR", replies
+        assert charger.app.status()["csms_connected"]
+        reply = await csms.call(CP_ID, "GetConfiguration", {"key": ["NumberOfConnectors"]})
+        assert reply["configurationKey"][0]["value"] == "1"
+        assert not charger.sim().contactor.commanded_closed()
