@@ -341,6 +341,8 @@ class ChargerApp:
     # ----------------------------------------------------------------- store
 
     def _store(self, c: ConnectorRuntime, kind: str, **args: Any) -> None:
+        if self.ocpp is not None and kind in ("begin", "end"):
+            self.ocpp.outbox_pending()
         self._store_ops.put_nowait(_StoreOp(kind, c.connector_id, args))
 
     async def _store_writer(self) -> None:

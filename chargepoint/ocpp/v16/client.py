@@ -85,6 +85,7 @@ class OcppClient:
         self._connection: ClientConnection | None = None
         self.registered = asyncio.Event()  # BootNotification accepted on the current connection
         self._outbox_wakeup = asyncio.Event()
+        self._outbox_drained = asyncio.Event()
         self._clock_offset_s = 0.0
         self.clock_synced = False
         self._status_sent: dict[int, tuple[str, str]] = {}
@@ -286,11 +287,16 @@ class OcppClient:
     def outbox_changed(self) -> None:
         self._outbox_wakeup.set()
 
+    def outbox_pending(self) -> None:
+        """A transaction message is about to be queued (called before the store write is even scheduled)."""
+        self._outbox_drained.clear()
+
     async def _outbox_sender(self) -> None:
         while True:
             await self.registered.wait()
             row = await self.store.outbox_head()
             if row is None:
+                self._outbox_drained.set()
                 self._outbox_wakeup.clear()
                 if await self.store.outbox_len() == 0:
                     await self._outbox_wakeup.wait()
@@ -522,9 +528,10 @@ class OcppClient:
             await asyncio.sleep(hold_s)
         # A status that follows a transaction message should reach the CSMS after it (StopTransaction, then
         # Available), but a long offline backlog must not hold statuses back for long.
-        deadline = time.monotonic() + STATUS_WAIT_FOR_OUTBOX_S
-        while self.registered.is_set() and time.monotonic() < deadline and await self.store.outbox_len() > 0:
-            await asyncio.sleep(0.05)
+        if self.registered.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STATUS_WAIT_FOR_OUTBOX_S):
+                    await self._outbox_drained.wait()
         await self.send_status(connector_id, status, error_code)
 
     async def send_status(self, connector_id: int, status: ConnectorStatus, error_code: str) -> None:

@@ -38,7 +38,7 @@ class Connection(Protocol):
     async def recv(self) -> str | bytes: ...
 
 
-class Link(_LibChargePoint):  # type: ignore[misc]
+class Link(_LibChargePoint):
     """One connected session. ``handlers`` is the object whose ``@on`` methods answer CSMS calls."""
 
     def __init__(self, charge_point_id: str, connection: Connection, response_timeout_s: float) -> None:
