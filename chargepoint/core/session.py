@@ -226,7 +226,10 @@ class Connector:
             case AuthorizationDecided(id_tag=id_tag, accepted=accepted, parent_id_tag=parent):
                 if id_tag == f.pending_tag:
                     f.pending_tag = None
-                    if accepted and f.session is None and not f.faults:
+                    if f.session is not None:
+                        if parent is not None and parent == f.session.parent_id_tag:
+                            self._end_session("Local", out)
+                    elif accepted and not f.faults:
                         f.authorized_tag, f.authorized_parent = id_tag, parent
                         f.finishing = False
                         f.connection_timed_out = False
@@ -321,6 +324,10 @@ class Connector:
             )
             if same_card or self.settings.free_vend_id_tag is not None:
                 self._end_session("Local", out)
+            elif f.session.parent_id_tag is not None and f.pending_tag is None:
+                # Another card of the same group may stop it: its parentIdTag comes with its authorization.
+                f.pending_tag = id_tag
+                out.append(AuthorizeTag(id_tag))
             return
         if f.pending_tag is not None or f.faults or not f.operative or not f.mains_present:
             return

@@ -229,9 +229,10 @@ async def test_malformed_frames_get_a_callerror_and_the_link_lives_on(
         mark = len(csms.frames)
         await csms.send_raw(CP_ID, frame)
         await asyncio.sleep(0.2)
-        replies = [f for f in csms.frames[mark:] if f.direction == "in"]
+        replies = [f for f in csms.frames[mark:] if f.direction == "in" and f.message_type != "CALL"]
         if frame.startswith("[2,"):
             assert replies and replies[0].message_type == "CALLERROR", replies
+            assert replies[0].unique_id == frame.split('"')[1]
         assert charger.app.status()["csms_connected"]
         reply = await csms.call(CP_ID, "GetConfiguration", {"key": ["NumberOfConnectors"]})
         assert reply["configurationKey"][0]["value"] == "1"

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from chargepoint import __version__
 from chargepoint.core.commands import ConnectorStatus
+from chargepoint.core.ocpp_auth import Authorizer, AuthSettings, InvalidIdAction, LocalDecision, invalid_id_action
 from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.transport import (
     SUBPROTOCOL,
@@ -77,6 +78,7 @@ class OcppClient:
             },
         )
         self.keys.guards["SecurityProfile"] = self._guard_security_profile
+        self.authorizer = Authorizer(self.auth_settings())
         self._authorization_key = (
             None if self.settings.authorization_key is None else self.settings.authorization_key.get_secret_value()
         )
@@ -128,8 +130,9 @@ class OcppClient:
             ca_file=self.settings.ca_file,
             client_cert_file=self.settings.client_cert_file,
             client_key_file=self.settings.client_key_file,
-            ping_interval_s=float(self.keys.get_int("WebSocketPingInterval")) or 30.0,
-            ping_timeout_s=10.0,
+            ping_interval_s=float(self.keys.get_int("WebSocketPingInterval")),
+            # A pong later than the ping interval (at most 10 s) means the link is dead.
+            ping_timeout_s=float(min(10, self.keys.get_int("WebSocketPingInterval") or 10)),
         )
 
     # ----------------------------------------------------------------- lifecycle
@@ -142,6 +145,8 @@ class OcppClient:
             if value is not None:
                 persisted[name] = value
         self.keys.load(persisted)
+        version, local_list = await self.store.local_list_all()
+        self.authorizer = Authorizer(self.auth_settings(), version, local_list, await self.store.auth_cache_all())
         if "AuthorizationKey" in persisted:
             self._authorization_key = persisted["AuthorizationKey"]
         if "SecurityProfile" in persisted:
@@ -178,7 +183,7 @@ class OcppClient:
                     additional_headers=headers(settings),
                     ssl=tls_context(settings),
                     open_timeout=settings.open_timeout_s,
-                    ping_interval=settings.ping_interval_s,
+                    ping_interval=settings.ping_interval_s or None,
                     ping_timeout=settings.ping_timeout_s,
                     # After a ping timeout websockets waits close_timeout for a closing handshake that a dead
                     # link never completes: keep it short so a half-open link is replaced promptly.
@@ -349,9 +354,12 @@ class OcppClient:
         if row.action == "StartTransaction" and row.session_id is not None:
             transaction_id = int(reply["transactionId"])
             await self.store.outbox_delivered(row.seq, (row.session_id, transaction_id))
+            await self.remember_id_tag_info(str(row.payload.get("idTag")), reply.get("idTagInfo", {}))
             self._on_start_confirmed(row, transaction_id, reply.get("idTagInfo", {}))
         else:
             await self.store.outbox_delivered(row.seq)
+            if row.action == "StopTransaction" and "idTagInfo" in reply:
+                await self.remember_id_tag_info(str(row.payload.get("idTag")), reply["idTagInfo"])
         if self.on_delivered is not None:
             self.on_delivered(row.action, payload)
 
@@ -365,7 +373,12 @@ class OcppClient:
             log.warning("the CSMS reports idTag %s of transaction %d as %s", row.payload.get("idTag"), transaction_id,
                         status)
             if c is not None and c.session is not None and c.session.session_id == row.session_id:
-                self.app.deauthorize(connector_id, stop=self.keys.get_bool("StopTransactionOnInvalidId"))
+                delivered_Wh = 0 if c.last_reading is None else c.last_reading.energy_Wh_import - int(
+                    row.payload.get("meterStart", 0))
+                action = invalid_id_action(self.keys.get_bool("StopTransactionOnInvalidId"),
+                                           self.keys.get_int("MaxEnergyOnInvalidId"), delivered_Wh)
+                if action is not InvalidIdAction.Continue:
+                    self.app.deauthorize(connector_id, stop=action is InvalidIdAction.Stop)
 
     # ----------------------------------------------------------------- messages built for the store
 
@@ -557,17 +570,59 @@ class OcppClient:
 
     # ----------------------------------------------------------------- authorization
 
+    def auth_settings(self) -> AuthSettings:
+        k = self.keys
+        return AuthSettings(
+            local_authorize_offline=k.get_bool("LocalAuthorizeOffline"),
+            local_pre_authorize=k.get_bool("LocalPreAuthorize"),
+            authorization_cache_enabled=k.get_bool("AuthorizationCacheEnabled"),
+            local_auth_list_enabled=k.get_bool("LocalAuthListEnabled"),
+            allow_offline_tx_for_unknown_id=k.get_bool("AllowOfflineTxForUnknownId"),
+            local_auth_list_max_length=k.get_int("LocalAuthListMaxLength"),
+            send_local_list_max_length=k.get_int("SendLocalListMaxLength"),
+        )
+
     async def authorize(self, id_tag: str) -> tuple[bool, str | None]:
-        """(accepted, parentIdTag) for a presented card: CSMS when online, offline rules otherwise."""
-        reply = await self.call("Authorize", {"idTag": id_tag})
-        if reply is not None:
-            info = reply.get("idTagInfo", {})
-            return info.get("status") == "Accepted", info.get("parentIdTag")
-        if self.keys.get_bool("AllowOfflineTxForUnknownId"):
-            log.info("offline: accepting unknown idTag %s (AllowOfflineTxForUnknownId)", id_tag)
-            return True, None
-        log.info("offline: cannot authorize idTag %s", id_tag)
-        return False, None
+        """(accepted, parentIdTag) for a presented card: local list and cache per the OCPP rules, then the
+        CSMS; when the CSMS cannot be asked, the offline rules."""
+        outcome = self.authorizer.decide(id_tag, datetime.now(UTC), online=self.connected)
+        if outcome.decision is LocalDecision.AskCsms:
+            reply = await self.call("Authorize", {"idTag": id_tag})
+            if reply is not None:
+                info = reply.get("idTagInfo", {})
+                await self.remember_id_tag_info(id_tag, info)
+                return info.get("status") == "Accepted", info.get("parentIdTag")
+            outcome = self.authorizer.decide(id_tag, datetime.now(UTC), online=False)
+        log.info("idTag %s decided locally (%s): %s", id_tag, outcome.source, outcome.decision)
+        return outcome.decision is LocalDecision.Accepted, outcome.parent_id_tag
+
+    async def remember_id_tag_info(self, id_tag: str, info: dict[str, Any]) -> None:
+        """Cache an IdTagInfo the CSMS sent (Authorize, StartTransaction and StopTransaction answers)."""
+        status = info.get("status")
+        if not isinstance(status, str):
+            return
+        expiry = info.get("expiryDate")
+        try:
+            expiry_date = parse_time(expiry) if isinstance(expiry, str) else None
+        except ValueError:
+            expiry_date = None
+        changes = self.authorizer.csms_answered(id_tag, status, expiry_date, info.get("parentIdTag"), datetime.now(UTC))
+        for change in changes:
+            if change.put is not None:
+                await self.store.auth_cache_put(change.put)
+            if change.delete is not None:
+                await self.store.auth_cache_delete([change.delete])
+
+    async def clear_cache(self) -> bool:
+        accepted = self.authorizer.clear_cache()
+        await self.store.auth_cache_clear()
+        return accepted
+
+    async def send_local_list(self, version: int, update_type: str, entries: list[Any] | None) -> str:
+        result = self.authorizer.send_local_list(version, update_type, entries)
+        if result.status == "Accepted":
+            await self.store.local_list_update(result.version, result.entries, result.full)
+        return str(result.status)
 
     # ----------------------------------------------------------------- configuration
 
@@ -590,8 +645,11 @@ class OcppClient:
         elif name == "SecurityProfile":
             self._credentials_changed = self._security_profile != int(value)
             self._security_profile = int(value)
+        elif name == "WebSocketPingInterval":
+            self._credentials_changed = True  # keep-alive settings apply to a new connection
         elif name == "ConnectionTimeOut":
             self.app.set_connection_timeout_s(float(value))
+        self.authorizer.settings = self.auth_settings()
 
     def reconnect_if_credentials_changed(self) -> None:
         """New credentials or a new security profile take effect on a new connection (TC_073, TC_083)."""
@@ -599,10 +657,6 @@ class OcppClient:
             self._credentials_changed = False
             log.info("reconnecting to use the new credentials/security profile")
             self.request_reconnect()
-
-    async def clear_cache(self) -> bool:
-        await self.store.auth_cache_clear()
-        return True
 
     async def install_remote_start_profile(self, connector_id: int, profile: dict[str, Any]) -> bool:
         log.warning("charging profile in RemoteStartTransaction not supported yet")

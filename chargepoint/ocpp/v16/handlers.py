@@ -61,7 +61,7 @@ class ChargePointHandlers(Link):
 
     @after(Action.change_configuration)
     async def after_change_configuration(self, key: str, **_: Any) -> None:
-        if key in ("AuthorizationKey", "SecurityProfile"):
+        if key in ("AuthorizationKey", "SecurityProfile", "WebSocketPingInterval"):
             self.client.reconnect_if_credentials_changed()
 
     @on(Action.get_configuration)
@@ -125,6 +125,18 @@ class ChargePointHandlers(Link):
             return call_result.UnlockConnector(status="NotSupported")
         status = await self.app.unlock(connector_id)
         return call_result.UnlockConnector(status=status)
+
+    # ---------------------------------------------------------------- LocalAuthListManagement
+
+    @on(Action.get_local_list_version)
+    async def on_get_local_list_version(self, **_: Any) -> call_result.GetLocalListVersion:
+        return call_result.GetLocalListVersion(list_version=self.client.authorizer.local_list_version())
+
+    @on(Action.send_local_list)
+    async def on_send_local_list(self, list_version: int, update_type: str, **_: Any) -> call_result.SendLocalList:
+        entries = self.current_payload.get("localAuthorizationList")
+        status = await self.client.send_local_list(list_version, update_type, entries)
+        return call_result.SendLocalList(status=status)
 
     # ---------------------------------------------------------------- RemoteTrigger
 
