@@ -354,6 +354,7 @@ class TestCsms:
         self.accepting: bool = True
         self.frames: list[Frame] = []
         self.transaction_ids: dict[int, Payload] = {}
+        self.retransmitted_starts = 0  # StartTransaction payloads seen again (answered with the same id)
         self.on_frame: Callable[[Frame], None] | None = None  # called with each frame as it is recorded
         self._handlers: dict[str, Handler] = {}
         self._sessions: dict[str, _Session] = {}
@@ -485,6 +486,13 @@ class TestCsms:
         return {"status": "Invalid" if id_tag in self.rejected_id_tags else "Accepted"}
 
     def _start_transaction(self, payload: Payload) -> Payload:
+        # A charger that lost power between sending and reading the answer sends the very same
+        # StartTransaction again (OCPP 1.6 has no message idempotency key): like a careful CSMS, answer a
+        # retransmission with the transaction it already opened instead of opening a second one.
+        for known_id, known in self.transaction_ids.items():
+            if known == payload:
+                self.retransmitted_starts += 1
+                return {"idTagInfo": self._id_tag_info(str(payload.get("idTag", ""))), "transactionId": known_id}
         transaction_id = max(self.transaction_ids, default=0) + 1
         self.transaction_ids[transaction_id] = payload
         return {"idTagInfo": self._id_tag_info(str(payload.get("idTag", ""))), "transactionId": transaction_id}

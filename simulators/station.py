@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from hal.protocols import PilotOutput
 from simulators.devices import (
@@ -252,6 +255,30 @@ class SimConnector:
         }
         return f"connector {cid}: fault {fault.value}: {descriptions[fault]}"
 
+    def export_state(self) -> dict[str, Any]:
+        """What survives a firmware restart in place (the car and the meter do not reboot with us)."""
+        self.update()
+        return {
+            "ev": {"plugged": self.ev.plugged, "requesting": self.ev.requesting, "ventilation": self.ev.ventilation,
+                   "soc_percent": self.ev.soc_percent},
+            "energy_Wh": self.energy_Wh,
+            "energy_per_phase_Wh": list(self._energy_per_phase_Wh),
+            "faults": sorted(fault.value for fault in self.faults),
+        }
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        ev = state["ev"]
+        if ev["plugged"]:
+            self.ev.plug()
+            if ev["requesting"]:
+                self.ev.request(ventilation=bool(ev["ventilation"]))
+        self.ev.soc_percent = float(ev["soc_percent"])
+        self.energy_Wh = float(state["energy_Wh"])
+        self._energy_per_phase_Wh = [float(v) for v in state["energy_per_phase_Wh"]]
+        for kind in state["faults"]:
+            self._inject(Fault(kind))
+        self.update()
+
     def snapshot(self) -> dict[str, object]:
         """JSON-able state for status and debugging."""
         self.update()
@@ -332,6 +359,20 @@ class SimulatedStation:
             await asyncio.sleep(PHYSICS_TICK_S)
             for connector in self.connectors:
                 connector.update()
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps([c.export_state() for c in self.connectors]))
+
+    def restore(self, path: Path) -> bool:
+        """Take back the state saved before a restart in place; False when there is none."""
+        try:
+            states = json.loads(path.read_text())
+        except FileNotFoundError:
+            return False
+        path.unlink()
+        for connector, state in zip(self.connectors, states, strict=False):
+            connector.import_state(state)
+        return True
 
     async def stop(self) -> None:
         """Stop physics and meters, and leave every device in its safe state."""

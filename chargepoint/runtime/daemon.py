@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+SIM_STATE_FILE = "sim-state.json"
 EXIT_REEXEC = 75  # internal: the CSMS asked for a reset; boot re-executes the process in place
 
 
@@ -49,11 +50,16 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
         log.info("effective configuration:\n%s", redacted_json(config))
         await hardware.start()
         config.storage.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        sim_state = config.storage.dir / SIM_STATE_FILE
+        if hardware.station is not None and hardware.station.restore(sim_state):
+            log.info("simulators took back their state from before the restart")
         store = await Store.open(config.storage.database_path)
         try:
             reexec = await _serve(config, hardware, store)
         finally:
             await store.close()
+        if reexec and hardware.station is not None:
+            hardware.station.save(sim_state)  # the simulated car stays plugged in across the reset
         return EXIT_REEXEC if reexec else EXIT_OK
     except BaseException as exc:
         # The supervisor: the one place that catches everything. Make safe, say why, exit non-zero.

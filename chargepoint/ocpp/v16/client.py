@@ -49,6 +49,14 @@ CLOSE_TIMEOUT_S = 2.0
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
 
 
+def raise_if_cancelling() -> None:
+    """Python 3.11's wait_for can swallow a cancellation that races with a result; a loop that goes on
+    waiting afterwards would hang its TaskGroup's shutdown. Loops call this at the top of each turn."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def wire_time(at: datetime) -> str:
     """OCPP timestamps: UTC, millisecond precision, 'Z'."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
@@ -175,6 +183,7 @@ class OcppClient:
     async def _connection_loop(self) -> None:
         delays = backoff_delays_s()
         while True:
+            raise_if_cancelling()
             settings = self.transport_settings()
             try:
                 async with websockets.connect(
@@ -241,6 +250,7 @@ class OcppClient:
         self._outbox_wakeup.set()
         await self._send_all_statuses()
         while True:
+            raise_if_cancelling()
             interval_s = max(1, self.keys.get_int("HeartbeatInterval") or 300)
             await asyncio.sleep(interval_s)
             reply = await link.call_raw("Heartbeat", {})
@@ -298,6 +308,7 @@ class OcppClient:
 
     async def _outbox_sender(self) -> None:
         while True:
+            raise_if_cancelling()
             await self.registered.wait()
             row = await self.store.outbox_head()
             if row is None:
@@ -461,6 +472,7 @@ class OcppClient:
         """MeterValues every MeterValueSampleInterval during each transaction, queued durably."""
         next_due: dict[int, float] = {}
         while True:
+            raise_if_cancelling()
             await asyncio.sleep(0.5)
             interval_s = self.keys.get_int("MeterValueSampleInterval")
             now_s = time.monotonic()
@@ -483,6 +495,7 @@ class OcppClient:
     async def _aligned_meter_values(self) -> None:
         """Clock-aligned MeterValues at every multiple of ClockAlignedDataInterval since midnight UTC."""
         while True:
+            raise_if_cancelling()
             interval_s = self.keys.get_int("ClockAlignedDataInterval")
             if interval_s <= 0:
                 await asyncio.sleep(1.0)
