@@ -116,6 +116,7 @@ class AuthorizeTag:
 class BeginSession:
     id_tag: str
     meter_start_Wh: int
+    reservation_id: int | None = None  # the reservation this session uses up
 
 
 @dataclass(frozen=True, slots=True)

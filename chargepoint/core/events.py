@@ -133,6 +133,24 @@ class UnlockRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class ReservationMade:
+    """The connector is held for ``id_tag`` (or any card with the same non-empty ``parent_id_tag``)."""
+
+    reservation_id: int
+    id_tag: str
+    parent_id_tag: str | None
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationEnded:
+    """Expired or cancelled. Ignored unless ``reservation_id`` is the one in force."""
+
+    reservation_id: int
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class FaultsCleared:
     """A technician cleared latched faults (weld, overcurrent) after inspection."""
 
@@ -156,5 +174,7 @@ Event = (
     | StopRequested
     | RemoteStartRequested
     | UnlockRequested
+    | ReservationMade
+    | ReservationEnded
     | FaultsCleared
 )

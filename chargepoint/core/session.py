@@ -48,6 +48,8 @@ from chargepoint.core.events import (
     PilotChanged,
     PilotFailed,
     RemoteStartRequested,
+    ReservationEnded,
+    ReservationMade,
     ResidualCurrentChanged,
     StopRequested,
     TagPresented,
@@ -71,7 +73,7 @@ _ALLOWED_SOURCES: dict[ConnectorStatus, list[ConnectorStatus]] = {
     S.SuspendedEV: [S.Available, S.Preparing, S.Charging, S.SuspendedEVSE, S.Unavailable, S.Faulted],
     S.SuspendedEVSE: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.Unavailable, S.Faulted],
     S.Finishing: [S.Preparing, S.Charging, S.SuspendedEV, S.SuspendedEVSE, S.Unavailable, S.Faulted],
-    S.Reserved: [S.Available, S.Unavailable, S.Faulted],
+    S.Reserved: [S.Available, S.Preparing, S.Unavailable, S.Faulted],
     S.Unavailable: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.SuspendedEVSE, S.Finishing,
                     S.Faulted],
     S.Faulted: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.SuspendedEVSE, S.Finishing,
@@ -138,6 +140,7 @@ class _Facts:
     lock_wanted: bool = False
     locked: bool = False
     lock_pending: bool = False
+    reservation: ReservationMade | None = None
 
 
 class Connector:
@@ -229,7 +232,7 @@ class Connector:
                     if f.session is not None:
                         if parent is not None and parent == f.session.parent_id_tag:
                             self._end_session("Local", out)
-                    elif accepted and not f.faults:
+                    elif accepted and not f.faults and self._reservation_allows(id_tag, parent):
                         f.authorized_tag, f.authorized_parent = id_tag, parent
                         f.finishing = False
                         f.connection_timed_out = False
@@ -279,7 +282,7 @@ class Connector:
                 f.authorized_tag = None
             case RemoteStartRequested(id_tag=id_tag, pre_authorized=pre_authorized):
                 if f.session is None and f.pending_tag is None and not f.faults and f.operative:
-                    if pre_authorized:
+                    if pre_authorized and self._reservation_allows(id_tag, None):
                         f.authorized_tag, f.authorized_parent = id_tag, None
                         f.finishing = False
                         f.connection_timed_out = False
@@ -293,6 +296,11 @@ class Connector:
                 if f.locked and not f.lock_pending and not f.feedback_closed:
                     f.lock_pending = True
                     out.append(UnlockConnector())
+            case ReservationMade():
+                f.reservation = event
+            case ReservationEnded(reservation_id=reservation_id):
+                if f.reservation is not None and f.reservation.reservation_id == reservation_id:
+                    f.reservation = None
             case FaultsCleared():
                 self._clear_latched_faults()
         self._reconcile(out, event.at_s)
@@ -334,8 +342,14 @@ class Connector:
         if f.authorized_tag == id_tag:
             f.authorized_tag = None  # second tap before plugging in cancels
             return
+        if f.reservation is not None and id_tag != f.reservation.id_tag and f.reservation.parent_id_tag is None:
+            return  # held for someone else
         f.pending_tag = id_tag
         out.append(AuthorizeTag(id_tag))
+
+    def _reservation_allows(self, id_tag: str, parent_id_tag: str | None) -> bool:
+        r = self.facts.reservation
+        return r is None or id_tag == r.id_tag or (r.parent_id_tag is not None and parent_id_tag == r.parent_id_tag)
 
     def _on_timer(self, name: TimerName, at_s: float) -> None:
         f = self.facts
@@ -438,6 +452,7 @@ class Connector:
             and f.session is None
             and f.authorized_tag is None
             and not f.finishing
+            and f.reservation is None
         ):
             f.authorized_tag = self.settings.free_vend_id_tag
         # 4. Begin a session once authorized, plugged and healthy.
@@ -454,7 +469,10 @@ class Connector:
             f.session = ActiveSession(f.authorized_tag, f.authorized_parent, f.meter_energy_Wh, at_s)
             f.finishing = False
             f.lock_wanted = True
-            out.append(BeginSession(id_tag=f.authorized_tag, meter_start_Wh=f.meter_energy_Wh))
+            reservation_id = None if f.reservation is None else f.reservation.reservation_id
+            f.reservation = None  # used up by this session
+            out.append(BeginSession(id_tag=f.authorized_tag, meter_start_Wh=f.meter_energy_Wh,
+                                    reservation_id=reservation_id))
         # 5. Lock follows the session (a tethered cable's lock port succeeds at once).
         if not f.lock_pending and Fault.ConnectorLockFailure not in f.faults:
             if f.lock_wanted and not f.locked:
@@ -532,9 +550,11 @@ class Connector:
             return S.SuspendedEV
         if f.finishing:
             return S.Finishing
-        if f.pilot.plugged and not f.connection_timed_out:
-            return S.Preparing
         if f.authorized_tag is not None:
+            return S.Preparing
+        if f.reservation is not None:
+            return S.Reserved
+        if f.pilot.plugged and not f.connection_timed_out:
             return S.Preparing
         return S.Available
 

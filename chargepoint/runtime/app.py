@@ -48,6 +48,8 @@ from chargepoint.core.events import (
     MeterSampled,
     PilotChanged,
     PilotFailed,
+    ReservationEnded,
+    ReservationMade,
     ResidualCurrentChanged,
     StopRequested,
     TagPresented,
@@ -57,7 +59,7 @@ from chargepoint.core.events import (
 )
 from chargepoint.core.pilot import PilotState, classify
 from chargepoint.core.session import Connector, ConnectorSettings
-from chargepoint.store import Store
+from chargepoint.store import ReservationRecord, Store
 from hal.errors import HalError, LockError
 from hal.protocols import MeterReading
 from hal.registry import ConnectorHardware, Hardware
@@ -135,6 +137,7 @@ class ChargerApp:
         self._stop: asyncio.Event | None = None
         self.reexec_requested = False
         self._reset_reason = "Reboot"
+        self._reservations: dict[int, tuple[ReservationRecord, asyncio.TimerHandle]] = {}
         self.ocpp: OcppClient | None = None
         if config.ocpp is not None:
             from chargepoint.ocpp.v16.client import OcppClient
@@ -170,6 +173,7 @@ class ChargerApp:
                 await self._execute(c, c.core.start(time.monotonic()))
                 if await self.store.get_kv(f"availability.{c.connector_id}") == "Inoperative":
                     self.post(c.connector_id, AvailabilityChanged(False, time.monotonic()))
+            await self.restore_reservations()
             if self.ocpp is not None:
                 self._spawn(self.ocpp.run())
             if ready is not None:
@@ -181,7 +185,7 @@ class ChargerApp:
             await self._store_ops.put(None)
             await store_task
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> None:
         assert self._tg is not None
         self._tasks.append(self._tg.create_task(coro))  # type: ignore[arg-type]
 
@@ -238,11 +242,14 @@ class ChargerApp:
                         log.info("connector %d: card %s %s", c.connector_id, id_tag,
                                  "accepted" if accepted else "rejected (not in allowed_id_tags)")
                         self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic()))
-                case BeginSession(id_tag=id_tag, meter_start_Wh=meter_start_Wh):
+                case BeginSession(id_tag=id_tag, meter_start_Wh=meter_start_Wh, reservation_id=reservation_id):
                     started_at = datetime.now(UTC)
                     c.session = SessionView(id_tag, started_at, meter_start_Wh)
                     log.info("connector %d: session started for %s at %d Wh", c.connector_id, id_tag, meter_start_Wh)
-                    self._store(c, "begin", id_tag=id_tag, meter_start_Wh=meter_start_Wh, started_at=started_at)
+                    if reservation_id is not None:
+                        self._forget_reservation(reservation_id)
+                    self._store(c, "begin", id_tag=id_tag, meter_start_Wh=meter_start_Wh, started_at=started_at,
+                                reservation_id=reservation_id)
                 case RecordMeter(energy_Wh=energy_Wh):
                     self._store(c, "meter", energy_Wh=energy_Wh, at=datetime.now(UTC))
                 case EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh):
@@ -330,6 +337,76 @@ class ChargerApp:
         except TimeoutError:
             return "UnlockFailed"
 
+    # ----------------------------------------------------------------- reservations
+
+    async def restore_reservations(self) -> None:
+        for record in await self.store.reservations():
+            if record.expiry_date <= datetime.now(UTC) or record.connector_id not in self.connectors:
+                await self.store.reservation_delete(record.reservation_id)
+                continue
+            self._hold(record)
+
+    def _hold(self, record: ReservationRecord) -> None:
+        self._forget_reservation(record.reservation_id)
+        self.post(record.connector_id, ReservationMade(record.reservation_id, record.id_tag, record.parent_id_tag,
+                                                       time.monotonic()))
+        delay_s = max(0.0, (record.expiry_date - datetime.now(UTC)).total_seconds())
+        handle = asyncio.get_running_loop().call_later(delay_s, self._expire_reservation, record)
+        self._reservations[record.reservation_id] = (record, handle)
+
+    def _expire_reservation(self, record: ReservationRecord) -> None:
+        log.info("reservation %d for %s expired", record.reservation_id, record.id_tag)
+        self._forget_reservation(record.reservation_id)
+        self.post(record.connector_id, ReservationEnded(record.reservation_id, time.monotonic()))
+        self._spawn(self.store.reservation_delete(record.reservation_id))
+
+    def _forget_reservation(self, reservation_id: int) -> ReservationRecord | None:
+        held = self._reservations.pop(reservation_id, None)
+        if held is None:
+            return None
+        held[1].cancel()
+        return held[0]
+
+    async def reserve(self, record: ReservationRecord) -> str:
+        """ReserveNow: Accepted, Faulted, Occupied, Unavailable or Rejected."""
+        if record.connector_id == 0:
+            # The whole charge point: hold the first connector that is free (this charger's choice).
+            free = [cid for cid, c in self.connectors.items() if c.core.status is ConnectorStatus.Available]
+            if not free:
+                statuses = {c.core.status for c in self.connectors.values()}
+                if statuses == {ConnectorStatus.Faulted}:
+                    return "Faulted"
+                if statuses == {ConnectorStatus.Unavailable}:
+                    return "Unavailable"
+                return "Occupied"
+            record = replace(record, connector_id=free[0])
+        c = self.connectors.get(record.connector_id)
+        if c is None:
+            return "Rejected"
+        status = c.core.status
+        held = self._reservations.get(record.reservation_id)
+        if status is ConnectorStatus.Faulted:
+            return "Faulted"
+        if status is ConnectorStatus.Unavailable:
+            return "Unavailable"
+        replacing = held is not None and held[0].connector_id == record.connector_id
+        if status is not ConnectorStatus.Available and not (status is ConnectorStatus.Reserved and replacing):
+            return "Occupied"
+        old = self._forget_reservation(record.reservation_id)
+        if old is not None and old.connector_id != record.connector_id:
+            self.post(old.connector_id, ReservationEnded(old.reservation_id, time.monotonic()))
+        await self.store.reservation_put(record)
+        self._hold(record)
+        return "Accepted"
+
+    async def cancel_reservation(self, reservation_id: int) -> bool:
+        record = self._forget_reservation(reservation_id)
+        if record is None:
+            return False
+        await self.store.reservation_delete(reservation_id)
+        self.post(record.connector_id, ReservationEnded(reservation_id, time.monotonic()))
+        return True
+
     async def reset(self, hard: bool) -> None:
         """Reset: end every session with the matching reason, then restart the firmware in place."""
         log.warning("%s reset requested by the CSMS", "hard" if hard else "soft")
@@ -359,11 +436,15 @@ class ChargerApp:
         c = self.connectors[op.connector_id]
         if op.kind == "begin":
             messages = None
+            reservation_id = op.args.pop("reservation_id", None)
             if self.ocpp is not None:
                 messages = self.ocpp.start_messages(
-                    op.connector_id, op.args["id_tag"], op.args["meter_start_Wh"], op.args["started_at"]
+                    op.connector_id, op.args["id_tag"], op.args["meter_start_Wh"], op.args["started_at"],
+                    reservation_id,
                 )
             record = await self.store.begin_session(op.connector_id, **op.args, messages=messages)
+            if reservation_id is not None:
+                await self.store.reservation_delete(reservation_id)
             session_ids[op.connector_id] = record.session_id
             if c.session is not None and c.session.started_at == op.args["started_at"]:
                 c.session.session_id = record.session_id

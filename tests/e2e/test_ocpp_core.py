@@ -237,3 +237,90 @@ async def test_malformed_frames_get_a_callerror_and_the_link_lives_on(
         reply = await csms.call(CP_ID, "GetConfiguration", {"key": ["NumberOfConnectors"]})
         assert reply["configurationKey"][0]["value"] == "1"
         assert not charger.sim().contactor.commanded_closed()
+
+
+def in_s(seconds: float) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+async def test_tc046_reservation_then_local_start_with_the_reserved_card(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        reply = await csms.call(CP_ID, "ReserveNow", {"connectorId": 1, "expiryDate": in_s(60), "idTag": CARD,
+                                                      "reservationId": 7})
+        assert reply == {"status": "Accepted"}
+        await charger.wait_status("Reserved")
+        charger.sim().apply("plug")
+        charger.sim().apply("tap", "SOMEONE-ELSE")
+        await asyncio.sleep(0.3)
+        assert charger.status()["session"] is None and charger.status()["status"] == "Reserved"
+        charger.sim().apply("tap", CARD)
+        start = await csms.wait_for_call("StartTransaction")
+        assert start.payload is not None and start.payload["reservationId"] == 7
+        assert await charger.store.reservations() == []
+
+
+async def test_tc047_reservation_expires(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ReserveNow", {"connectorId": 1, "expiryDate": in_s(1), "idTag": CARD,
+                                              "reservationId": 8})
+        await charger.wait_status("Reserved")
+        await charger.wait_status("Available", timeout_s=4)
+        await csms.wait_for_call("StatusNotification", lambda p: p["status"] == "Reserved")
+
+
+async def test_tc048_tc051_tc052_reservation_refusals_and_cancel(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        base = {"expiryDate": in_s(60), "idTag": CARD}
+        assert (await csms.call(CP_ID, "CancelReservation", {"reservationId": 99})) == {"status": "Rejected"}
+        assert (await csms.call(CP_ID, "ReserveNow", {**base, "connectorId": 4, "reservationId": 1}))["status"] == \
+            "Rejected"
+        charger.sim().apply("plug")
+        await charger.wait_status("Preparing")
+        assert (await csms.call(CP_ID, "ReserveNow", {**base, "connectorId": 1, "reservationId": 1}))["status"] == \
+            "Occupied"
+        assert (await csms.call(CP_ID, "ReserveNow", {**base, "connectorId": 0, "reservationId": 1}))["status"] == \
+            "Occupied"
+        charger.sim().apply("unplug")
+        charger.sim().apply("fault", "ground-fault")
+        await charger.wait_status("Faulted")
+        assert (await csms.call(CP_ID, "ReserveNow", {**base, "connectorId": 1, "reservationId": 1}))["status"] == \
+            "Faulted"
+        charger.sim().apply("clear-fault")
+        await charger.wait_status("Available")
+        await csms.call(CP_ID, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
+        await charger.wait_status("Unavailable")
+        assert (await csms.call(CP_ID, "ReserveNow", {**base, "connectorId": 1, "reservationId": 1}))["status"] == \
+            "Unavailable"
+        await csms.call(CP_ID, "ChangeAvailability", {"connectorId": 1, "type": "Operative"})
+        await charger.wait_status("Available")
+        assert (await csms.call(CP_ID, "ReserveNow", {**base, "connectorId": 0, "reservationId": 2}))["status"] == \
+            "Accepted"
+        await charger.wait_status("Reserved")
+        assert (await csms.call(CP_ID, "CancelReservation", {"reservationId": 2})) == {"status": "Accepted"}
+        await charger.wait_status("Available")
+
+
+async def test_tc053_reserved_connector_takes_a_card_with_the_same_parent(tmp_path: Path, csms: TestCsms) -> None:
+    def with_parent(_cp: str, payload: dict[str, object]) -> dict[str, object]:
+        return {"idTagInfo": {"status": "Accepted", "parentIdTag": "FLEET-7"}}
+
+    csms.set_handler("Authorize", with_parent)
+    config = ocpp_config(tmp_path, csms)
+    async with running_charger(config) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ReserveNow", {"connectorId": 1, "expiryDate": in_s(60), "idTag": "DRIVER-A",
+                                              "parentIdTag": "FLEET-7", "reservationId": 3})
+        await charger.wait_status("Reserved")
+    async with running_charger(config) as charger:  # the reservation survives a restart
+        await registered(charger)
+        await charger.wait_status("Reserved")
+        charger.sim().apply("plug")
+        charger.sim().apply("tap", "DRIVER-B")
+        start = await csms.wait_for_call("StartTransaction")
+        assert start.payload is not None and start.payload["idTag"] == "DRIVER-B"
+        assert start.payload["reservationId"] == 3

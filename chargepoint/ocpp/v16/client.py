@@ -115,6 +115,10 @@ class OcppClient:
         """True while the link is up and the CSMS accepted our BootNotification."""
         return self._link is not None and self.registered.is_set()
 
+    @property
+    def clock_offset_s(self) -> float:
+        return self._clock_offset_s
+
     def now(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self._clock_offset_s)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ocpp.routing import after, on
@@ -14,9 +15,12 @@ from ocpp.v16.enums import Action
 from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.events import RemoteStartRequested, StopRequested
 from chargepoint.ocpp.v16.link import Connection, Link
+from chargepoint.store import ReservationRecord
 
 if TYPE_CHECKING:
     from chargepoint.ocpp.v16.client import OcppClient
+
+from chargepoint.ocpp.v16.client import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,35 @@ class ChargePointHandlers(Link):
         status = await self.app.unlock(connector_id)
         return call_result.UnlockConnector(status=status)
 
+    # ---------------------------------------------------------------- FirmwareManagement
+
+    @on(Action.update_firmware)
+    async def on_update_firmware(self, location: str, retrieve_date: str, **_: Any) -> call_result.UpdateFirmware:
+        return call_result.UpdateFirmware()
+
+    @after(Action.update_firmware)
+    async def after_update_firmware(self, location: str, retrieve_date: str, retries: int | None = None,
+                                    retry_interval: int | None = None, **_: Any) -> None:
+        try:
+            when = parse_time(retrieve_date)
+        except ValueError:
+            log.warning("UpdateFirmware with an unreadable retrieveDate %r: downloading now", retrieve_date)
+            when = self.client.now()
+        self.client.firmware.start_update(location, when, retries, retry_interval)
+
+    @on(Action.get_diagnostics)
+    async def on_get_diagnostics(self, location: str, retries: int | None = None, retry_interval: int | None = None,
+                                 start_time: str | None = None, stop_time: str | None = None,
+                                 **_: Any) -> call_result.GetDiagnostics:
+        window: list[datetime | None] = []
+        for text in (start_time, stop_time):
+            try:
+                window.append(None if text is None else parse_time(text))
+            except ValueError:
+                window.append(None)
+        file_name = await self.client.firmware.get_diagnostics(location, retries, retry_interval, *window)
+        return call_result.GetDiagnostics(file_name=file_name)
+
     # ---------------------------------------------------------------- LocalAuthListManagement
 
     @on(Action.get_local_list_version)
@@ -137,6 +170,29 @@ class ChargePointHandlers(Link):
         entries = self.current_payload.get("localAuthorizationList")
         status = await self.client.send_local_list(list_version, update_type, entries)
         return call_result.SendLocalList(status=status)
+
+    # ---------------------------------------------------------------- Reservation
+
+    @on(Action.reserve_now)
+    async def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int,
+                             parent_id_tag: str | None = None, **_: Any) -> call_result.ReserveNow:
+        if connector_id == 0 and not self.client.keys.get_bool("ReserveConnectorZeroSupported"):
+            return call_result.ReserveNow(status="Rejected")
+        try:
+            expiry = parse_time(expiry_date)
+        except ValueError:
+            return call_result.ReserveNow(status="Rejected")
+        if expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=UTC)
+        # Expiry is the CSMS's wall clock; ours may differ by the measured offset.
+        expiry -= timedelta(seconds=self.client.clock_offset_s)
+        status = await self.app.reserve(ReservationRecord(reservation_id, connector_id, id_tag, parent_id_tag, expiry))
+        return call_result.ReserveNow(status=status)
+
+    @on(Action.cancel_reservation)
+    async def on_cancel_reservation(self, reservation_id: int, **_: Any) -> call_result.CancelReservation:
+        cancelled = await self.app.cancel_reservation(reservation_id)
+        return call_result.CancelReservation(status="Accepted" if cancelled else "Rejected")
 
     # ---------------------------------------------------------------- RemoteTrigger
 

@@ -1,0 +1,257 @@
+"""OCPP 1.6 FirmwareManagement: UpdateFirmware and GetDiagnostics, run as background tasks of the client.
+
+UpdateFirmware: wait for retrieveDate, download (Downloading -> Downloaded | DownloadFailed, with the
+requested retries), wait until no transaction runs on any connector (OCPP: installation waits for the
+transactions to end), install (Installing -> Installed | InstallationFailed), and after Installed restart the
+firmware in place with a soft reset. A second UpdateFirmware while one runs replaces it.
+
+GetDiagnostics: the reply names the file at once; the archive (a backup-API copy of the database and a
+``status.json``) is built and uploaded in the background (Uploading -> Uploaded | UploadFailed).
+
+Status notifications are not queued while offline (OCPP 1.6 behaviour); ``client.firmware_status`` and
+``client.diagnostics_status`` always say where things stand, for TriggerMessage. Once an update or upload is
+over (whatever its outcome, once its final status was sent) they go back to ``Idle``, because OCPP 1.6 says
+Idle is what a triggered notification reports when nothing firmware- or diagnostics-related is going on.
+
+Not yet: a pending update does not survive a restart of the daemon, and connectors stay available while
+an installation waits for transactions to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import tarfile
+import tempfile
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from chargepoint.ocpp.file_transfer import (
+    FirmwareInstaller,
+    InstallError,
+    TransferError,
+    diagnostics_archive,
+    diagnostics_file_name,
+    download,
+    redact_url,
+    supported,
+    upload,
+)
+
+if TYPE_CHECKING:
+    from chargepoint.ocpp.v16.client import OcppClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRIES = 1
+DEFAULT_RETRY_INTERVAL_S = 60.0
+TRANSACTION_POLL_INTERVAL_S = 1.0
+TRANSFER_TIMEOUT_S = 60.0
+
+
+class NoInstaller:
+    """The installer of real hardware without ``[ocpp] firmware_install_command``: every install fails."""
+
+    async def install(self, image: Path) -> None:
+        log.error("firmware %s downloaded but not installed: no installer is configured "
+                  "(set [ocpp] firmware_install_command)", image.name)
+        raise InstallError("no firmware installer is configured")
+
+
+class FirmwareManager:
+    """Runs firmware updates and diagnostics uploads for one ``OcppClient``; owns their tasks."""
+
+    def __init__(self, client: OcppClient, work_dir: Path, installer: FirmwareInstaller) -> None:
+        self.client = client
+        self.work_dir = Path(work_dir)
+        self.installer = installer
+        # Used when the CSMS leaves retries/retryInterval out; tests shorten them.
+        self.default_retries = DEFAULT_RETRIES
+        self.default_retry_interval_s = DEFAULT_RETRY_INTERVAL_S
+        self.transaction_poll_interval_s = TRANSACTION_POLL_INTERVAL_S
+        self.transfer_timeout_s = TRANSFER_TIMEOUT_S
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._update: asyncio.Task[None] | None = None
+        self._diagnostics: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- tasks
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    async def aclose(self) -> None:
+        """Cancel every running update or upload and wait for them to stop."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def busy(self) -> bool:
+        return self._update is not None and not self._update.done()
+
+    # ----------------------------------------------------------------- firmware
+
+    def start_update(self, location: str, retrieve_date: datetime, retries: int | None,
+                     retry_interval_s: int | None) -> None:
+        """Begin ``update_firmware`` in the background, replacing (cancelling) an update that still runs."""
+        previous = self._update
+        self._update = self._spawn(
+            self._replace(previous, self.update_firmware(location, retrieve_date, retries, retry_interval_s)),
+            "firmware update",
+        )
+
+    async def _replace(self, previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]) -> None:
+        if previous is not None and not previous.done():
+            log.warning("a new UpdateFirmware replaces the one in progress")
+            previous.cancel()
+            await asyncio.wait({previous})
+        await work
+
+    async def update_firmware(self, location: str, retrieve_date: datetime, retries: int | None,
+                              retry_interval_s: int | None) -> None:
+        """The whole update: wait, download with retries, wait for transactions to end, install, restart.
+
+        ``retries`` is the number of further attempts after the first failed download."""
+        attempts = 1 + max(0, self.default_retries if retries is None else retries)
+        interval_s = float(self.default_retry_interval_s if retry_interval_s is None else max(0, retry_interval_s))
+        image = self.work_dir / _image_name(location)
+        try:
+            wait_s = (retrieve_date - self.client.now()).total_seconds()
+            if wait_s > 0:
+                log.info("firmware %s: download at %s (in %.0f s)", redact_url(location), retrieve_date, wait_s)
+                await asyncio.sleep(wait_s)
+            await self._firmware_status("Downloading")
+            if not await self._download(location, image, attempts, interval_s):
+                await self._firmware_status("DownloadFailed")
+                return
+            await self._firmware_status("Downloaded")
+            await self._wait_for_no_transactions()
+            await self._firmware_status("Installing")
+            try:
+                await self.installer.install(image)
+            except InstallError as exc:
+                log.error("firmware installation failed: %s", exc)
+                await self._firmware_status("InstallationFailed")
+                return
+            await self._firmware_status("Installed")
+            log.warning("firmware installed: restarting")
+            self.client.firmware_status = "Idle"
+            await self.client.app.reset(hard=False)
+        finally:
+            image.unlink(missing_ok=True)
+            if asyncio.current_task() is self._update:
+                self.client.firmware_status = "Idle"
+
+    async def _download(self, location: str, image: Path, attempts: int, interval_s: float) -> bool:
+        if not supported(location):
+            log.error("firmware location %s: unsupported scheme", redact_url(location))
+            return False
+        for attempt in range(1, attempts + 1):
+            try:
+                size = await download(location, image, timeout_s=self.transfer_timeout_s)
+            except TransferError as exc:
+                log.warning("firmware download %d/%d failed: %s", attempt, attempts, exc)
+                if attempt < attempts:
+                    await asyncio.sleep(interval_s)
+                continue
+            log.info("firmware downloaded: %s (%d bytes)", image.name, size)
+            return True
+        return False
+
+    async def _wait_for_no_transactions(self) -> None:
+        logged = False
+        while any(c.session is not None for c in self.client.app.connectors.values()):
+            if not logged:
+                log.info("firmware installation waits for the running transactions to end")
+                logged = True
+            await asyncio.sleep(self.transaction_poll_interval_s)
+
+    async def _firmware_status(self, status: str) -> None:
+        self.client.firmware_status = status
+        await self.client.call("FirmwareStatusNotification", {"status": status})
+
+    # ----------------------------------------------------------------- diagnostics
+
+    async def get_diagnostics(self, location: str, retries: int | None, retry_interval_s: int | None,
+                              start_time: datetime | None, stop_time: datetime | None) -> str | None:
+        """Name the archive at once and upload it in the background; None (nothing will be uploaded) for a
+        location this charger cannot upload to. A new request replaces one still in progress."""
+        if not supported(location):
+            log.error("GetDiagnostics location %s: unsupported scheme, nothing uploaded", redact_url(location))
+            return None
+        created_at = datetime.now(UTC)
+        file_name = diagnostics_file_name(self.client.settings.charge_point_id, created_at)
+        attempts = 1 + max(0, self.default_retries if retries is None else retries)
+        interval_s = float(self.default_retry_interval_s if retry_interval_s is None else max(0, retry_interval_s))
+        previous = self._diagnostics
+        self._diagnostics = self._spawn(
+            self._replace(previous, self._upload_diagnostics(location, attempts, interval_s, start_time, stop_time,
+                                                             created_at)),
+            "diagnostics upload",
+        )
+        return file_name
+
+    async def _upload_diagnostics(self, location: str, attempts: int, interval_s: float,
+                                  start_time: datetime | None, stop_time: datetime | None,
+                                  created_at: datetime) -> None:
+        try:
+            await self._diagnostics_status("Uploading")
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self.work_dir, prefix="diagnostics-") as scratch:
+                try:
+                    archive = await asyncio.to_thread(
+                        diagnostics_archive, Path(scratch), [self.client.store.path],
+                        charge_point_id=self.client.settings.charge_point_id, status=self._status_document(),
+                        start_time=start_time, stop_time=stop_time, created_at=created_at,
+                    )
+                except (OSError, ValueError, sqlite3.Error, tarfile.TarError) as exc:
+                    log.error("diagnostics archive failed: %s", exc)
+                    await self._diagnostics_status("UploadFailed")
+                    return
+                for attempt in range(1, attempts + 1):
+                    try:
+                        await upload(location, archive, timeout_s=self.transfer_timeout_s)
+                    except TransferError as exc:
+                        log.warning("diagnostics upload %d/%d failed: %s", attempt, attempts, exc)
+                        if attempt < attempts:
+                            await asyncio.sleep(interval_s)
+                        continue
+                    log.info("diagnostics uploaded: %s to %s", archive.name, redact_url(location))
+                    await self._diagnostics_status("Uploaded")
+                    return
+                await self._diagnostics_status("UploadFailed")
+        finally:
+            if asyncio.current_task() is self._diagnostics:
+                self.client.diagnostics_status = "Idle"
+
+    def _status_document(self) -> dict[str, Any]:
+        document: dict[str, Any] = dict(self.client.app.status())
+        document["firmware_status"] = self.client.firmware_status
+        document["ocpp_keys"] = {k.key: k.value for k in self.client.keys.report(None)[0]}  # readable keys only
+        return document
+
+    async def _diagnostics_status(self, status: str) -> None:
+        self.client.diagnostics_status = status
+        await self.client.call("DiagnosticsStatusNotification", {"status": status})
+
+
+def _image_name(location: str) -> str:
+    """The file name the image is saved under: the URL's last path segment, or ``firmware.bin``."""
+    name = Path(unquote(urlsplit(location).path)).name
+    if not name or name in (".", ".."):
+        return "firmware.bin"
+    return name
