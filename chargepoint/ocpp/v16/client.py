@@ -25,6 +25,7 @@ from chargepoint import __version__
 from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.ocpp_auth import Authorizer, AuthSettings, InvalidIdAction, LocalDecision, invalid_id_action
 from chargepoint.ocpp.config_keys import OcppConfiguration
+from chargepoint.ocpp.file_transfer import CommandInstaller, FirmwareInstaller, SimulatedInstaller
 from chargepoint.ocpp.transport import (
     SUBPROTOCOL,
     TransportSettings,
@@ -32,6 +33,7 @@ from chargepoint.ocpp.transport import (
     headers,
     tls_context,
 )
+from chargepoint.ocpp.v16.firmware import FirmwareManager, NoInstaller
 from chargepoint.ocpp.v16.link import CallFailed, Link
 from chargepoint.store import OutboxMessage, OutboxRow, SessionRecord, Store
 
@@ -66,6 +68,14 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _firmware_installer(config: Config) -> FirmwareInstaller:
+    """sim: the simulated installer; real hardware: ``[ocpp] firmware_install_command``, or none."""
+    if config.hardware.backend == "sim":
+        return SimulatedInstaller()
+    command = None if config.ocpp is None else config.ocpp.firmware_install_command
+    return NoInstaller() if command is None else CommandInstaller(command)
+
+
 class OcppClient:
     """Owns the connection, registration, the outbox sender and the periodic meter values."""
 
@@ -87,6 +97,9 @@ class OcppClient:
         )
         self.keys.guards["SecurityProfile"] = self._guard_security_profile
         self.authorizer = Authorizer(self.auth_settings())
+        from chargepoint.ocpp.v16.smart_charging import SmartCharging
+
+        self.smart = SmartCharging(self)
         self._authorization_key = (
             None if self.settings.authorization_key is None else self.settings.authorization_key.get_secret_value()
         )
@@ -105,6 +118,7 @@ class OcppClient:
         self._credentials_changed = False
         self.diagnostics_status = "Idle"
         self.firmware_status = "Idle"
+        self.firmware = FirmwareManager(self, config.storage.dir / "firmware", _firmware_installer(config))
         # Called with (action, payload) for each message that the CSMS confirmed, for tests and status.
         self.on_delivered: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -157,6 +171,7 @@ class OcppClient:
             if value is not None:
                 persisted[name] = value
         self.keys.load(persisted)
+        await self.smart.load()
         version, local_list = await self.store.local_list_all()
         self.authorizer = Authorizer(self.auth_settings(), version, local_list, await self.store.auth_cache_all())
         if "AuthorizationKey" in persisted:
@@ -173,11 +188,15 @@ class OcppClient:
         return [(k.key, None) for k in known] + [("AuthorizationKey", None)]
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._connection_loop())
-            tg.create_task(self._outbox_sender())
-            tg.create_task(self._sampled_meter_values())
-            tg.create_task(self._aligned_meter_values())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._connection_loop())
+                tg.create_task(self._outbox_sender())
+                tg.create_task(self._sampled_meter_values())
+                tg.create_task(self._aligned_meter_values())
+                tg.create_task(self.smart.run())
+        finally:
+            await self.firmware.aclose()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -188,6 +207,9 @@ class OcppClient:
         delays = backoff_delays_s()
         while True:
             raise_if_cancelling()
+            # Cleared before connecting, not after the link drops: a reconnect requested while connected (new
+            # AuthorizationKey or SecurityProfile) must skip the back-off wait below, not be forgotten.
+            self._reconnect.clear()
             settings = self.transport_settings()
             try:
                 async with websockets.connect(
@@ -217,8 +239,10 @@ class OcppClient:
                 self._connection = None
                 self.registered.clear()
             delay_s = next(delays)
+            if self._reconnect.is_set():
+                log.info("reconnecting to the CSMS now")
+                continue
             log.info("reconnecting to the CSMS in %.1f s", delay_s)
-            self._reconnect.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay_s):
                     await self._reconnect.wait()
@@ -307,8 +331,10 @@ class OcppClient:
         self._outbox_wakeup.set()
 
     def outbox_pending(self) -> None:
-        """A transaction message is about to be queued (called before the store write is even scheduled)."""
+        """A session begins or ends: a transaction message is about to be queued (called before the store
+        write is even scheduled), and the smart-charging limits may change."""
         self._outbox_drained.clear()
+        self.smart.poke()
 
     async def _outbox_sender(self) -> None:
         while True:
@@ -371,6 +397,7 @@ class OcppClient:
             await self.store.outbox_delivered(row.seq, (row.session_id, transaction_id))
             await self.remember_id_tag_info(str(row.payload.get("idTag")), reply.get("idTagInfo", {}))
             self._on_start_confirmed(row, transaction_id, reply.get("idTagInfo", {}))
+            await self.smart.transaction_started(int(row.payload["connectorId"]), transaction_id)
         else:
             await self.store.outbox_delivered(row.seq)
             if row.action == "StopTransaction" and "idTagInfo" in reply:
@@ -676,8 +703,7 @@ class OcppClient:
             self.request_reconnect()
 
     async def install_remote_start_profile(self, connector_id: int, profile: dict[str, Any]) -> bool:
-        log.warning("charging profile in RemoteStartTransaction not supported yet")
-        return False
+        return self.smart.remote_start_profile(connector_id, profile)
 
     async def triggered(self, requested_message: str, connector_id: int | None) -> None:
         """Send the message a TriggerMessage asked for."""

@@ -159,6 +159,10 @@ class ChargePointHandlers(Link):
         file_name = await self.client.firmware.get_diagnostics(location, retries, retry_interval, *window)
         return call_result.GetDiagnostics(file_name=file_name)
 
+    @after(Action.get_diagnostics)
+    async def after_get_diagnostics(self, **_: Any) -> None:
+        self.client.firmware.diagnostics_reply_sent()
+
     # ---------------------------------------------------------------- LocalAuthListManagement
 
     @on(Action.get_local_list_version)
@@ -194,6 +198,31 @@ class ChargePointHandlers(Link):
         cancelled = await self.app.cancel_reservation(reservation_id)
         return call_result.CancelReservation(status="Accepted" if cancelled else "Rejected")
 
+    # ---------------------------------------------------------------- SmartCharging
+
+    @on(Action.set_charging_profile)
+    async def on_set_charging_profile(self, connector_id: int, **_: Any) -> call_result.SetChargingProfile:
+        payload = self.current_payload.get("csChargingProfiles", {})
+        status = await self.client.smart.set_profile(connector_id, payload)
+        return call_result.SetChargingProfile(status=status)
+
+    @on(Action.clear_charging_profile)
+    async def on_clear_charging_profile(self, id: int | None = None, connector_id: int | None = None,
+                                        charging_profile_purpose: str | None = None, stack_level: int | None = None,
+                                        **_: Any) -> call_result.ClearChargingProfile:
+        removed = await self.client.smart.clear(id, connector_id, charging_profile_purpose, stack_level)
+        return call_result.ClearChargingProfile(status="Accepted" if removed else "Unknown")
+
+    @on(Action.get_composite_schedule)
+    async def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None,
+                                        **_: Any) -> call_result.GetCompositeSchedule:
+        schedule = self.client.smart.composite(connector_id, duration, charging_rate_unit)
+        if schedule is None:
+            return call_result.GetCompositeSchedule(status="Rejected")
+        return call_result.GetCompositeSchedule(status="Accepted", connector_id=connector_id,
+                                                schedule_start=schedule.get("startSchedule"),
+                                                charging_schedule=_snake(schedule))
+
     # ---------------------------------------------------------------- RemoteTrigger
 
     @on(Action.trigger_message)
@@ -211,3 +240,12 @@ class ChargePointHandlers(Link):
         if requested_message not in TRIGGERABLE:
             return
         await self.client.triggered(requested_message, connector_id)
+
+
+def _snake(payload: dict[str, Any]) -> dict[str, Any]:
+    """The library turns a reply's snake_case keys back into camelCase; give it what it expects."""
+    from ocpp.charge_point import camel_to_snake_case
+
+    result = camel_to_snake_case(payload)
+    assert isinstance(result, dict)
+    return result
