@@ -324,3 +324,21 @@ async def test_tc053_reserved_connector_takes_a_card_with_the_same_parent(tmp_pa
         start = await csms.wait_for_call("StartTransaction")
         assert start.payload is not None and start.payload["idTag"] == "DRIVER-B"
         assert start.payload["reservationId"] == 3
+
+
+async def test_minimum_status_duration_suppresses_short_lived_statuses(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "MinimumStatusDuration", "value": "1"})
+        mark = len(csms.frames)
+        charger.sim().apply("plug")
+        await charger.wait_status("Preparing")
+        charger.sim().apply("unplug")
+        await charger.wait_status("Available")
+        await asyncio.sleep(1.5)
+        sent = [f.payload["status"] for f in csms.frames[mark:]
+                if f.direction == "in" and f.action == "StatusNotification" and f.payload is not None]
+        assert "Preparing" not in sent
+        charger.sim().apply("plug")
+        await csms.wait_for_call("StatusNotification", lambda p: p["status"] == "Preparing", after=mark,
+                                 timeout_s=3)
