@@ -207,6 +207,13 @@ class OcppSettings(_Section):
         "Energy.Active.Import.Register,Power.Active.Import,Current.Import",
         description="Initial MeterValuesSampledData (comma-separated measurands)",
     )
+    firmware_install_command: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Real hardware: program (and arguments) that installs a firmware image from UpdateFirmware; "
+        "the image path is appended, e.g. [\"rauc\", \"install\"]. Absent: updates are downloaded but reported "
+        "InstallationFailed",
+    )
 
     @field_validator("meter_values_sampled_data")
     @classmethod

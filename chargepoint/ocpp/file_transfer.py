@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import socket
 import sqlite3
 import tarfile
@@ -47,7 +46,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from chargepoint import __version__
@@ -61,6 +60,7 @@ FTP_SCHEMES = frozenset({"ftp"})
 SUPPORTED_SCHEMES = HTTP_SCHEMES | FTP_SCHEMES
 USER_AGENT = f"chargepoint/{__version__}"
 STDERR_TAIL_CHARS = 800
+CANCEL_GRACE_S = 1.0
 
 
 class TransferError(ChargePointError, OSError):
@@ -102,16 +102,43 @@ def _scheme(url: str) -> str:
 
 
 async def _in_thread(work: Callable[[threading.Event], Any]) -> Any:
-    """Run ``work(cancelled)`` in a thread; if the caller is cancelled, tell the thread to stop and wait for it,
-    so no transfer outlives its task (and no half-written temporary file is left behind)."""
+    """Run ``work(cancelled)`` in a daemon thread and return its result.
+
+    If the caller is cancelled, the thread is told to stop (it checks between chunks and removes its temporary
+    file) and given ``CANCEL_GRACE_S`` to do so; one stuck in a blocking connect or read is left to end at its
+    socket timeout, so neither a shutdown nor the interpreter's exit waits for a stalled server."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[Any] = loop.create_future()
+    finished = asyncio.Event()
     cancelled = threading.Event()
-    future = asyncio.ensure_future(asyncio.to_thread(work, cancelled))
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        finished.set()
+        if result.done():
+            return
+        if error is not None:
+            result.set_exception(error)
+        else:
+            result.set_result(value)
+
+    def run() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = work(cancelled)
+        except BaseException as exc:  # handed over to the awaiting task, which raises it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=run, name="file-transfer", daemon=True).start()
     try:
-        return await asyncio.shield(future)
+        return await result
     except asyncio.CancelledError:
         cancelled.set()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await future
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_GRACE_S):
+                await finished.wait()
         raise
 
 
@@ -518,10 +545,3 @@ def _tail(output: bytes) -> str:
     text = output.decode(errors="replace").strip()
     return text if len(text) <= STDERR_TAIL_CHARS else "…" + text[-STDERR_TAIL_CHARS:]
 
-
-def remove_quietly(path: Path) -> None:
-    """Delete a file or directory tree, ignoring one that is already gone."""
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ an installation waits for transactions to end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import tarfile
@@ -51,6 +52,9 @@ DEFAULT_RETRIES = 1
 DEFAULT_RETRY_INTERVAL_S = 60.0
 TRANSACTION_POLL_INTERVAL_S = 1.0
 TRANSFER_TIMEOUT_S = 60.0
+OUTBOX_WAIT_S = 3.0
+# The upload starts once the GetDiagnostics reply is out (``diagnostics_reply_sent``), or after this at the latest.
+REPLY_GATE_TIMEOUT_S = 5.0
 
 
 class NoInstaller:
@@ -77,6 +81,7 @@ class FirmwareManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._update: asyncio.Task[None] | None = None
         self._diagnostics: asyncio.Task[None] | None = None
+        self._diagnostics_reply_sent = asyncio.Event()
 
     # ----------------------------------------------------------------- tasks
 
@@ -99,10 +104,6 @@ class FirmwareManager:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    @property
-    def busy(self) -> bool:
-        return self._update is not None and not self._update.done()
-
     # ----------------------------------------------------------------- firmware
 
     def start_update(self, location: str, retrieve_date: datetime, retries: int | None,
@@ -115,10 +116,14 @@ class FirmwareManager:
         )
 
     async def _replace(self, previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]) -> None:
-        if previous is not None and not previous.done():
-            log.warning("a new UpdateFirmware replaces the one in progress")
-            previous.cancel()
-            await asyncio.wait({previous})
+        try:
+            if previous is not None and not previous.done():
+                log.warning("a new request replaces the %s in progress", previous.get_name())
+                previous.cancel()
+                await asyncio.wait({previous})
+        except BaseException:
+            work.close()  # cancelled before it began: never started, so never awaited
+            raise
         await work
 
     async def update_firmware(self, location: str, retrieve_date: datetime, retries: int | None,
@@ -179,6 +184,11 @@ class FirmwareManager:
                 log.info("firmware installation waits for the running transactions to end")
                 logged = True
             await asyncio.sleep(self.transaction_poll_interval_s)
+        if logged and self.client.registered.is_set():
+            # Let the CSMS hear of the StopTransaction (durable in the outbox either way) before Installing.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OUTBOX_WAIT_S):
+                    await self.client._outbox_drained.wait()
 
     async def _firmware_status(self, status: str) -> None:
         self.client.firmware_status = status
@@ -198,6 +208,7 @@ class FirmwareManager:
         attempts = 1 + max(0, self.default_retries if retries is None else retries)
         interval_s = float(self.default_retry_interval_s if retry_interval_s is None else max(0, retry_interval_s))
         previous = self._diagnostics
+        self._diagnostics_reply_sent.clear()
         self._diagnostics = self._spawn(
             self._replace(previous, self._upload_diagnostics(location, attempts, interval_s, start_time, stop_time,
                                                              created_at)),
@@ -205,10 +216,17 @@ class FirmwareManager:
         )
         return file_name
 
+    def diagnostics_reply_sent(self) -> None:
+        """The GetDiagnostics CALLRESULT is on the wire: DiagnosticsStatusNotification may follow it."""
+        self._diagnostics_reply_sent.set()
+
     async def _upload_diagnostics(self, location: str, attempts: int, interval_s: float,
                                   start_time: datetime | None, stop_time: datetime | None,
                                   created_at: datetime) -> None:
         try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(REPLY_GATE_TIMEOUT_S):
+                    await self._diagnostics_reply_sent.wait()
             await self._diagnostics_status("Uploading")
             self.work_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.work_dir, prefix="diagnostics-") as scratch:
