@@ -109,6 +109,8 @@ class ConnectorSettings:
     contactor_feedback_timeout_s: float = 0.5
     overcurrent_margin_A: float = 2.0
     overcurrent_grace_s: float = 5.0  # IEC 61851-1: the EV has 5 s to follow a lower duty cycle
+    stop_on_ev_disconnect: bool = True  # OCPP StopTransactionOnEVSideDisconnect
+    unlock_on_ev_disconnect: bool = True  # OCPP UnlockConnectorOnEVSideDisconnect
 
 
 @dataclass(slots=True)
@@ -141,6 +143,7 @@ class _Facts:
     locked: bool = False
     lock_pending: bool = False
     reservation: ReservationMade | None = None
+    locked_for: str | None = None  # cable held locked after the EV side was unplugged (idTag that releases it)
 
 
 class Connector:
@@ -326,6 +329,11 @@ class Connector:
 
     def _on_tag(self, id_tag: str, out: list[Command], at_s: float) -> None:
         f = self.facts
+        if f.session is None and f.locked_for is not None:
+            if id_tag == f.locked_for:
+                f.locked_for = None
+                f.lock_wanted = False  # the owner takes the cable: release it
+            return
         if f.session is not None:
             same_card = id_tag == f.session.id_tag or (
                 f.session.parent_id_tag is not None and id_tag == f.session.parent_id_tag
@@ -395,11 +403,16 @@ class Connector:
         self._open_contactor(out)
         meter_stop_Wh = f.meter_energy_Wh if f.meter_energy_Wh is not None else f.session.meter_start_Wh
         out.append(EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh))
+        if reason == "EVDisconnected" and not self.settings.unlock_on_ev_disconnect and f.locked:
+            # UnlockConnectorOnEVSideDisconnect=false: the cable stays locked to the socket until its owner
+            # presents the card again (the EV side was unplugged, the charger side was not).
+            f.locked_for = f.session.id_tag
+        else:
+            f.lock_wanted = False
         f.session = None
         f.authorized_tag = None
         f.authorized_parent = None
         f.finishing = f.pilot.plugged
-        f.lock_wanted = False
 
     # ----------------------------------------------------------------- derivation
 
@@ -443,7 +456,7 @@ class Connector:
             if f.faults:
                 fault = sorted(f.faults)[0]
                 self._end_session(_FAULT_STOP_REASON.get(fault, "Other"), out)
-            elif f.pilot_known and f.pilot is PilotState.A:
+            elif f.pilot_known and f.pilot is PilotState.A and self.settings.stop_on_ev_disconnect:
                 self._end_session("EVDisconnected", out)
         # 3. Free vend: plugging in is the authorization.
         if (

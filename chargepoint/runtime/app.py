@@ -308,8 +308,12 @@ class ChargerApp:
             self.post(connector_id, CurrentLimitChanged("invalid_id", 0.0, time.monotonic()))
 
     def set_connection_timeout_s(self, timeout_s: float) -> None:
+        self.update_connector_settings(connection_timeout_s=timeout_s)
+
+    def update_connector_settings(self, **changes: Any) -> None:
+        """Policy values the CSMS may change at run time (ConnectionTimeOut, StopTransactionOnEVSideDisconnect ...)."""
         for c in self.connectors.values():
-            c.core.settings = replace(c.core.settings, connection_timeout_s=timeout_s)
+            c.core.settings = replace(c.core.settings, **changes)
 
     async def set_operative(self, connector_ids: list[int], operative: bool) -> None:
         """ChangeAvailability: persisted, so the charger comes back in the same availability after a restart."""

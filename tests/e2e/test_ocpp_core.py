@@ -342,3 +342,47 @@ async def test_minimum_status_duration_suppresses_short_lived_statuses(tmp_path:
         charger.sim().apply("plug")
         await csms.wait_for_call("StatusNotification", lambda p: p["status"] == "Preparing", after=mark,
                                  timeout_s=3)
+
+
+async def test_tc005_1_ev_side_disconnect_stops_and_unlocks(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await charger.charge(card=CARD)
+        charger.sim().apply("unplug")
+        stop = await csms.wait_for_call("StopTransaction")
+        assert stop.payload is not None and stop.payload["reason"] == "EVDisconnected"
+        await charger.wait_for(lambda: not charger.sim().lock.is_locked(), what="unlocked")
+
+
+async def test_tc005_2_stop_but_keep_the_cable_locked_until_the_card_returns(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "UnlockConnectorOnEVSideDisconnect", "value": "false"})
+        await charger.charge(card=CARD)
+        charger.sim().apply("unplug")
+        await csms.wait_for_call("StopTransaction")
+        await asyncio.sleep(0.3)
+        assert charger.sim().lock.is_locked()
+        charger.sim().apply("tap", "SOMEONE-ELSE")
+        await asyncio.sleep(0.3)
+        assert charger.sim().lock.is_locked()
+        charger.sim().apply("tap", CARD)
+        await charger.wait_for(lambda: not charger.sim().lock.is_locked(), what="released by its owner")
+
+
+async def test_tc005_3_ev_side_disconnect_suspends_when_configured(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "StopTransactionOnEVSideDisconnect", "value": "false"})
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "UnlockConnectorOnEVSideDisconnect", "value": "false"})
+        await charger.charge(card=CARD)
+        charger.sim().apply("unplug")
+        await charger.wait_status("SuspendedEV")
+        assert not charger.sim().contactor.commanded_closed()
+        assert csms.calls("StopTransaction") == []
+        charger.sim().apply("plug")
+        charger.sim().apply("charge")
+        await charger.wait_status("Charging")
+        charger.sim().apply("tap", CARD)
+        stop = await csms.wait_for_call("StopTransaction")
+        assert stop.payload is not None and stop.payload["reason"] == "Local"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -89,7 +90,7 @@ class OcppClient:
         self.keys = OcppConfiguration(
             connector_count,
             initial={
-                "ConnectionTimeOut": str(int(config.charger.connection_timeout_s)),
+                "ConnectionTimeOut": str(max(1, math.ceil(config.charger.connection_timeout_s))),
                 "HeartbeatInterval": str(self.settings.heartbeat_interval_s),
                 "MeterValueSampleInterval": str(self.settings.meter_value_sample_interval_s),
                 "MeterValuesSampledData": self.settings.meter_values_sampled_data,
@@ -180,8 +181,7 @@ class OcppClient:
             self._security_profile = int(persisted["SecurityProfile"])
         else:
             self.keys.set_internal("SecurityProfile", str(self._security_profile))
-        if "ConnectionTimeOut" in persisted:
-            self.app.set_connection_timeout_s(float(self.keys["ConnectionTimeOut"]))
+        self._apply_policy_keys()
 
     def _key_names(self) -> list[tuple[str, None]]:
         known, _ = self.keys.report(None)
@@ -691,9 +691,15 @@ class OcppClient:
             self._security_profile = int(value)
         elif name == "WebSocketPingInterval":
             self._credentials_changed = True  # keep-alive settings apply to a new connection
-        elif name == "ConnectionTimeOut":
-            self.app.set_connection_timeout_s(float(value))
+        self._apply_policy_keys()
         self.authorizer.settings = self.auth_settings()
+
+    def _apply_policy_keys(self) -> None:
+        self.app.update_connector_settings(
+            connection_timeout_s=float(self.keys.get_int("ConnectionTimeOut")),
+            stop_on_ev_disconnect=self.keys.get_bool("StopTransactionOnEVSideDisconnect"),
+            unlock_on_ev_disconnect=self.keys.get_bool("UnlockConnectorOnEVSideDisconnect"),
+        )
 
     def reconnect_if_credentials_changed(self) -> None:
         """New credentials or a new security profile take effect on a new connection (TC_073, TC_083)."""
