@@ -13,6 +13,7 @@ from chargepoint.config.schema import Config
 from chargepoint.errors import ConfigError
 
 REDACTED = "********"
+SECRET_KEYS = frozenset({"authorization_key"})
 
 
 def _key_of(loc: tuple[int | str, ...]) -> str:
@@ -33,8 +34,11 @@ def _reason(error: Any) -> str:
         return "required key is missing"
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
-    if "input" in error and kind not in ("model_type", "dict_type"):
-        message += f" (got {error['input']!r})"
+    value = error.get("input")
+    # A whole table as "input" would echo every value in it, secrets included: name only scalar inputs.
+    if "input" in error and not isinstance(value, dict | list) and kind not in ("model_type", "dict_type"):
+        secret = any(str(part) in SECRET_KEYS for part in error["loc"])
+        message += f" (got {REDACTED if secret else repr(value)})"
     return message
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.config.schema import Config
 from chargepoint.core.authorization import LocalAllowList
 from chargepoint.core.commands import (
@@ -498,6 +499,7 @@ class ChargerApp:
         interval_s = self.config.charger.meter_poll_interval_s
         failures = 0
         while True:
+            raise_if_cancelling()
             try:
                 reading = await c.hw.meter.read()
             except HalError as exc:

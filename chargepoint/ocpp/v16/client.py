@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from chargepoint import __version__
+from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.ocpp_auth import Authorizer, AuthSettings, InvalidIdAction, LocalDecision, invalid_id_action
 from chargepoint.ocpp.config_keys import OcppConfiguration
@@ -50,14 +51,6 @@ CALL_TIMEOUT_S = 30.0
 STATUS_WAIT_FOR_OUTBOX_S = 3.0
 CLOSE_TIMEOUT_S = 2.0
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
-
-
-def raise_if_cancelling() -> None:
-    """Python 3.11's wait_for can swallow a cancellation that races with a result; a loop that goes on
-    waiting afterwards would hang its TaskGroup's shutdown. Loops call this at the top of each turn."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def wire_time(at: datetime) -> str:
@@ -320,7 +313,9 @@ class OcppClient:
         if link is None or not self.registered.is_set():
             return None
         try:
-            return await link.call_raw(action, payload)
+            reply = await link.call_raw(action, payload)
+            raise_if_cancelling()
+            return reply
         except CallFailed as exc:
             log.warning("%s refused by the CSMS: %s", action, exc)
         except (TimeoutError, ConnectionClosed) as exc:
@@ -371,6 +366,7 @@ class OcppClient:
             return
         try:
             reply = await link.call_raw(row.action, payload)
+            raise_if_cancelling()
         except CallFailed as exc:
             attempts = row.attempts + 1
             limit = self.keys.get_int("TransactionMessageAttempts")

@@ -1,8 +1,11 @@
 """The OCPP 1.6J session on one WebSocket: framing, CALL/CALLRESULT pairing and bad-input policy.
 
-Built on ``ocpp.v16.ChargePoint`` (routing, schema validation, CALLERROR generation) with three changes:
+Built on ``ocpp.v16.ChargePoint`` (routing, schema validation, CALLERROR generation) with these changes:
 - ``call_raw`` sends an already camelCase payload (the outbox stores wire payloads) and returns the raw reply;
-- a frame that is not valid OCPP but still shows a CALL's unique id gets a CALLERROR instead of silence;
+- a frame that is not valid OCPP but still shows a CALL's unique id gets a CALLERROR instead of silence, and
+  a CALL without a usable id (not a non-empty string) gets nothing: no answer could be matched to it;
+- whatever the frame, ``route_message`` does not raise: an unexpected error while handling a CALL becomes an
+  InternalError CALLERROR with a logged traceback (the ``ocpp`` library's own policy for handler errors);
 - a reply whose id matches no CALL in flight is dropped at once, so it can never be taken for a later reply.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, Protocol
 
 from ocpp.exceptions import OCPPError
@@ -17,6 +21,59 @@ from ocpp.messages import Call, CallError, MessageType, unpack, validate_payload
 from ocpp.v16 import ChargePoint as _LibChargePoint
 
 log = logging.getLogger(__name__)
+
+REDACTED = "********"
+# The value next to "key": "AuthorizationKey" in a ChangeConfiguration payload (JSON, or a Python repr of it),
+# whichever of the two comes first.
+_Q = r"""["']"""
+_STRING = r"""(["'])((?:\\.|(?!\2).)*)"""
+_KEY_IS_AUTHORIZATION_KEY = rf"{_Q}key{_Q}\s*:\s*{_Q}AuthorizationKey{_Q}"
+_SECRET_VALUE_AFTER = re.compile(rf"({_KEY_IS_AUTHORIZATION_KEY}\s*,\s*{_Q}value{_Q}\s*:\s*){_STRING}")
+_SECRET_VALUE_BEFORE = re.compile(rf"({_Q}value{_Q}\s*:\s*){_STRING}(?=\2\s*,\s*{_KEY_IS_AUTHORIZATION_KEY})")
+# An HTTP Authorization header as websockets logs it at DEBUG ("> Authorization: Basic <token>").
+_AUTH_HEADER = re.compile(r"(?i)(\bauthorization\s*:\s*)(?:\w+\s+)?\S+")
+# Loggers that see frames or handshake headers of the charger's connection.
+_FRAME_LOGGERS = ("ocpp", "websockets.client", __name__)
+
+
+class RedactSecrets(logging.Filter):
+    """Keeps the AuthorizationKey out of the logs: the ``ocpp`` library logs every frame (ChangeConfiguration
+    AuthorizationKey included) at INFO, and websockets logs the Basic-auth header and each frame at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("websockets") and record.msg in ("< %s", "> %s") and isinstance(record.args, tuple):
+            opcode = getattr(getattr(record.args[0], "opcode", None), "name", "")
+            if opcode in ("TEXT", "BINARY", "CONT"):
+                # The ocpp logger shows every frame whole (and redacted); websockets' elided copy could cut the
+                # key's name off yet still show its value, so it shows no payload at all.
+                size = len(getattr(record.args[0], "data", b""))
+                record.msg = f"{record.msg[0]} {opcode} [{size} bytes, payload not logged]"
+                record.args = None
+                return True
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        redacted = message
+        if "AuthorizationKey" in redacted:
+            for pattern in (_SECRET_VALUE_AFTER, _SECRET_VALUE_BEFORE):
+                redacted = pattern.sub(lambda m: m.group(1) + m.group(2) + REDACTED, redacted)
+        if "uthorization" in redacted:
+            redacted = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, redacted)
+        if redacted != message:
+            record.msg = redacted
+            record.args = None
+        return True
+
+
+def install_log_redaction() -> None:
+    for name in _FRAME_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())
+
+
+install_log_redaction()
 
 # OCPP-J 1.6 §4.2.3: unparseable content of a message with an identifiable id.
 _FORMAT_ERROR = "FormationViolation"
@@ -73,13 +130,22 @@ class Link(_LibChargePoint):
     async def route_message(self, raw_msg: str | bytes) -> None:
         try:
             msg = unpack(raw_msg)
-        except OCPPError as exc:
+        except (OCPPError, ValueError, RecursionError) as exc:
+            # ValueError: JSON the library does not wrap (an integer beyond Python's digit limit);
+            # RecursionError: nesting deeper than the JSON parser accepts.
             unique_id = _call_id(raw_msg)
             log.warning("invalid OCPP frame from the CSMS (%s): %.200r", exc, raw_msg)
             if unique_id is not None:
-                await self._send(CallError(unique_id, _FORMAT_ERROR, str(exc.description), {}).to_json())
+                description = exc.description if isinstance(exc, OCPPError) else str(exc)
+                await self._send(CallError(unique_id, _FORMAT_ERROR, str(description), {}).to_json())
             return
         if msg.message_type_id == MessageType.Call:
+            if not isinstance(msg.unique_id, str) or not msg.unique_id:
+                log.warning("dropping a CALL without a usable unique id: %.200r", raw_msg)
+                return
+            if not isinstance(msg.action, str):
+                await self._send(CallError(msg.unique_id, _FORMAT_ERROR, "action must be a string", {}).to_json())
+                return
             if not isinstance(msg.payload, dict):
                 await self._send(CallError(msg.unique_id, _FORMAT_ERROR, "payload must be an object", {}).to_json())
                 return
@@ -88,6 +154,9 @@ class Link(_LibChargePoint):
                 await self._handle_call(msg)
             except OCPPError as error:
                 log.warning("CALL %s %s refused: %s", msg.action, msg.unique_id, error)
+                await self._send(msg.create_call_error(error).to_json())
+            except Exception as error:  # the one catch-all: a CALL must get an answer (InternalError)
+                log.exception("CALL %.100s %s failed", msg.action, msg.unique_id)
                 await self._send(msg.create_call_error(error).to_json())
             return
         if not self._call_in_flight:
@@ -100,8 +169,9 @@ def _call_id(raw: str | bytes) -> str | None:
     """The unique id of something that looks like a CALL, however broken the rest is."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if isinstance(data, list) and len(data) >= 2 and data[0] == 2 and isinstance(data[1], str) and data[1]:
-        return data[1][:36]
+        # The id as sent, even beyond OCPP's 36 characters: a shortened id would match no CALL at the CSMS.
+        return data[1]
     return None
