@@ -386,3 +386,26 @@ async def test_tc005_3_ev_side_disconnect_suspends_when_configured(tmp_path: Pat
         charger.sim().apply("tap", CARD)
         stop = await csms.wait_for_call("StopTransaction")
         assert stop.payload is not None and stop.payload["reason"] == "Local"
+
+
+async def test_stop_transaction_carries_stop_txn_sampled_and_aligned_data(tmp_path: Path, csms: TestCsms) -> None:
+    config = ocpp_config(tmp_path, csms, ocpp={"meter_value_sample_interval_s": 1})
+    async with running_charger(config) as charger:
+        await registered(charger)
+        for key, value in (("StopTxnSampledData", "Energy.Active.Import.Register,Power.Active.Import"),
+                           ("StopTxnAlignedData", "Energy.Active.Import.Register"),
+                           ("ClockAlignedDataInterval", "1")):
+            assert (await csms.call(CP_ID, "ChangeConfiguration", {"key": key, "value": value}))["status"] == \
+                "Accepted"
+        await charger.charge(card=CARD)
+        await asyncio.sleep(2.5)
+        charger.sim().apply("unplug")
+        stop = await csms.wait_for_call("StopTransaction")
+        assert stop.payload is not None
+        data = stop.payload["transactionData"]
+        contexts = [v["context"] for m in data for v in m["sampledValue"]]
+        assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
+        assert "Sample.Periodic" in contexts and "Sample.Clock" in contexts
+        periodic = [v["measurand"] for m in data for v in m["sampledValue"] if v["context"] == "Sample.Periodic"]
+        assert "Power.Active.Import" in periodic
+        assert data[-1]["sampledValue"][0]["value"] == str(stop.payload["meterStop"])

@@ -53,6 +53,12 @@ CLOSE_TIMEOUT_S = 2.0
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
 
 
+def _energy_value(at: datetime, value_Wh: int, context: str) -> dict[str, Any]:
+    return {"timestamp": wire_time(at), "sampledValue": [{
+        "value": str(value_Wh), "context": context, "measurand": "Energy.Active.Import.Register", "unit": "Wh",
+        "location": "Outlet"}]}
+
+
 def wire_time(at: datetime) -> str:
     """OCPP timestamps: UTC, millisecond precision, 'Z'."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
@@ -110,6 +116,8 @@ class OcppClient:
         self._reconnect = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._credentials_changed = False
+        # Readings for StopTransaction.transactionData, per session (read from the store's thread at stop).
+        self._transaction_data: dict[str, list[dict[str, Any]]] = {}
         self.diagnostics_status = "Idle"
         self.firmware_status = "Idle"
         self.firmware = FirmwareManager(self, config.storage.dir / "firmware", _firmware_installer(config))
@@ -447,20 +455,29 @@ class OcppClient:
         return [OutboxMessage("StopTransaction", payload, record.session_id)]
 
     def _stop_transaction_data(self, record: SessionRecord) -> list[dict[str, Any]]:
+        """transactionData: StopTxnSampledData at Transaction.Begin, every sample and clock-aligned reading of
+        StopTxnSampledData / StopTxnAlignedData taken during the transaction, and Transaction.End.
+
+        Readings taken during the transaction live in memory: after a crash only Begin and End are known."""
         assert record.stopped_at is not None and record.meter_stop_Wh is not None
+        collected = self._transaction_data.pop(record.session_id, [])
         measurands = self.keys.get_list("StopTxnSampledData")
-        if "Energy.Active.Import.Register" not in measurands:
-            return []
         offset = timedelta(seconds=self._clock_offset_s)
-        return [
-            {"timestamp": wire_time(at + offset),
-             "sampledValue": [{"value": str(value), "context": context, "measurand": "Energy.Active.Import.Register",
-                               "unit": "Wh", "location": "Outlet"}]}
-            for at, value, context in (
-                (record.started_at, record.meter_start_Wh, "Transaction.Begin"),
-                (record.stopped_at, record.meter_stop_Wh, "Transaction.End"),
-            )
-        ]
+        data: list[dict[str, Any]] = []
+        if "Energy.Active.Import.Register" in measurands:
+            data.append(_energy_value(record.started_at + offset, record.meter_start_Wh, "Transaction.Begin"))
+        data.extend(collected)
+        if "Energy.Active.Import.Register" in measurands:
+            data.append(_energy_value(record.stopped_at + offset, record.meter_stop_Wh, "Transaction.End"))
+        return data
+
+    def _collect_transaction_data(self, session_id: str, connector_id: int, key: str, context: str) -> None:
+        measurands = self.keys.get_list(key)
+        if measurands:
+            values = self.sampled_values(connector_id, measurands, context)
+            if values:
+                self._transaction_data.setdefault(session_id, []).append(
+                    {"timestamp": wire_time(self.now()), "sampledValue": values})
 
     def sampled_values(self, connector_id: int, measurands: Sequence[str], context: str) -> list[dict[str, Any]]:
         c = self.app.connectors[connector_id]
@@ -516,6 +533,8 @@ class OcppClient:
                     connector_id, self.keys.get_list("MeterValuesSampledData"), "Sample.Periodic"
                 )
                 payload["transactionId"] = 0
+                self._collect_transaction_data(session.session_id, connector_id, "StopTxnSampledData",
+                                               "Sample.Periodic")
                 await self.store.enqueue([OutboxMessage("MeterValues", payload, session.session_id)])
                 self.outbox_changed()
 
@@ -544,6 +563,7 @@ class OcppClient:
             session = c.session
             if session is not None and session.session_id is not None:
                 payload["transactionId"] = 0
+                self._collect_transaction_data(session.session_id, connector_id, "StopTxnAlignedData", "Sample.Clock")
                 await self.store.enqueue([OutboxMessage("MeterValues", payload, session.session_id)])
                 self.outbox_changed()
             else:
