@@ -104,3 +104,16 @@ async def test_libocpp_1130_status_timestamp_is_the_report_time(tmp_path: Path, 
         frame = await csms.wait_for_call("StatusNotification", lambda p: p["status"] == "Preparing")
         assert frame.payload is not None
         assert abs(parse(frame.payload["timestamp"]) - frame.at) < timedelta(seconds=1)
+
+
+async def test_a_large_clock_correction_is_logged(tmp_path: Path, csms: TestCsms, caplog: Any) -> None:
+    def boot(_cp: str, payload: dict[str, Any]) -> dict[str, Any]:
+        csms_now = datetime.now(UTC) + timedelta(hours=2)
+        return {"status": "Accepted", "interval": 300,
+                "currentTime": csms_now.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+
+    csms.set_handler("BootNotification", boot)
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+    assert any("timestamps of messages recorded before this synchronisation" in r.getMessage()
+               for r in caplog.records)

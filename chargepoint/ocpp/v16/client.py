@@ -50,6 +50,8 @@ BOOT_RETRY_DEFAULT_S = 60
 CALL_TIMEOUT_S = 30.0
 STATUS_WAIT_FOR_OUTBOX_S = 3.0
 CLOSE_TIMEOUT_S = 2.0
+CLOCK_WARN_OFFSET_S = 60.0
+CLOCK_PLAUSIBLE_FROM_YEAR = 2024
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
 
 
@@ -145,7 +147,12 @@ class OcppClient:
             log.warning("CSMS sent an unreadable currentTime %r", current_time)
             return
         self._clock_offset_s = (csms_now - datetime.now(UTC)).total_seconds()
-        if not self.clock_synced or abs(self._clock_offset_s) > 1:
+        if not self.clock_synced and abs(self._clock_offset_s) > CLOCK_WARN_OFFSET_S:
+            # Messages stamped before now used the unsynchronised clock; OCPP 1.6 has no field to flag them,
+            # so at least the log says so.
+            log.warning("the system clock was %.0f s off the CSMS's; timestamps of messages recorded before this "
+                        "synchronisation may be off by as much", self._clock_offset_s)
+        elif not self.clock_synced or abs(self._clock_offset_s) > 1:
             log.info("clock synchronised with the CSMS (offset %.3f s)", self._clock_offset_s)
         self.clock_synced = True
 
@@ -167,6 +174,9 @@ class OcppClient:
 
     async def load(self) -> None:
         """Restore the OCPP-managed keys (they win over the config file's initial values)."""
+        if datetime.now(UTC).year < CLOCK_PLAUSIBLE_FROM_YEAR:
+            log.warning("the system clock reads %s: it is probably not set (no RTC, no NTP yet); timestamps "
+                        "will follow the CSMS's clock once it answers", datetime.now(UTC).isoformat())
         persisted: dict[str, str] = {}
         for name, _spec in list(self._key_names()):
             value = await self.store.get_kv(KV_KEY_PREFIX + name)
