@@ -1,4 +1,6 @@
-"""Run the benchmarks and print their figures: ``python -m bench [--events N] [--quick]``."""
+"""Run the benchmarks and print their figures: ``python -m bench [--events N] [--quick]``.
+
+``python -m bench --durability`` runs only the kill -9 durability scenario (long: see its flags)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import argparse
 import os
 import platform
 
-from bench import process, safety
+from bench import ocpp, process, safety
 
 
 def machine() -> str:
@@ -27,14 +29,45 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000, help="safety events to measure (default 10000)")
     parser.add_argument("--starts", type=int, default=10, help="process starts to time (default 10)")
     parser.add_argument("--idle-window", type=float, default=10.0, help="seconds of idle CPU measurement")
+    ocpp_group = parser.add_argument_group("OCPP")
+    ocpp_group.add_argument("--ocpp-queue", type=int, default=10_000,
+                            help="outbox messages in the database for start-up/RSS/enqueue (default 10000)")
+    ocpp_group.add_argument("--ocpp-cards", type=int, default=10_000,
+                            help="local authorization list entries in the database (default 10000)")
+    ocpp_group.add_argument("--ocpp-starts", type=int, default=3, help="daemon starts to time (default 3)")
+    ocpp_group.add_argument("--enqueue-samples", type=int, default=2_000,
+                            help="durable enqueues to time (default 2000)")
+    ocpp_group.add_argument("--drain-messages", type=int, default=2_000,
+                            help="queued transaction messages to drain to the CSMS (default 2000)")
+    durability = parser.add_argument_group("durability (kill -9 while charging, CSMS going down and up)")
+    durability.add_argument("--durability", action="store_true",
+                            help="run only the durability scenario, with the sizes below")
+    durability.add_argument("--durability-messages", type=int, default=10_000,
+                            help="transaction messages to queue and account for (default 10000)")
+    durability.add_argument("--durability-kills", type=int, default=50, help="kill -9 of the daemon (default 50)")
+    durability.add_argument("--durability-connectors", type=int, default=8, choices=range(1, 9), metavar="1..8",
+                            help="connectors charging at once (default 8)")
+    durability.add_argument("--durability-backlog", type=int, default=0,
+                            help="of the messages, how many are queued before the first start (default 0)")
+    durability.add_argument("--durability-no-aligned", action="store_true",
+                            help="sampled MeterValues only (halves the message rate)")
+    durability.add_argument("--seed", type=int, default=None, help="seed of the durability run (default random)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    if args.durability:
+        for line in ocpp.durability_run(args.durability_messages, args.durability_kills, args.durability_connectors,
+                                        args.durability_backlog, args.seed, aligned=not args.durability_no_aligned):
+            print(line)
+        return
     for line in safety.run(args.events):
         print(line)
     for line in process.startup(args.starts):
         print(line)
     for line in process.resources(args.idle_window):
         print(line)
+    for line in ocpp.run(args.ocpp_queue, args.ocpp_cards, args.ocpp_starts, args.enqueue_samples,
+                         args.drain_messages):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
