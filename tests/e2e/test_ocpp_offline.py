@@ -187,3 +187,21 @@ async def test_transaction_messages_survive_a_restart_while_offline(tmp_path: Pa
                 ("StartTransaction", "StopTransaction") and f.message_type == "CALL"] == \
             ["StartTransaction", "StopTransaction"]
         assert stop.payload is not None and stop.payload["reason"] == "EVDisconnected"
+
+
+async def test_tc037_2_invalid_card_charges_up_to_max_energy_on_invalid_id(tmp_path: Path, csms: TestCsms) -> None:
+    csms.rejected_id_tags.add("STRANGER")
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        for key, value in (("AllowOfflineTxForUnknownId", "true"), ("StopTransactionOnInvalidId", "false"),
+                           ("MaxEnergyOnInvalidId", "300")):
+            await csms.call(CP_ID, "ChangeConfiguration", {"key": key, "value": value})
+        await go_offline(charger, csms)
+        await charger.charge(card="STRANGER")
+        csms.accepting = True
+        await csms.wait_for_call("StartTransaction", timeout_s=15)
+        # The transaction goes on (no StopTransaction) until MaxEnergyOnInvalidId, then the EVSE suspends it.
+        await charger.wait_status("SuspendedEVSE", timeout_s=15)
+        assert charger.status()["session"]["energy_Wh"] >= 300
+        assert csms.calls("StopTransaction") == []
+        assert not charger.sim().contactor.commanded_closed()

@@ -120,6 +120,8 @@ class OcppClient:
         self._credentials_changed = False
         # Readings for StopTransaction.transactionData, per session (read from the store's thread at stop).
         self._transaction_data: dict[str, list[dict[str, Any]]] = {}
+        # Transactions whose idTag the CSMS called invalid, allowed MaxEnergyOnInvalidId: (connector, meterStart).
+        self._invalid_id_sessions: dict[str, tuple[int, int]] = {}
         self.diagnostics_status = "Idle"
         self.firmware_status = "Idle"
         self.firmware = FirmwareManager(self, config.storage.dir / "firmware", _firmware_installer(config))
@@ -433,8 +435,25 @@ class OcppClient:
                     row.payload.get("meterStart", 0))
                 action = invalid_id_action(self.keys.get_bool("StopTransactionOnInvalidId"),
                                            self.keys.get_int("MaxEnergyOnInvalidId"), delivered_Wh)
-                if action is not InvalidIdAction.Continue:
+                if action is InvalidIdAction.Continue and row.session_id is not None:
+                    # Energy may flow up to MaxEnergyOnInvalidId: checked again at every meter sample.
+                    self._invalid_id_sessions[row.session_id] = (connector_id, int(row.payload.get("meterStart", 0)))
+                else:
                     self.app.deauthorize(connector_id, stop=action is InvalidIdAction.Stop)
+
+    def _check_invalid_id_energy(self) -> None:
+        for session_id, (connector_id, meter_start_Wh) in list(self._invalid_id_sessions.items()):
+            c = self.app.connectors[connector_id]
+            if c.session is None or c.session.session_id != session_id:
+                del self._invalid_id_sessions[session_id]
+                continue
+            delivered_Wh = 0 if c.last_reading is None else c.last_reading.energy_Wh_import - meter_start_Wh
+            if invalid_id_action(False, self.keys.get_int("MaxEnergyOnInvalidId"), delivered_Wh) is not \
+                    InvalidIdAction.Continue:
+                log.warning("connector %d: MaxEnergyOnInvalidId reached (%d Wh): energy delivery suspended",
+                            connector_id, delivered_Wh)
+                del self._invalid_id_sessions[session_id]
+                self.app.deauthorize(connector_id, stop=False)
 
     # ----------------------------------------------------------------- messages built for the store
 
@@ -528,6 +547,7 @@ class OcppClient:
         while True:
             raise_if_cancelling()
             await asyncio.sleep(0.5)
+            self._check_invalid_id_energy()
             interval_s = self.keys.get_int("MeterValueSampleInterval")
             now_s = time.monotonic()
             for connector_id, c in self.app.connectors.items():
