@@ -8,7 +8,13 @@ from typing import Any
 from chargepoint.config.schema import Config
 from simulators.csms import TestCsms
 from tests.e2e.conftest import CP_ID
-from tests.integration.harness import make_config
+from tests.integration.harness import Charger, make_config
+
+
+async def registered(charger: Charger) -> None:
+    """The charger is registered with the CSMS and has read its meter once."""
+    await charger.wait_for(lambda: charger.app.status()["csms_connected"], what="registered")
+    await charger.wait_for(lambda: charger.status()["meter_energy_Wh"] is not None, what="meter")
 
 
 def ocpp_config(tmp_path: Path, csms: TestCsms, **sections: dict[str, Any]) -> Config:

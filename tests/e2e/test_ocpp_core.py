@@ -9,15 +9,11 @@ import pytest
 
 from simulators.csms import CallErrorReply, TestCsms
 from tests.e2e.conftest import CP_ID
-from tests.e2e.ocpp_harness import ocpp_config
-from tests.integration.harness import Charger, running_charger
+from tests.e2e.ocpp_harness import ocpp_config, registered
+from tests.integration.harness import running_charger
 
 CARD = "04A1B2C3"
 
-
-async def registered(charger: Charger) -> None:
-    await charger.wait_for(lambda: charger.app.status()["csms_connected"], what="registered")
-    await charger.wait_for(lambda: charger.status()["meter_energy_Wh"] is not None, what="meter")
 
 
 async def test_tc002_pending_boot_sends_nothing_else_until_accepted(tmp_path: Path, csms: TestCsms) -> None:

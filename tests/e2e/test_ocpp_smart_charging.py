@@ -7,15 +7,11 @@ from typing import Any
 
 from simulators.csms import TestCsms
 from tests.e2e.conftest import CP_ID
-from tests.e2e.ocpp_harness import ocpp_config
-from tests.integration.harness import Charger, running_charger
+from tests.e2e.ocpp_harness import ocpp_config, registered
+from tests.integration.harness import running_charger
 
 CARD = "04A1B2C3"
 
-
-async def registered(charger: Charger) -> None:
-    await charger.wait_for(lambda: charger.app.status()["csms_connected"], what="registered")
-    await charger.wait_for(lambda: charger.status()["meter_energy_Wh"] is not None, what="meter")
 
 
 def profile(profile_id: int, purpose: str, limit: float, *, stack_level: int = 0, unit: str = "A",
