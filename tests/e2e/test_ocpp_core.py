@@ -405,3 +405,66 @@ async def test_stop_transaction_carries_stop_txn_sampled_and_aligned_data(tmp_pa
         periodic = [v["measurand"] for m in data for v in m["sampledValue"] if v["context"] == "Sample.Periodic"]
         assert "Power.Active.Import" in periodic
         assert data[-1]["sampledValue"][0]["value"] == str(stop.payload["meterStop"])
+
+
+async def test_tc004_1_identification_first_then_plug_in(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        charger.sim().apply("tap", CARD)
+        await charger.wait_status("Preparing")
+        await csms.wait_for_call("Authorize")
+        assert csms.calls("StartTransaction") == []
+        charger.sim().apply("plug")
+        start = await csms.wait_for_call("StartTransaction")
+        assert start.payload is not None and start.payload["idTag"] == CARD
+        charger.sim().apply("charge")
+        await charger.wait_status("Charging")
+
+
+async def test_tc004_2_identification_first_then_connection_timeout(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "ConnectionTimeOut", "value": "1"})
+        charger.sim().apply("tap", CARD)
+        await charger.wait_status("Preparing")
+        await charger.wait_status("Available", timeout_s=4)
+        charger.sim().apply("plug")
+        await asyncio.sleep(0.3)
+        assert csms.calls("StartTransaction") == []
+
+
+async def test_tc011_remote_start_first_then_plug_in_or_time_out(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "ConnectionTimeOut", "value": "1"})
+        assert (await csms.call(CP_ID, "RemoteStartTransaction", {"idTag": CARD})) == {"status": "Accepted"}
+        await charger.wait_status("Preparing")
+        await charger.wait_status("Available", timeout_s=4)  # TC_011_2: nobody plugged in
+        assert (await csms.call(CP_ID, "RemoteStartTransaction", {"idTag": CARD})) == {"status": "Accepted"}
+        await charger.wait_status("Preparing")
+        charger.sim().apply("plug")  # TC_011_1
+        start = await csms.wait_for_call("StartTransaction")
+        assert start.payload is not None and start.payload["connectorId"] == 1
+
+
+async def test_tc068_the_same_card_stops_the_transaction(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await charger.charge(card=CARD)
+        charger.sim().apply("tap", CARD)
+        stop = await csms.wait_for_call("StopTransaction")
+        assert stop.payload is not None and stop.payload["reason"] == "Local" and stop.payload["idTag"] == CARD
+        await charger.wait_status("Finishing")
+
+
+async def test_tc046_2_remote_start_on_a_reserved_connector(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ReserveNow", {"connectorId": 1, "expiryDate": in_s(60), "idTag": CARD,
+                                              "reservationId": 11})
+        await charger.wait_status("Reserved")
+        charger.sim().apply("plug")
+        assert (await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 1, "idTag": CARD})) == \
+            {"status": "Accepted"}
+        start = await csms.wait_for_call("StartTransaction")
+        assert start.payload is not None and start.payload["reservationId"] == 11
