@@ -69,13 +69,17 @@ _ALLOWED_SOURCES: dict[ConnectorStatus, list[ConnectorStatus]] = {
     S.Available: [S.Preparing, S.Charging, S.SuspendedEV, S.SuspendedEVSE, S.Finishing, S.Reserved,
                   S.Unavailable, S.Faulted],
     S.Preparing: [S.Available, S.Finishing, S.Reserved, S.Unavailable, S.Faulted],
-    S.Charging: [S.Available, S.Preparing, S.SuspendedEV, S.SuspendedEVSE, S.Unavailable, S.Faulted],
-    S.SuspendedEV: [S.Available, S.Preparing, S.Charging, S.SuspendedEVSE, S.Unavailable, S.Faulted],
-    S.SuspendedEVSE: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.Unavailable, S.Faulted],
+    # From Finishing: a new session for a plug that is still locked (remote start right after a stop).
+    S.Charging: [S.Available, S.Preparing, S.SuspendedEV, S.SuspendedEVSE, S.Finishing, S.Unavailable, S.Faulted],
+    S.SuspendedEV: [S.Available, S.Preparing, S.Charging, S.SuspendedEVSE, S.Finishing, S.Unavailable, S.Faulted],
+    S.SuspendedEVSE: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.Finishing, S.Unavailable, S.Faulted],
     S.Finishing: [S.Preparing, S.Charging, S.SuspendedEV, S.SuspendedEVSE, S.Unavailable, S.Faulted],
-    S.Reserved: [S.Available, S.Preparing, S.Unavailable, S.Faulted],
+    # A reservation made while a session ran (the adapter refuses that, the core need not trust it) applies once
+    # the session is over and the EV gone.
+    S.Reserved: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.SuspendedEVSE, S.Finishing,
+                 S.Unavailable, S.Faulted],
     S.Unavailable: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.SuspendedEVSE, S.Finishing,
-                    S.Faulted],
+                    S.Reserved, S.Faulted],
     S.Faulted: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.SuspendedEVSE, S.Finishing,
                 S.Reserved, S.Unavailable],
 }
@@ -293,9 +297,10 @@ class Connector:
                         f.pending_tag = id_tag
                         out.append(AuthorizeTag(id_tag))
             case UnlockRequested():
-                self._end_session("UnlockCommand", out)
-                f.finishing = False
-                f.connection_timed_out = f.pilot.plugged  # the driver takes the cable: no new pairing window
+                if f.session is not None:
+                    self._end_session("UnlockCommand", out)
+                    # The driver takes the cable: Finishing until it is out, no new session meanwhile (free vend).
+                    f.finishing = f.pilot.plugged
                 if f.locked and not f.lock_pending and not f.feedback_closed:
                     f.lock_pending = True
                     out.append(UnlockConnector())

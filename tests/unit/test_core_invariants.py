@@ -52,11 +52,15 @@ from chargepoint.core.events import (
     MeterSampled,
     PilotChanged,
     PilotFailed,
+    RemoteStartRequested,
+    ReservationEnded,
+    ReservationMade,
     ResidualCurrentChanged,
     StopRequested,
     TagPresented,
     TimerExpired,
     TimerName,
+    UnlockRequested,
 )
 from chargepoint.core.pilot import PilotState
 from chargepoint.core.session import Connector, ConnectorSettings
@@ -109,6 +113,10 @@ _random_actions: st.SearchStrategy[tuple[Any, ...]] = st.one_of(
     st.tuples(st.just("availability"), st.booleans()),
     st.tuples(st.just("stop"), st.sampled_from(["Remote", "HardReset", "Local"])),
     st.tuples(st.just("clear")),
+    st.tuples(st.just("remote_start"), st.sampled_from(TAGS), st.booleans()),
+    st.tuples(st.just("unlock")),
+    st.tuples(st.just("reserve"), st.sampled_from([1, 2]), st.sampled_from(TAGS), st.sampled_from([None, "FLEET"])),
+    st.tuples(st.just("reservation_ended"), st.sampled_from([1, 2])),
 )
 # "assist" is the cooperative next step towards charging (see ``_Harness.assist``); without it
 # fewer than one sequence in ten ever closes the contactor.
@@ -194,6 +202,14 @@ class _Harness:
                 return StopRequested(args[0], at_s)
             case "clear":
                 return FaultsCleared(at_s)
+            case "remote_start":
+                return RemoteStartRequested(args[0], args[1], at_s)
+            case "unlock":
+                return UnlockRequested(at_s)
+            case "reserve":
+                return ReservationMade(args[0], args[1], args[2], at_s)
+            case "reservation_ended":
+                return ReservationEnded(args[0], at_s)
         raise AssertionError(f"unknown action {kind}")
 
     def assist(self, at_s: float) -> Event:
