@@ -11,23 +11,14 @@ from pathlib import Path
 import pytest
 
 from simulators.csms import TestCsms
+from tests.integration.test_cli import CONFIG as SIM_CONFIG
 from tests.integration.test_cli import Daemon
 
 CP_ID = "CP-PROC-1"
 CARD = "04A1B2C3"
 
-CONFIG = """\
-[charger]
-meter_poll_interval_s = 0.1
-contactor_feedback_timeout_s = 0.3
-[hardware]
-backend = "sim"
-[simulator]
-contactor_feedback_delay_s = 0.01
-lock_delay_s = 0.01
-time_scale = 60
-[storage]
-dir = "{dir}"
+# The CLI tests' fast simulated charger, pointed at the test CSMS.
+CONFIG = SIM_CONFIG + """\
 [ocpp]
 csms_url = "{url}"
 charge_point_id = "{cp_id}"
