@@ -1,6 +1,7 @@
 """Run the benchmarks and print their figures: ``python -m bench [--events N] [--quick]``.
 
-``python -m bench --durability`` runs only the kill -9 durability scenario (long: see its flags)."""
+``python -m bench --durability`` runs only the kill -9 durability scenario (long: see its flags).
+``python -m bench --pricing`` runs only the pricing benchmark (cost per meter sample)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 import os
 import platform
 
-from bench import ocpp, process, safety
+from bench import ocpp, pricing, process, safety
 
 
 def machine() -> str:
@@ -39,6 +40,10 @@ def main() -> None:
                             help="durable enqueues to time (default 2000)")
     ocpp_group.add_argument("--drain-messages", type=int, default=2_000,
                             help="queued transaction messages to drain to the CSMS (default 2000)")
+    pricing_group = parser.add_argument_group("pricing (CostMeter per meter sample, 50-element tariff, 24 h session)")
+    pricing_group.add_argument("--pricing", action="store_true", help="run only the pricing benchmark")
+    pricing_group.add_argument("--pricing-samples", type=int, default=pricing.SESSION_S, metavar="N",
+                               help=f"meter samples over the 24 h session (default {pricing.SESSION_S}: every second)")
     durability = parser.add_argument_group("durability (kill -9 while charging, CSMS going down and up)")
     durability.add_argument("--durability", action="store_true",
                             help="run only the durability scenario, with the sizes below")
@@ -59,8 +64,12 @@ def main() -> None:
                                         args.durability_backlog, args.seed, aligned=not args.durability_no_aligned):
             print(line)
         return
+    if args.pricing:
+        pricing.run(args.pricing_samples, show_machine=False)
+        return
     for line in safety.run(args.events):
         print(line)
+    pricing.run(args.pricing_samples, show_machine=False)
     for line in process.startup(args.starts):
         print(line)
     for line in process.resources(args.idle_window):
