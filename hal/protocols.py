@@ -178,3 +178,45 @@ class MainsMonitor(Protocol):
     def changes(self) -> AsyncIterator[bool]: ...
 
     async def aclose(self) -> None: ...
+
+
+class DisplayKind(enum.StrEnum):
+    """What a screen is showing, so that a panel driver can pick a layout (and tests can wait for it)."""
+
+    price = "price"  # the tariff before a session
+    running = "running"  # energy, time and cost while charging
+    receipt = "receipt"  # the bill after a session
+    info = "info"  # anything else: status, instructions, CSMS texts
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayMessage:
+    """One screenful: ``lines`` top to bottom, already in ``language`` (RFC 5646, e.g. "de").
+
+    ``qr_code_text`` is shown as a QR code next to the lines where the panel can (payment or receipt URL).
+    """
+
+    kind: DisplayKind
+    lines: tuple[str, ...]
+    language: str = "en"
+    qr_code_text: str | None = None
+
+
+@runtime_checkable
+class Display(Protocol):
+    """The connector's screen (or whatever stands in for it on a board without one).
+
+    Contract:
+    - ``show(message)`` replaces what is on the screen at once, completely; it never raises for the
+      content (lines too long or too many are cut by the driver); a failing device raises ``HalError``.
+    - ``shown()`` is the message on the screen now, None while it is blank.
+    - Blank is the initial and shutdown state: ``aclose()`` blanks the screen.
+    """
+
+    async def show(self, message: DisplayMessage) -> None: ...
+
+    def shown(self) -> DisplayMessage | None:
+        """What is on the screen now; None while it is blank."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -17,6 +17,7 @@ from hal.protocols import (
     ConnectorLock,
     Contactor,
     ControlPilot,
+    Display,
     EnergyMeter,
     MainsMonitor,
     MeterReading,
@@ -40,6 +41,7 @@ BACKENDS: dict[tuple[str, str], str] = {
     ("pilot-adc", "mcp3008"): "hal.drivers.pwm_pilot:Mcp3008PilotSampler",
     ("rfid", "nfc"): "hal.drivers.nfc_reader:NfcRfidReader",
     ("rfid", "none"): "hal.drivers.nfc_reader:NoRfidReader",
+    ("display", "log"): "hal.drivers.log_display:LogDisplay",
 }
 
 # Values of [hardware] backend = ...
@@ -72,6 +74,7 @@ class ConnectorHardware:
     lock: ConnectorLock
     rcd: ResidualCurrentMonitor
     mains: MainsMonitor
+    display: Display
 
 
 @dataclass(slots=True)
@@ -97,7 +100,8 @@ class Hardware:
     async def aclose(self) -> None:
         await self.force_safe()
         for hw in self.connectors:
-            for device in (hw.meter, hw.rfid, hw.lock, hw.rcd, hw.mains, hw.pilot, hw.contactor):
+            # The display last: a broken screen must not keep the safety devices from closing.
+            for device in (hw.meter, hw.rfid, hw.lock, hw.rcd, hw.mains, hw.pilot, hw.contactor, hw.display):
                 await device.aclose()
         if self.station is not None:
             await self.station.stop()
@@ -141,6 +145,7 @@ def create_hardware(
             lock=c.lock,
             rcd=c.rcd,
             mains=c.mains,
+            display=c.display,
         )
         for c in station.connectors
     ]
@@ -316,7 +321,7 @@ def _rpi_meter(section: Mapping[str, Any] | None) -> EnergyMeter:
 
 def create_rpi_hardware(connector_count: int, hardware: Mapping[str, Any]) -> Hardware:
     """One connector on a Raspberry Pi board: GPIO contactor/lock/RCD/mains, sysfs PWM pilot with an
-    MCP3008, nfcpy reader, SDM630 meter. Devices are built safety-first (contactor, then pilot); if
+    MCP3008, nfcpy reader, SDM630 meter, the log as display. Devices are built safety-first (contactor, then pilot); if
     one cannot be built, those already built are released (released contactor line == open)."""
     if connector_count != 1:
         raise BackendUnavailable(
@@ -359,6 +364,8 @@ def create_rpi_hardware(connector_count: int, hardware: Mapping[str, Any]) -> Ha
         r = settings["rfid"]
         rfid_class = load_backend("rfid", r["backend"])
         rfid = rfid_class() if r["backend"] == "none" else rfid_class(r["device"])
+        # No panel driver yet: what a screen would show goes to the journal.
+        display = load_backend("display", "log")(1)
     except BaseException:
         for release in reversed(cleanup):
             with contextlib.suppress(Exception):  # the error being raised is the one to report
@@ -373,6 +380,7 @@ def create_rpi_hardware(connector_count: int, hardware: Mapping[str, Any]) -> Ha
         lock=lock,
         rcd=rcd,
         mains=mains,
+        display=display,
     )
     return Hardware(connectors=[connector], settings=settings)
 

@@ -25,6 +25,7 @@ from simulators.devices import (
     SimRcd,
     SimRfidReader,
 )
+from simulators.display import SimDisplay
 from simulators.ev import EvState, SimulatedEv, offered_current_A
 from simulators.meter_server import MeterServer, MeterValues
 
@@ -56,7 +57,7 @@ class SimParameters:
 
 
 class SimConnector:
-    """One connector: EV, pilot, contactor, RFID reader, lock, RCD, mains and meter, wired together."""
+    """One connector: EV, pilot, contactor, RFID reader, lock, RCD, mains, display and meter, wired together."""
 
     def __init__(self, connector_id: int, params: SimParameters) -> None:
         if params.time_scale <= 0:
@@ -79,11 +80,17 @@ class SimConnector:
         self.lock = SimLock(params.lock_delay_s, self.faults)
         self.rcd = SimRcd()
         self.mains = SimMains()
+        self._display = SimDisplay(connector_id)
         port = params.meter_port + connector_id - 1 if params.meter_port else 0
         self.meter = MeterServer(self._measure, host=params.meter_host, port=port, device_id=1)
         self.energy_Wh = 0.0
         self._energy_per_phase_Wh = [0.0, 0.0, 0.0]
         self._last_update_s = time.monotonic()
+
+    @property
+    def display(self) -> SimDisplay:
+        """The connector's screen (nothing physical depends on it, so it is not part of ``snapshot()``)."""
+        return self._display
 
     @property
     def meter_endpoint(self) -> tuple[str, int, int]:
@@ -319,6 +326,7 @@ class SimConnector:
         await self.lock.aclose()
         await self.rcd.aclose()
         await self.mains.aclose()
+        await self._display.aclose()
 
 
 class SimulatedStation:
