@@ -17,6 +17,13 @@ Security profiles (REFERENCE.md D.1): ``passwords`` turns on HTTP Basic auth (pr
 ``ssl_context`` serves wss:// (profile 2) and ``require_client_cert`` demands a client certificate
 whose CN is the charge point id (profile 3). ``make_test_pki`` builds the certificates.
 
+California Pricing (OCA CostAndPrice over DataTransfer): ``cost_message`` sends one costmsg DataTransfer
+(SetUserPrice, RunningCost, FinalCost) with ``data`` serialized to a JSON string. With ``cost_and_price`` set
+(a ``CsmsPricing``), the CSMS prices every transaction itself: RunningCost after each MeterValues that
+carries a transactionId, FinalCost after each StopTransaction, and Accepted for the charger's
+ConnectorUnplugged. Those CALLs are follow-ups: queued while the charger's CALL is answered and sent by a
+per-connection task once the answer is out, never from inside the handler.
+
 Handlers run one at a time per charge point (OCPP-J allows one CALL in flight per direction), on a
 task separate from the reader, so a handler may itself ``await csms.call(...)`` on the same charger.
 """
@@ -39,6 +46,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
@@ -65,7 +73,11 @@ OCPP_VERSION: Final = "1.6"
 MessageType = Literal["CALL", "CALLRESULT", "CALLERROR", "RAW"]
 Payload = dict[str, Any]
 Handler = Callable[[str, Payload], Payload | Awaitable[Payload]]
+FollowUp = Callable[[], Awaitable[None]]
 _T = TypeVar("_T")
+
+COSTMSG_VENDOR_ID: Final = "org.openchargealliance.costmsg"
+_FOLLOW_UP_WAIT_S: Final = 60.0  # how long a follow-up waits for the answer to the CALL it follows
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +165,8 @@ class _Session:
         self.pending: dict[str, asyncio.Future[Frame]] = {}
         self.unanswered: set[str] = set()  # unique ids whose reply a handler dropped
         self.call_lock = asyncio.Lock()
+        # CSMS CALLs to send once the answer to the CP's CALL (by unique id) is out.
+        self.follow_ups: asyncio.Queue[tuple[str, str, FollowUp]] = asyncio.Queue()
 
     async def send(self, text: str) -> None:
         """The library's (and our) only way out: waits while frozen, records, sends."""
@@ -208,6 +222,26 @@ class _Session:
                 return
             finally:
                 self.call_payloads.pop(unique_id, None)
+
+    async def run_follow_ups(self) -> None:
+        """Send queued follow-up CALLs in order, each only after the CP's CALL that caused it was answered."""
+        while True:
+            after_unique_id, what, follow_up = await self.follow_ups.get()
+            try:
+                await self.csms._wait_until(
+                    lambda: True if after_unique_id not in self.in_call_actions else None,  # noqa: B023
+                    _FOLLOW_UP_WAIT_S,
+                    lambda: f"the answer to {after_unique_id} was not sent",  # noqa: B023
+                )
+            except TimeoutError as exc:
+                logger.warning("%s: follow-up %s skipped: %s", self.charge_point_id, what, exc)
+                continue
+            try:
+                await follow_up()
+            except (ConnectionClosed, ConnectionError):
+                return
+            except (CallErrorReply, OCPPError, TimeoutError) as exc:
+                logger.warning("%s: follow-up %s failed: %s", self.charge_point_id, what, exc)
 
     async def call(self, action: str, payload: Payload, timeout_s: float, validate: bool) -> Payload:
         unique_id = str(uuid.uuid4())
@@ -265,6 +299,8 @@ class _CentralSystemRole(_OcppChargePoint):
         except DropCall:
             self._session.unanswered.add(call_unique_id)
             reply = await self._csms._default_reply(self.id, action, payload)
+        else:
+            self._csms._after_reply(self._session, call_unique_id, action, payload, reply)
         # The library serialises call_result dataclasses; it converts the keys back to camelCase.
         return getattr(call_result, action)(**camel_to_snake_case(reply))
 
@@ -338,6 +374,7 @@ class TestCsms:
         ssl_context: ssl.SSLContext | None = None,
         passwords: dict[str, str] | None = None,
         require_client_cert: bool = False,
+        cost_and_price: CsmsPricing | None = None,
     ) -> None:
         if require_client_cert:
             if ssl_context is None:
@@ -356,6 +393,9 @@ class TestCsms:
         self.transaction_ids: dict[int, Payload] = {}
         self.retransmitted_starts = 0  # StartTransaction payloads seen again (answered with the same id)
         self.on_frame: Callable[[Frame], None] | None = None  # called with each frame as it is recorded
+        # Pricing mode: RunningCost after MeterValues, FinalCost after StopTransaction (None: off).
+        self.cost_and_price: CsmsPricing | None = cost_and_price
+        self._priced: dict[tuple[str, int], _PricedTransaction] = {}  # (charge point, transactionId)
         self._handlers: dict[str, Handler] = {}
         self._sessions: dict[str, _Session] = {}
         self._server: Server | None = None
@@ -482,6 +522,83 @@ class TestCsms:
     async def _default_reply(self, charge_point_id: str, action: str, payload: Payload) -> Payload:
         return _DEFAULT_REPLIES[action](self, payload)
 
+    def _data_transfer(self, payload: Payload) -> Payload:
+        if self.cost_and_price is None or payload.get("vendorId") != COSTMSG_VENDOR_ID:
+            return {"status": "UnknownVendorId"}
+        if payload.get("messageId") == "ConnectorUnplugged":
+            return {"status": "Accepted"}
+        return {"status": "UnknownMessageId"}
+
+    def _after_reply(self, session: _Session, call_unique_id: str, action: str, payload: Payload,
+                     reply: Payload) -> None:
+        """Queue the pricing mode's follow-up CALLs for a CALL just answered with ``reply``."""
+        pricing = self.cost_and_price
+        if pricing is None:
+            return
+        cp_id = session.charge_point_id
+        try:
+            follow_up = self._pricing_follow_up(pricing, cp_id, action, payload, reply)
+        except (ArithmeticError, ValueError, TypeError) as exc:  # InvalidOperation is an ArithmeticError
+            logger.warning("%s: cannot price %s %s: %s", cp_id, action, payload, exc)
+            return
+        if follow_up is not None:
+            message_id, data = follow_up
+
+            async def send() -> None:
+                await self.cost_message(cp_id, message_id, data)
+
+            session.follow_ups.put_nowait((call_unique_id, message_id, send))
+
+    def _pricing_follow_up(self, pricing: CsmsPricing, cp_id: str, action: str, payload: Payload,
+                           reply: Payload) -> tuple[str, Payload] | None:
+        if action == "StartTransaction" and isinstance(reply.get("transactionId"), int):
+            meter_start = int(payload["meterStart"])
+            self._priced[(cp_id, reply["transactionId"])] = _PricedTransaction(
+                meter_start, _parse_time(payload["timestamp"]), Decimal(meter_start)
+            )
+            return None
+        if action == "MeterValues" and "transactionId" in payload:
+            transaction_id = int(payload["transactionId"])
+            priced = self._priced.get((cp_id, transaction_id))
+            if priced is None:
+                logger.info("%s: MeterValues for transaction %s, not started here: no RunningCost", cp_id,
+                            transaction_id)
+                return None
+            at = priced.started_at
+            for meter_value in payload.get("meterValue", []):
+                at = _parse_time(meter_value["timestamp"])
+                energy_Wh = _energy_Wh(meter_value.get("sampledValue", []))
+                if energy_Wh is not None:
+                    priced.energy_Wh = energy_Wh
+            energy_Wh = priced.energy_Wh - priced.meter_start_Wh
+            cost = pricing.cost(energy_Wh, (at - priced.started_at).total_seconds())
+            return "RunningCost", {
+                "transactionId": transaction_id,
+                "timestamp": _iso(at),
+                "meterValue": int(priced.energy_Wh.to_integral_value(ROUND_HALF_UP)),
+                "cost": cost,
+                "state": "Charging",
+                "chargingPrice": pricing.charging_price(),
+                "priceText": pricing.price_text(),
+            }
+        if action == "StopTransaction":
+            transaction_id = int(payload["transactionId"])
+            priced = self._priced.pop((cp_id, transaction_id), None)
+            if priced is None:
+                logger.info("%s: StopTransaction for transaction %s, not started here: no FinalCost", cp_id,
+                            transaction_id)
+                return None
+            energy_Wh = Decimal(int(payload["meterStop"]) - priced.meter_start_Wh)
+            duration_s = (_parse_time(payload["timestamp"]) - priced.started_at).total_seconds()
+            cost = pricing.cost(energy_Wh, duration_s)
+            kwh = (energy_Wh / 1000).quantize(Decimal("0.001"), ROUND_HALF_UP)
+            return "FinalCost", {
+                "transactionId": transaction_id,
+                "cost": cost,
+                "priceText": f"Total {cost} {pricing.currency} for {kwh} kWh ({pricing.price_text()})",
+            }
+        return None
+
     def _id_tag_info(self, id_tag: str) -> Payload:
         return {"status": "Invalid" if id_tag in self.rejected_id_tags else "Accepted"}
 
@@ -515,6 +632,23 @@ class TestCsms:
         request (before sending) or the CP's answer violates the 1.6 schema (``validate=False`` skips both).
         """
         return await self._session(charge_point_id).call(action, payload, timeout_s, validate)
+
+    async def cost_message(
+        self,
+        charge_point_id: str,
+        message_id: str,
+        data: dict[str, Any],
+        vendor_id: str = COSTMSG_VENDOR_ID,
+        *,
+        timeout_s: float = 10,
+    ) -> Payload:
+        """A CostAndPrice DataTransfer (SetUserPrice, RunningCost, FinalCost ...); returns the CP's answer.
+
+        ``data`` goes out as a JSON string, as 1.6 requires; ``Decimal`` values become JSON numbers written
+        exactly as their text (``Decimal("0.30")`` -> ``0.30``).
+        """
+        payload = {"vendorId": vendor_id, "messageId": message_id, "data": json_with_decimals(data)}
+        return await self.call(charge_point_id, "DataTransfer", payload, timeout_s=timeout_s)
 
     async def send_raw(self, charge_point_id: str, text: str) -> None:
         """Send arbitrary text (recorded like any other frame)."""
@@ -626,8 +760,10 @@ class TestCsms:
         try:
             async with asyncio.TaskGroup() as tasks:
                 worker = tasks.create_task(session.process_calls())
+                follow_ups = tasks.create_task(session.run_follow_ups())
                 await session.read()
                 worker.cancel()
+                follow_ups.cancel()
         finally:
             session.end()
             if self._sessions.get(charge_point_id) is session:
@@ -651,6 +787,95 @@ def _client_cert_cn(connection: ServerConnection) -> str | None:
     return None
 
 
+# --- California Pricing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CsmsPricing:
+    """The test CSMS's own prices in pricing mode (final prices, as California Pricing shows them)."""
+
+    kwh_price: Decimal
+    hour_price: Decimal | None = None  # per hour since StartTransaction
+    flat_fee: Decimal | None = None  # once per transaction
+    currency: str = "EUR"  # label in the price texts
+    decimals: int = 2  # of the costs sent
+
+    def cost(self, energy_Wh: Decimal, duration_s: float) -> Decimal:
+        """flat fee + kWh x kWh price + hours x hour price, rounded half up to ``decimals``."""
+        total = self.flat_fee or Decimal(0)
+        total += energy_Wh / 1000 * self.kwh_price
+        if self.hour_price is not None:
+            total += Decimal(str(max(0.0, duration_s))) / 3600 * self.hour_price
+        return total.quantize(Decimal(1).scaleb(-self.decimals), ROUND_HALF_UP)
+
+    def charging_price(self) -> Payload:
+        price: Payload = {"kWhPrice": self.kwh_price}
+        if self.hour_price is not None:
+            price["hourPrice"] = self.hour_price
+        if self.flat_fee is not None:
+            price["flatFee"] = self.flat_fee
+        return price
+
+    def price_text(self) -> str:
+        """E.g. ``0.30 EUR/kWh, 1.00 EUR/h, 0.50 EUR per session``."""
+        parts = [f"{self.kwh_price} {self.currency}/kWh"]
+        if self.hour_price is not None:
+            parts.append(f"{self.hour_price} {self.currency}/h")
+        if self.flat_fee is not None:
+            parts.append(f"{self.flat_fee} {self.currency} per session")
+        return ", ".join(parts)
+
+
+@dataclass(slots=True)
+class _PricedTransaction:
+    meter_start_Wh: int
+    started_at: datetime
+    energy_Wh: Decimal  # the latest register reading
+
+
+def json_with_decimals(value: Any) -> str:
+    """Compact JSON in which a ``Decimal`` is a number written exactly as its text (json.dumps refuses them)."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a JSON number")
+        return str(value)
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be strings, got {key!r}")
+            items.append(json.dumps(key) + ":" + json_with_decimals(item))
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(json_with_decimals(item) for item in value) + "]"
+    return json.dumps(value, allow_nan=False)
+
+
+def _parse_time(text: Any) -> datetime:
+    at = datetime.fromisoformat(str(text))
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _energy_Wh(sampled_values: list[Payload]) -> Decimal | None:
+    """The last Energy.Active.Import.Register reading (the default measurand) of all phases, in Wh."""
+    found = None
+    for sampled in sampled_values:
+        if sampled.get("measurand", "Energy.Active.Import.Register") != "Energy.Active.Import.Register":
+            continue
+        if sampled.get("phase") is not None:
+            continue
+        try:
+            value = Decimal(str(sampled["value"]))
+        except InvalidOperation:
+            raise ValueError(f"energy reading {sampled['value']!r} is not a number") from None
+        found = value * 1000 if sampled.get("unit") == "kWh" else value
+    return found
+
+
 _DEFAULT_REPLIES: Final[dict[str, Callable[[TestCsms, Payload], Payload]]] = {
     "Authorize": lambda csms, p: {"idTagInfo": csms._id_tag_info(str(p.get("idTag", "")))},
     "BootNotification": lambda csms, p: {
@@ -658,7 +883,7 @@ _DEFAULT_REPLIES: Final[dict[str, Callable[[TestCsms, Payload], Payload]]] = {
         "currentTime": _now_iso(),
         "interval": csms.heartbeat_interval_s,
     },
-    "DataTransfer": lambda csms, p: {"status": "UnknownVendorId"},
+    "DataTransfer": lambda csms, p: csms._data_transfer(p),
     "DiagnosticsStatusNotification": lambda csms, p: {},
     "FirmwareStatusNotification": lambda csms, p: {},
     "Heartbeat": lambda csms, p: {"currentTime": _now_iso()},
@@ -801,12 +1026,15 @@ def _escape_dn(value: str) -> str:
 
 
 __all__ = [
+    "COSTMSG_VENDOR_ID",
     "OCPP16_SUBPROTOCOL",
     "CallErrorReply",
+    "CsmsPricing",
     "DropCall",
     "Frame",
     "TestCsms",
     "TestPki",
+    "json_with_decimals",
     "make_test_pki",
     "pki_available",
 ]

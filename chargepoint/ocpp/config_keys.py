@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from chargepoint.pricing.california import (
+    CaliforniaPricingError,
+    parse_datetime,
+    parse_default_price,
+    parse_default_price_text,
+    parse_time_offset,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +106,61 @@ def _any_text(text: str) -> str:
     return text
 
 
+def _california(parse: Callable[[str], Any], *, allow_empty: bool) -> Callable[[str], str]:
+    """A value checked by a California Pricing parser and kept as given (the runtime re-parses it)."""
+
+    def validate(text: str) -> str:
+        if allow_empty and text.strip() == "":
+            return ""
+        try:
+            parse(text)
+        except CaliforniaPricingError as exc:
+            raise InvalidValue(str(exc)) from None
+        return text
+
+    return validate
+
+
+def _time_offset(*, allow_empty: bool) -> Callable[[str], str]:
+    def validate(text: str) -> str:
+        stripped = text.strip()
+        if allow_empty and stripped == "":
+            return ""
+        try:
+            parse_time_offset(stripped)
+        except CaliforniaPricingError as exc:
+            raise InvalidValue(str(exc)) from None
+        return stripped
+
+    return validate
+
+
+def _transition_datetime(text: str) -> str:
+    stripped = text.strip()
+    if stripped == "":
+        return ""
+    try:
+        parse_datetime(stripped, "NextTimeOffsetTransitionDateTime")
+    except CaliforniaPricingError as exc:
+        raise InvalidValue(str(exc)) from None
+    return stripped
+
+
+def _language(supported: Callable[[], list[str]]) -> Callable[[str], str]:
+    def validate(text: str) -> str:
+        language = text.strip()
+        languages = supported()
+        if language not in languages:
+            raise InvalidValue(f"language {text!r} is not supported (SupportedLanguages: {','.join(languages)})")
+        return language
+
+    return validate
+
+
+# Configuration keys named ``DefaultPriceText,<lang>``: one per language in SupportedLanguages.
+DEFAULT_PRICE_TEXT_PREFIX = "DefaultPriceText,"
+
+
 @dataclass(frozen=True, slots=True)
 class KeySpec:
     name: str
@@ -106,7 +170,7 @@ class KeySpec:
     reboot_required: bool = False
 
 
-def _specs(connector_count: int) -> list[KeySpec]:
+def _specs(connector_count: int, supported_languages: Callable[[], list[str]]) -> list[KeySpec]:
     b, rw, r = _parse_bool, Access.RW, Access.R
     return [
         # Core
@@ -165,6 +229,18 @@ def _specs(connector_count: int) -> list[KeySpec]:
         KeySpec("SecurityProfile", rw, "0", _int_range(0, 3), reboot_required=False),
         KeySpec("AuthorizationKey", Access.W, "", _authorization_key),
         KeySpec("CpoName", rw, "", _any_text),
+        # Cost and price (OCA "OCPP & California Pricing Requirements"); DefaultPriceText,<lang> keys are
+        # added per supported language by OcppConfiguration.
+        KeySpec("CustomDisplayCostAndPrice", r, "false"),
+        KeySpec("DefaultPrice", rw, "", _california(parse_default_price, allow_empty=True)),
+        KeySpec("TimeOffset", rw, "+00:00", _time_offset(allow_empty=False)),
+        KeySpec("NextTimeOffsetTransitionDateTime", rw, "", _transition_datetime),
+        KeySpec("TimeOffsetNextTransition", rw, "", _time_offset(allow_empty=True)),
+        KeySpec("CustomIdleFeeAfterStop", rw, "false", b),
+        KeySpec("CustomMultiLanguageMessages", r, "true"),
+        KeySpec("SupportedLanguages", r, "en,de,fr,nl"),
+        KeySpec("Language", rw, "en", _language(supported_languages)),
+        KeySpec("NumberOfDecimalsForCostValues", r, "2"),
     ]
 
 
@@ -176,20 +252,52 @@ class ReportedKey:
 
 
 class OcppConfiguration:
-    """The key table and the values in force."""
+    """The key table and the values in force.
+
+    Besides the fixed table there is one ``DefaultPriceText,<lang>`` key per language of ``SupportedLanguages``
+    (RW, a JSON value checked by ``parse_default_price_text``); other languages are unknown keys.
+    """
 
     def __init__(self, connector_count: int, initial: Mapping[str, str] | None = None) -> None:
-        self._specs = {spec.name: spec for spec in _specs(connector_count)}
+        self._specs = {spec.name: spec for spec in _specs(connector_count, self._supported_languages)}
         self._values = {name: spec.default for name, spec in self._specs.items()}
         for name, value in (initial or {}).items():
             self._values[name] = value
         # Guards a key change may have to pass (e.g. SecurityProfile may only increase, needs certificates).
         self.guards: dict[str, Callable[[str, str], str | None]] = {}
 
+    def _supported_languages(self) -> list[str]:
+        return [item.strip() for item in self._values.get("SupportedLanguages", "").split(",") if item.strip()]
+
+    def _spec(self, name: str) -> KeySpec | None:
+        spec = self._specs.get(name)
+        if spec is not None:
+            return spec
+        if name.startswith(DEFAULT_PRICE_TEXT_PREFIX):
+            language = name[len(DEFAULT_PRICE_TEXT_PREFIX):]
+            if language in self._supported_languages():
+                return KeySpec(name, Access.RW, "", _california(parse_default_price_text, allow_empty=True))
+        return None
+
+    def _names(self) -> Iterator[str]:
+        """Every key in report order; the DefaultPriceText,<lang> keys follow DefaultPrice."""
+        for name in self._specs:
+            yield name
+            if name == "DefaultPrice":
+                yield from (DEFAULT_PRICE_TEXT_PREFIX + language for language in self._supported_languages())
+
+    def _value(self, name: str) -> str:
+        if name in self._values:
+            return self._values[name]
+        spec = self._spec(name)
+        if spec is None:
+            raise KeyError(name)
+        return spec.default
+
     def load(self, persisted: Mapping[str, str]) -> None:
         """Values persisted from earlier ChangeConfiguration calls; unknown or invalid ones are ignored."""
         for name, value in persisted.items():
-            spec = self._specs.get(name)
+            spec = self._spec(name)
             if spec is None:
                 continue
             try:
@@ -198,16 +306,16 @@ class OcppConfiguration:
                 log.warning("ignoring persisted OCPP key %s: %s", name, exc)
 
     def __getitem__(self, name: str) -> str:
-        return self._values[name]
+        return self._value(name)
 
     def get_bool(self, name: str) -> bool:
-        return self._values[name] == "true"
+        return self._value(name) == "true"
 
     def get_int(self, name: str) -> int:
-        return int(self._values[name] or 0)
+        return int(self._value(name) or 0)
 
     def get_list(self, name: str) -> list[str]:
-        return [item for item in self._values[name].split(",") if item]
+        return [item for item in self._value(name).split(",") if item]
 
     def set_internal(self, name: str, value: str) -> None:
         """Set a value the charger itself decided (HeartbeatInterval from BootNotification.conf)."""
@@ -215,20 +323,20 @@ class OcppConfiguration:
 
     def report(self, keys: Iterable[str] | None) -> tuple[list[ReportedKey], list[str]]:
         """GetConfiguration: (configurationKey, unknownKey). Write-only keys are never reported."""
-        names = list(self._specs) if keys is None else list(keys)
+        names = list(self._names()) if keys is None else list(keys)
         known: list[ReportedKey] = []
         unknown: list[str] = []
         for name in names:
-            spec = self._specs.get(name)
+            spec = self._spec(name)
             if spec is None or spec.access is Access.W:
                 unknown.append(name)
                 continue
-            known.append(ReportedKey(name, spec.access is Access.R, self._values[name]))
+            known.append(ReportedKey(name, spec.access is Access.R, self._value(name)))
         return known, unknown
 
     def change(self, name: str, value: str) -> tuple[ChangeStatus, str | None]:
         """ChangeConfiguration: (status, value to persist or None). Logs why a value is rejected."""
-        spec = self._specs.get(name)
+        spec = self._spec(name)
         if spec is None:
             log.info("ChangeConfiguration: unknown key %s", name)
             return ChangeStatus.NotSupported, None
@@ -243,7 +351,7 @@ class OcppConfiguration:
             return ChangeStatus.Rejected, None
         guard = self.guards.get(name)
         if guard is not None:
-            reason = guard(self._values[name], parsed)
+            reason = guard(self._value(name), parsed)
             if reason is not None:
                 log.warning("ChangeConfiguration: %s rejected: %s", name, reason)
                 return ChangeStatus.Rejected, None
@@ -252,5 +360,5 @@ class OcppConfiguration:
         return status, parsed
 
     def is_secret(self, name: str) -> bool:
-        spec = self._specs.get(name)
+        spec = self._spec(name)
         return spec is not None and spec.access is Access.W
