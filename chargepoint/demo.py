@@ -51,6 +51,20 @@ time_scale = {time_scale}
 
 [storage]
 dir = "{dir}"
+
+[pricing]
+currency = "EUR"
+time_zone = "Europe/Paris"
+default_tariff = "adhoc"
+display_interval_s = 1
+
+[pricing.tariffs.adhoc]
+description = {{ en = "Ad hoc price, pay by card", de = "Ad-hoc-Preis, Zahlung mit Karte" }}
+tax_rates = [{{ name = "VAT", percent = "20" }}]
+energy = [{{ price_per_kWh = "0.35" }}]
+idle_time = [{{ price_per_minute = "0.05" }}]
+idle_grace_min = 60
+fixed_fee = [{{ price = "0.50" }}]
 """
 
 
@@ -158,6 +172,23 @@ class _Csms:
         self.thread.join(5)
 
 
+def _show_display(daemon: _Daemon, expected_kind: str, timeout_s: float = 5.0) -> None:
+    """Print what the charger's (simulated) display shows, once it shows a message of ``expected_kind``."""
+    deadline = time.monotonic() + timeout_s
+    shown = daemon.status().get("display")
+    while (shown is None or shown["kind"] != expected_kind) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        shown = daemon.status().get("display")
+    if shown is None or shown["kind"] != expected_kind:
+        raise DemoFailed(f"the display did not show a {expected_kind} message (it shows {shown})")
+    width = max(len(line) for line in shown["lines"]) if shown["lines"] else 10
+    rule = "\u2500" * max(0, width - 10 - len(shown["kind"]))
+    click.echo(click.style(f"        \u250c display: {shown['kind']} {rule}", fg="green"))
+    for line in shown["lines"]:
+        click.echo(click.style(f"        \u2502 {line}", fg="green"))
+    click.echo(click.style("        \u2514" + "\u2500" * (width + 1), fg="green"))
+
+
 def _narrate_frame(frame: Frame) -> None:
     if frame.direction != "in" or frame.message_type != "CALL" or frame.payload is None:
         return
@@ -197,6 +228,9 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
         _say("      ", f"ready in {time.monotonic() - t_start:.1f} s and registered with the CSMS: connector 1 is "
                        f"{state['status']}, meter reads {state['meter_energy_Wh']} Wh over Modbus TCP")
 
+        _say("      ", "before anyone plugs in, the display shows the ad hoc price (AFIR):")
+        _show_display(daemon, "price")
+
         _say("[2/7]", "The driver plugs the EV in (pilot A -> B)")
         daemon.sim("plug")
         daemon.wait_status("Preparing")
@@ -207,6 +241,8 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
         state = daemon.wait_status("SuspendedEV")
         _say("      ", f"card accepted by the CSMS, transaction started; the pilot offers "
                        f"{state['offered_current_A']:.1f} A and the EV has not asked for energy yet")
+        _say("      ", "the display shows the driver's price before energy flows:")
+        _show_display(daemon, "price")
 
         _say("[4/7]", "The EV asks for energy (pilot B -> C): the contactor closes")
         daemon.sim("charge")
@@ -218,8 +254,10 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
             state = daemon.status()
             session = state["session"] or {}
             power_W = state["power_W"] or 0.0
+            cost = "" if session.get("cost") is None else f", running cost {session['cost']} {session['currency']}"
             _say("      ", f"{state['status']}: {power_W / 1000:5.2f} kW, "
-                           f"{session.get('energy_Wh', 0) / 1000:6.3f} kWh delivered")
+                           f"{session.get('energy_Wh', 0) / 1000:6.3f} kWh delivered{cost}")
+        _show_display(daemon, "running")
 
         _say("[6/7]", "The driver unplugs the EV (pilot -> A): contactor opens, session ends")
         daemon.sim("unplug")
@@ -235,6 +273,12 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
                    f"(meter {record['meter_start_Wh']} -> {record['meter_stop_Wh']} Wh)")
         click.echo(f"        duration        {(stopped - started).total_seconds():.1f} s")
         click.echo(f"        stop reason     {record['stop_reason']}")
+        click.echo(f"        tariff          {record['tariff_id']}")
+        click.echo(f"        cost            {record['cost']} {record['currency']} (incl. tax)")
+        _say("      ", "and the display shows the receipt:")
+        _show_display(daemon, "receipt")
+        if record["cost"] is None:
+            raise DemoFailed("the session was not priced")
         if not record["energy_Wh"]:
             raise DemoFailed("no energy was recorded")
         code = daemon.stop()

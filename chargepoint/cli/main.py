@@ -119,24 +119,75 @@ def status(config_path: Path, as_json: bool) -> None:
         click.echo(line)
         session = c["session"]
         if session is not None:
+            cost = ""
+            if session.get("cost") is not None:
+                source = " (operator)" if session.get("cost_source") == "csms" else ""
+                cost = f", {session['cost']} {session['currency']}{source}"
+                if session.get("tariff_id"):
+                    cost += f", tariff {session['tariff_id']}"
             click.echo(f"  session {session['transaction_id']} for {session['id_tag']}: "
-                       f"{session['energy_Wh'] / 1000:.3f} kWh since {session['started_at']}")
+                       f"{session['energy_Wh'] / 1000:.3f} kWh since {session['started_at']}{cost}")
 
 
 @cli.command()
 @config_option
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
-def sessions(config_path: Path, limit: int, as_json: bool) -> None:
-    """List the most recent charging sessions."""
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per session) for a spreadsheet.")
+def sessions(config_path: Path, limit: int, as_json: bool, as_csv: bool) -> None:
+    """List the most recent charging sessions with energy, duration, tariff and cost."""
     rows = _request(_load(config_path), {"op": "sessions", "limit": limit})["sessions"]
     if as_json:
         click.echo(json.dumps(rows))
         return
+    if as_csv:
+        click.echo(sessions_csv(rows), nl=False)
+        return
     for row in rows:
         energy = "open" if row["energy_Wh"] is None else f"{row['energy_Wh'] / 1000:.3f} kWh"
-        click.echo(f"{row['started_at']}  connector {row['connector_id']}  {row['id_tag']:<20} {energy:>12}  "
-                   f"{row['stop_reason'] or ''}")
+        duration = "" if row.get("duration_s") is None else _duration(row["duration_s"])
+        cost = "" if row.get("cost") is None else f"{row['cost']} {row['currency']}"
+        click.echo(f"{row['started_at']}  connector {row['connector_id']}  {row['id_tag']:<20} {energy:>12} "
+                   f"{duration:>8}  {row.get('tariff_id') or '-':<12} {cost:>12}  {row['stop_reason'] or ''}")
+
+
+CSV_COLUMNS = ("session_id", "connector_id", "id_tag", "started_at", "stopped_at", "energy_Wh", "duration_s",
+               "tariff_id", "package", "cost", "currency", "local_cost", "csms_cost", "stop_reason")
+
+
+def sessions_csv(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if row.get(key) is None else row[key] for key in CSV_COLUMNS})
+    return out.getvalue()
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+@cli.command()
+@config_option
+@click.argument("id_tag", required=False)
+@click.option("--set", "balance", help="Set the card's balance to this amount.")
+@click.option("--add", help="Top up the card's balance by this amount.")
+def prepaid(config_path: Path, id_tag: str | None, balance: str | None, add: str | None) -> None:
+    """Show or change prepaid balances held on the charger (debited when each session ends)."""
+    if (balance is not None or add is not None) and id_tag is None:
+        raise click.UsageError("--set and --add need an ID_TAG")
+    if balance is not None and add is not None:
+        raise click.UsageError("give --set or --add, not both")
+    reply = _request(_load(config_path), {"op": "prepaid", "id_tag": id_tag, "balance": balance, "add": add})
+    for account in reply["accounts"]:
+        click.echo(f"{account['id_tag']:<20} {account['balance']:>12} {account['currency']}  "
+                   f"(updated {account['updated_at']})")
 
 
 @cli.command()

@@ -27,6 +27,35 @@ EXAMPLES: dict[str, Any] = {
 }
 
 
+# Tables of tables have no single default to show: an example instead, commented out.
+EXAMPLE_BLOCKS: dict[str, str] = {
+    "pricing.tariffs": """\
+# [pricing.tariffs.standard]
+# description = { en = "Standard price", de = "Standardpreis" }
+# tax_rates = [{ name = "VAT", percent = "19" }]
+# energy = [
+#   { price_per_kWh = "0.29", start_time = "22:00", end_time = "06:00" },   # night
+#   { price_per_kWh = "0.39" },                                              # any other time
+# ]
+# charging_time = [{ price_per_hour = "0.60", min_duration_min = 240 }, { price_per_hour = "0" }]
+# idle_time = [{ price_per_minute = "0.10" }]
+# idle_grace_min = 30
+# fixed_fee = [{ price = "0.50" }]
+# min_cost = "1.00"
+# max_cost = "60.00"   # excluding tax""",
+    "pricing.packages": """\
+# [[pricing.packages]]
+# name = "fleet-acme"
+# tariff = "fleet"
+# groups = ["ACME"]          # parentIdTag of the cards
+# id_tags = ["04A1*"]        # or card patterns
+# language = "de"
+# max_cost = "30.00"         # including tax
+# max_energy_kWh = "40"
+# max_duration_min = 240""",
+}
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -64,6 +93,9 @@ def _emit(model: type[BaseModel], prefix: str, lines: list[str], optional: bool)
         key = f"{prefix}.{name}" if prefix else name
         if info.description:
             lines.append(f"# {info.description}")
+        if key in EXAMPLE_BLOCKS:
+            lines.append(EXAMPLE_BLOCKS[key])
+            continue
         if key in EXAMPLES:
             lines.append(f"{'# ' if optional else ''}{name} = {_toml_value(EXAMPLES[key])}   # required")
             continue

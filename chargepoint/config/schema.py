@@ -6,8 +6,10 @@ The field descriptions are the reference that ``config/example.toml`` documents.
 
 from __future__ import annotations
 
+from datetime import date, time
+from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -207,6 +209,9 @@ class OcppSettings(_Section):
         "Energy.Active.Import.Register,Power.Active.Import,Current.Import",
         description="Initial MeterValuesSampledData (comma-separated measurands)",
     )
+    cost_and_price: bool = Field(
+        True, description="Take prices from the CSMS (California Pricing, CustomDisplayCostAndPrice)"
+    )
     firmware_install_command: list[str] | None = Field(
         None,
         min_length=1,
@@ -236,6 +241,216 @@ class OcppSettings(_Section):
         return self
 
 
+_WEEKDAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
+
+
+class TaxRateSettings(_Section):
+    """A tax on the prices (prices are configured excluding tax)."""
+
+    name: str = Field("VAT", min_length=1, max_length=20, description="Shown on the display and the receipt")
+    percent: Decimal = Field(..., ge=0, le=100, description="Rate in percent, e.g. \"19\"")
+    stack: int = Field(0, ge=0, le=3, description="0: on the net price; 1: also on the stack-0 taxes (tax on tax)")
+
+
+class PriceConditionSettings(_Section):
+    """When a price applies; all that are set must hold. Times are local (pricing.time_zone)."""
+
+    start_time: time | None = Field(None, description="Local time of day from which it applies, \"HH:MM\"")
+    end_time: time | None = Field(None, description="Local time of day until which it applies (before start: wraps)")
+    days: list[str] | None = Field(None, description="Weekdays it applies on: mon, tue, wed, thu, fri, sat, sun")
+    from_date: date | None = Field(None, description="First day it applies (local date)")
+    to_date: date | None = Field(None, description="First day it no longer applies (local date)")
+    min_energy_kWh: Decimal | None = Field(None, ge=0, description="Applies once the session delivered this much")
+    max_energy_kWh: Decimal | None = Field(None, ge=0, description="Applies until the session delivered this much")
+    min_power_kW: Decimal | None = Field(None, ge=0, description="Applies while charging at least this fast")
+    max_power_kW: Decimal | None = Field(None, ge=0, description="Applies while charging slower than this")
+    min_duration_min: Decimal | None = Field(None, ge=0, description="Applies from this long after session start")
+    max_duration_min: Decimal | None = Field(None, ge=0, description="Applies until this long after session start")
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        unknown = [day for day in value if day.lower() not in _WEEKDAYS]
+        if unknown or not value:
+            raise ValueError(f"days must be a non-empty list of {', '.join(_WEEKDAYS)}; got {unknown or value}")
+        return [day.lower() for day in value]
+
+    def to_conditions(self) -> Any:
+        from chargepoint.pricing.tariff import Conditions
+
+        def wh(kwh: Decimal | None) -> int | None:
+            return None if kwh is None else int(kwh * 1000)
+
+        def watts(kw: Decimal | None) -> float | None:
+            return None if kw is None else float(kw * 1000)
+
+        def seconds(minutes: Decimal | None) -> int | None:
+            return None if minutes is None else int(minutes * 60)
+
+        return Conditions(
+            start_time_of_day=self.start_time,
+            end_time_of_day=self.end_time,
+            days_of_week=None if self.days is None else frozenset(_WEEKDAYS[d] for d in self.days),
+            valid_from_date=self.from_date,
+            valid_to_date=self.to_date,
+            min_energy_Wh=wh(self.min_energy_kWh),
+            max_energy_Wh=wh(self.max_energy_kWh),
+            min_power_W=watts(self.min_power_kW),
+            max_power_W=watts(self.max_power_kW),
+            min_duration_s=seconds(self.min_duration_min),
+            max_duration_s=seconds(self.max_duration_min),
+        )
+
+
+class EnergyPriceSettings(PriceConditionSettings):
+    """A price per kWh, and when it applies."""
+
+    price_per_kWh: Decimal = Field(..., description="Price per kWh, excluding tax")
+
+
+class TimePriceSettings(PriceConditionSettings):
+    """A price per minute or per hour (give exactly one), and when it applies."""
+
+    price_per_minute: Decimal | None = Field(None, description="Price per minute, excluding tax")
+    price_per_hour: Decimal | None = Field(None, description="Price per hour, excluding tax")
+
+    @model_validator(mode="after")
+    def _one_price(self) -> TimePriceSettings:
+        if (self.price_per_minute is None) == (self.price_per_hour is None):
+            raise ValueError("give exactly one of price_per_minute and price_per_hour")
+        return self
+
+    @property
+    def per_hour(self) -> Decimal:
+        return self.price_per_hour if self.price_per_hour is not None else (self.price_per_minute or Decimal(0)) * 60
+
+
+class FixedPriceSettings(PriceConditionSettings):
+    """A fee charged once per session, and when (at session start) it applies."""
+
+    price: Decimal = Field(..., description="Fee per session, excluding tax")
+
+
+class TariffSettings(_Section):
+    """One tariff. The first price of a list whose conditions hold applies; lists must cover every hour."""
+
+    description: dict[str, str] = Field(default_factory=dict, description="Text per language, e.g. {en = \"...\"}")
+    tax_rates: list[TaxRateSettings] = Field(default_factory=list, description="Taxes on every component")
+    energy: list[EnergyPriceSettings] = Field(default_factory=list, description="Energy prices")
+    charging_time: list[TimePriceSettings] = Field(default_factory=list, description="Prices for time charging")
+    idle_time: list[TimePriceSettings] = Field(
+        default_factory=list, description="Prices for time plugged in without charging, after the grace period"
+    )
+    idle_grace_min: Decimal = Field(Decimal(0), ge=0, description="Idle minutes per session that are free")
+    fixed_fee: list[FixedPriceSettings] = Field(default_factory=list, description="Fee per session")
+    min_cost: Decimal | None = Field(None, description="Minimum cost of a session, excluding tax")
+    max_cost: Decimal | None = Field(None, description="Maximum cost of a session, excluding tax")
+
+    def to_tariff(self, tariff_id: str, currency: str) -> Any:
+        from chargepoint.pricing.tariff import Component, PriceElement, Tariff, TaxRate
+
+        def taxes(items: list[TaxRateSettings]) -> tuple[TaxRate, ...]:
+            return tuple(TaxRate(t.name, t.percent, t.stack) for t in items)
+
+        def component(elements: list[tuple[Decimal, PriceConditionSettings]]) -> Component | None:
+            if not elements:
+                return None
+            return Component(tuple(PriceElement(price, cond.to_conditions()) for price, cond in elements))
+
+        return Tariff(
+            tariff_id=tariff_id,
+            currency=currency,
+            energy=component([(e.price_per_kWh, e) for e in self.energy]),
+            charging_time=component([(e.per_hour, e) for e in self.charging_time]),
+            idle_time=component([(e.per_hour, e) for e in self.idle_time]),
+            fixed_fee=component([(e.price, e) for e in self.fixed_fee]),
+            idle_grace_s=int(self.idle_grace_min * 60),
+            min_cost=self.min_cost,
+            max_cost=self.max_cost,
+            tax_rates=taxes(self.tax_rates),
+            description=tuple(self.description.items()),
+        )
+
+
+class PackageSettings(_Section):
+    """A price package: the tariff and limits for a customer group or a set of cards."""
+
+    name: str = Field(..., min_length=1, max_length=40, description="Shown in logs and session records")
+    tariff: str = Field(..., description="Name of a tariff in [pricing.tariffs]")
+    groups: list[str] = Field(
+        default_factory=list, description="Group ids (parentIdTag from the local list or the CSMS) it applies to"
+    )
+    id_tags: list[str] = Field(
+        default_factory=list, description="Card patterns it applies to (shell style: \"04A1*\", \"FLEET-??\")"
+    )
+    language: str | None = Field(None, description="Display language for these drivers (en, de, fr, nl)")
+    max_cost: Decimal | None = Field(None, ge=0, description="Stop a session at this cost, including tax")
+    max_energy_kWh: Decimal | None = Field(None, gt=0, description="Stop a session after this much energy")
+    max_duration_min: Decimal | None = Field(None, gt=0, description="Stop a session after this long")
+
+
+class PricingSettings(_Section):
+    """Prices: tariffs, price packages per customer group, limits. The CSMS's California Pricing prices win."""
+
+    currency: str = Field("EUR", description="ISO 4217 currency of every price")
+    decimals: int = Field(2, ge=0, le=6, description="Decimals of every money amount shown, stored and sent")
+    rounding: Literal["half_up", "half_even", "up", "down"] = Field("half_up", description="Rounding of money")
+    time_zone: str = Field("UTC", description="IANA time zone of time-of-day prices, e.g. Europe/Berlin")
+    language: Literal["en", "de", "fr", "nl"] = Field("en", description="Default display language")
+    default_tariff: str | None = Field(None, description="Tariff for ad hoc and unknown cards; none: unpriced")
+    display_interval_s: float = Field(10.0, ge=1, le=600, description="How often the running cost is redrawn")
+    receipt_display_s: float = Field(
+        30.0, ge=0, le=3600, description="How long the receipt stays on the display before the idle price"
+    )
+    tariffs: dict[str, TariffSettings] = Field(default_factory=dict, description="Tariffs by name")
+    packages: list[PackageSettings] = Field(default_factory=list, description="Price packages, first match wins")
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        from chargepoint.pricing.currencies import ISO_4217
+
+        if value not in ISO_4217:
+            raise ValueError(f"unknown currency {value!r} (expected an ISO 4217 code such as EUR)")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PricingSettings:
+        from chargepoint.pricing.tariff import TariffError
+        from chargepoint.pricing.validation import validate_tariff
+
+        problems = []
+        for name, settings in self.tariffs.items():
+            try:
+                validate_tariff(settings.to_tariff(name, self.currency))
+            except TariffError as exc:
+                problems.append(f"tariff {name!r}: {exc}")
+        if self.default_tariff is not None and self.default_tariff not in self.tariffs:
+            problems.append(f"default_tariff {self.default_tariff!r} is not in [pricing.tariffs]")
+        for package in self.packages:
+            if package.tariff not in self.tariffs:
+                problems.append(f"package {package.name!r}: tariff {package.tariff!r} is not in [pricing.tariffs]")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def tariff(self, name: str) -> Any:
+        return self.tariffs[name].to_tariff(name, self.currency)
+
+
 class Config(_Section):
     identity: IdentitySettings = Field(default_factory=lambda: IdentitySettings())
     charger: ChargerSettings = Field(default_factory=lambda: ChargerSettings())
@@ -243,6 +458,7 @@ class Config(_Section):
     simulator: SimulatorSettings = Field(default_factory=lambda: SimulatorSettings())
     storage: StorageSettings = Field(default_factory=lambda: StorageSettings())
     logging: LoggingSettings = Field(default_factory=lambda: LoggingSettings())
+    pricing: PricingSettings = Field(default_factory=lambda: PricingSettings())
     ocpp: OcppSettings | None = None
 
     @property

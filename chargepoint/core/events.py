@@ -117,6 +117,16 @@ class StopRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitReached:
+    """A session limit (cost, energy, duration) was reached: stop gracefully, PWM off before the contactor opens.
+
+    ``reason`` is recorded as the stop reason (e.g. CostLimitReached)."""
+
+    reason: str
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteStartRequested:
     """The CSMS asked to start a session for ``id_tag``; ``pre_authorized`` skips the Authorize round trip."""
 
@@ -172,6 +182,7 @@ Event = (
     | CurrentLimitChanged
     | AvailabilityChanged
     | StopRequested
+    | LimitReached
     | RemoteStartRequested
     | UnlockRequested
     | ReservationMade

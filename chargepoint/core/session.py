@@ -41,6 +41,7 @@ from chargepoint.core.events import (
     CurrentLimitChanged,
     Event,
     FaultsCleared,
+    LimitReached,
     LockCompleted,
     MainsChanged,
     MeterFailed,
@@ -287,6 +288,17 @@ class Connector:
             case StopRequested(reason=reason):
                 self._end_session(reason, out)
                 f.authorized_tag = None
+            case LimitReached(reason=reason):
+                if f.session is not None:
+                    # Not a fault: withdraw the PWM first so the EV sees the end of the offer, then open. The
+                    # contactor still opens in this same batch, so the overshoot stays within one meter sample.
+                    if self.pwm_duty_percent is not None or self.pilot_negative:
+                        self.pwm_duty_percent = None
+                        self.pilot_negative = False
+                        self._last_pwm_change_s = event.at_s
+                        out.append(SetPilotHigh())
+                    self._end_session(reason, out, open_first=False)
+                    f.authorized_tag = None
             case RemoteStartRequested(id_tag=id_tag, pre_authorized=pre_authorized):
                 if f.session is None and f.pending_tag is None and not f.faults and f.operative:
                     if pre_authorized and self._reservation_allows(id_tag, None):
@@ -401,11 +413,11 @@ class Connector:
             f.faults.discard(fault)
         f.overcurrent_since_s = None
 
-    def _end_session(self, reason: str, out: list[Command]) -> None:
+    def _end_session(self, reason: str, out: list[Command], open_first: bool = True) -> None:
         f = self.facts
         if f.session is None:
             return
-        self._open_contactor(out)
+        self._open_contactor(out, first=open_first)
         meter_stop_Wh = f.meter_energy_Wh if f.meter_energy_Wh is not None else f.session.meter_start_Wh
         out.append(EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh))
         if reason == "EVDisconnected" and not self.settings.unlock_on_ev_disconnect and f.locked:
@@ -445,10 +457,13 @@ class Connector:
             return None
         return duty_from_current(self.allowed_current_A())
 
-    def _open_contactor(self, out: list[Command]) -> None:
+    def _open_contactor(self, out: list[Command], first: bool = True) -> None:
         if self.contactor_commanded:
             self.contactor_commanded = False
-            out.insert(0, OpenContactor())
+            if first:
+                out.insert(0, OpenContactor())
+            else:
+                out.append(OpenContactor())
             self._start_timer(TimerName.CONTACTOR_FEEDBACK, self.settings.contactor_feedback_timeout_s, out)
 
     def _reconcile(self, out: list[Command], at_s: float) -> None:

@@ -94,6 +94,8 @@ class ConnectorRuntime:
     last_reading: MeterReading | None = None
     timers: dict[TimerName, asyncio.TimerHandle] = field(default_factory=dict)
     unlock_waiters: list[asyncio.Future[bool]] = field(default_factory=list)
+    # CustomIdleFeeAfterStop: the session whose ConnectorUnplugged is due when the EV leaves.
+    unplug_pending: str | None = None
 
     @property
     def connector_id(self) -> int:
@@ -144,6 +146,9 @@ class ChargerApp:
             from chargepoint.ocpp.v16.client import OcppClient
 
             self.ocpp = OcppClient(config, store, self)
+        from chargepoint.runtime.pricing import PricingService
+
+        self.pricing = PricingService(config, store, self)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -151,6 +156,7 @@ class ChargerApp:
         self._stop = stop
         if self.ocpp is not None:
             await self.ocpp.load()
+        await self.pricing.load()
         recovered = await self.store.recover_open_sessions(
             "PowerLoss", messages=None if self.ocpp is None else self.ocpp.stop_messages
         )
@@ -185,6 +191,10 @@ class ChargerApp:
                 task.cancel()
             await self._store_ops.put(None)
             await store_task
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run ``coro`` in the application's task group (follow-up work of adapters)."""
+        self._spawn(coro)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         assert self._tg is not None
@@ -239,9 +249,14 @@ class ChargerApp:
                     if self.ocpp is not None:
                         self._spawn(self._authorize_over_ocpp(c, id_tag))
                     else:
-                        accepted = self.allow_list.accepts(id_tag)
+                        accepted = self.allow_list.accepts(id_tag) or self.pricing.prepaid_accepts(id_tag)
+                        blocked = self.pricing.prepaid_blocks(id_tag)
                         log.info("connector %d: card %s %s", c.connector_id, id_tag,
+                                 "rejected (prepaid balance used up)" if blocked else
                                  "accepted" if accepted else "rejected (not in allowed_id_tags)")
+                        accepted = accepted and not blocked
+                        if accepted:
+                            self.pricing.show_authorized(c, id_tag, None)
                         self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic()))
                 case BeginSession(id_tag=id_tag, meter_start_Wh=meter_start_Wh, reservation_id=reservation_id):
                     started_at = datetime.now(UTC)
@@ -249,21 +264,31 @@ class ChargerApp:
                     log.info("connector %d: session started for %s at %d Wh", c.connector_id, id_tag, meter_start_Wh)
                     if reservation_id is not None:
                         self._forget_reservation(reservation_id)
+                    active = c.core.facts.session
+                    parent = None if active is None else active.parent_id_tag
+                    pricing = self.pricing.begin(c, id_tag, parent, started_at, meter_start_Wh)
                     self._store(c, "begin", id_tag=id_tag, meter_start_Wh=meter_start_Wh, started_at=started_at,
-                                reservation_id=reservation_id)
+                                reservation_id=reservation_id, pricing=pricing)
                 case RecordMeter(energy_Wh=energy_Wh):
-                    self._store(c, "meter", energy_Wh=energy_Wh, at=datetime.now(UTC))
+                    at = datetime.now(UTC)
+                    self._store(c, "meter", energy_Wh=energy_Wh, at=at, pricing=self.pricing.meter(c, energy_Wh, at))
                 case EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh):
+                    stopped_at = datetime.now(UTC)
                     if c.session is not None:
                         log.info("connector %d: session of %s ended (%s), %d Wh", c.connector_id,
                                  c.session.id_tag, reason, meter_stop_Wh - c.session.meter_start_Wh)
+                        self._note_unplug_due(c, c.session, reason)
                     c.session = None
-                    self._store(c, "end", meter_stop_Wh=meter_stop_Wh, stopped_at=datetime.now(UTC), reason=reason)
+                    self._store(c, "end", meter_stop_Wh=meter_stop_Wh, stopped_at=stopped_at, reason=reason,
+                                pricing=self.pricing.end(c, meter_stop_Wh, stopped_at))
                 case ReportStatus(status=status, error_code=error_code):
                     level = logging.WARNING if status is ConnectorStatus.Faulted else logging.INFO
                     log.log(level, "connector %d: %s (%s)", c.connector_id, status, error_code)
                     if self.ocpp is not None:
                         self.ocpp.status_changed(c.connector_id, status, error_code)
+                    self.pricing.status_changed(c, status)
+                    if status is ConnectorStatus.Available and c.unplug_pending is not None:
+                        self._send_unplugged(c)
             if self.on_command is not None:
                 self.on_command(c.connector_id, command)
 
@@ -295,8 +320,31 @@ class ChargerApp:
     async def _authorize_over_ocpp(self, c: ConnectorRuntime, id_tag: str) -> None:
         assert self.ocpp is not None
         accepted, parent = await self.ocpp.authorize(id_tag)
+        if accepted and self.pricing.prepaid_blocks(id_tag):
+            log.info("connector %d: card %s accepted by the CSMS but its prepaid balance is used up", c.connector_id,
+                     id_tag)
+            accepted = False
         log.info("connector %d: card %s %s", c.connector_id, id_tag, "accepted" if accepted else "rejected")
+        if accepted:
+            self.pricing.show_authorized(c, id_tag, parent)
         self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic(), parent))
+
+    # ----------------------------------------------------------------- California Pricing: idle fee after stop
+
+    def _note_unplug_due(self, c: ConnectorRuntime, session: SessionView, reason: str) -> None:
+        """CustomIdleFeeAfterStop: the CSMS bills idle time until we report the unplug (ConnectorUnplugged)."""
+        if self.ocpp is None or session.session_id is None:
+            return
+        if not (self.pricing.cost_and_price_enabled and self.ocpp.keys.get_bool("CustomIdleFeeAfterStop")):
+            return
+        c.unplug_pending = session.session_id
+        if reason == "EVDisconnected" or c.pilot_state is PilotState.A:
+            self._send_unplugged(c)
+
+    def _send_unplugged(self, c: ConnectorRuntime) -> None:
+        session_id, c.unplug_pending = c.unplug_pending, None
+        if self.ocpp is not None and session_id is not None:
+            self._spawn(self.ocpp.connector_unplugged(session_id, datetime.now(UTC)))
 
     # ----------------------------------------------------------------- requests from the protocol adapter
 
@@ -534,12 +582,12 @@ class ChargerApp:
                     "session_id": c.session.session_id,
                     "id_tag": c.session.id_tag,
                     "energy_Wh": energy_Wh,
-                    "cost": None,
-                    "currency": None,
+                    **self.pricing.status(c),
                     "started_at": c.session.started_at.isoformat(),
                     "meter_start_Wh": c.session.meter_start_Wh,
                 }
             reading = c.last_reading
+            shown = c.hw.display.shown()
             connectors.append(
                 {
                     "id": c.connector_id,
@@ -551,6 +599,8 @@ class ChargerApp:
                     "power_W": None if reading is None else round(reading.power_W, 1),
                     "meter_energy_Wh": None if reading is None else reading.energy_Wh_import,
                     "session": session,
+                    "display": None if shown is None else {"kind": str(shown.kind), "lines": list(shown.lines),
+                                                           "language": shown.language},
                 }
             )
         return {
@@ -562,7 +612,7 @@ class ChargerApp:
         }
 
     async def recent_sessions(self, limit: int) -> list[dict[str, Any]]:
-        records = await self.store.recent_sessions(limit)
+        rows = await self.store.sessions_with_pricing(limit)
         return [
             {
                 "session_id": r.session_id,
@@ -573,9 +623,42 @@ class ChargerApp:
                 "meter_start_Wh": r.meter_start_Wh,
                 "meter_stop_Wh": r.meter_stop_Wh,
                 "energy_Wh": r.energy_Wh,
+                "duration_s": None if r.stopped_at is None else round((r.stopped_at - r.started_at).total_seconds()),
                 "stop_reason": r.stop_reason,
+                "tariff_id": None if p is None else p.tariff_id,
+                "package": None if p is None else p.package,
+                "cost": None if p is None or p.shown_cost is None else str(p.shown_cost),
+                "local_cost": None if p is None or p.cost is None else str(p.cost),
+                "csms_cost": None if p is None or p.csms_cost is None else str(p.csms_cost),
+                "cost_final": None if p is None else p.final,
+                "currency": None if p is None else p.currency,
+                "breakdown": None if p is None else p.breakdown,
             }
-            for r in records
+            for r, p in rows
+        ]
+
+    # ----------------------------------------------------------------- prepaid accounts (CLI)
+
+    async def prepaid(self, id_tag: str | None = None, balance: str | None = None, add: str | None = None
+                      ) -> list[dict[str, Any]]:
+        """Show, set (``balance``) or top up (``add``) prepaid balances held on the charger."""
+        from decimal import Decimal, InvalidOperation
+
+        if id_tag is not None and (balance is not None or add is not None):
+            try:
+                amount = Decimal(balance if balance is not None else add or "0")
+            except InvalidOperation:
+                raise ValueError(f"not an amount: {balance if balance is not None else add!r}") from None
+            if not amount.is_finite():
+                raise ValueError(f"not an amount: {amount}")
+            if balance is None:
+                current = self.pricing.prepaid.get(id_tag.upper())
+                amount += Decimal(0) if current is None else current.balance
+            await self.pricing.set_prepaid(id_tag, amount, "set" if balance is not None else "top-up")
+        accounts = await self.store.prepaid_accounts()
+        return [
+            {"id_tag": a.id_tag, "balance": str(a.balance), "currency": a.currency, "updated_at": a.updated_at}
+            for a in accounts if id_tag is None or a.id_tag == id_tag.upper()
         ]
 
     async def flush_store(self) -> None:

@@ -73,6 +73,10 @@ class ControlServer:
         if op == "sessions":
             await self.app.flush_store()
             return {"ok": True, "sessions": await self.app.recent_sessions(int(request.get("limit", 20)))}
+        if op == "prepaid":
+            await self.app.flush_store()
+            accounts = await self.app.prepaid(request.get("id_tag"), request.get("balance"), request.get("add"))
+            return {"ok": True, "accounts": accounts}
         if op == "sim":
             return self._sim(request)
         raise ValueError(f"unknown op {op!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 from chargepoint.store.store import (
     BUSY_TIMEOUT_ms,
     IdTagEntry,
@@ -17,6 +18,10 @@ __all__ = [
     "IdTagEntry",
     "OutboxMessage",
     "OutboxRow",
+    "PrepaidAccount",
+    "PricingRow",
+    "PricingStart",
+    "PricingUpdate",
     "ReservationRecord",
     "SessionRecord",
     "Store",

@@ -89,10 +89,53 @@ CREATE UNIQUE INDEX sessions_csms_transaction_id ON sessions (csms_transaction_i
     WHERE csms_transaction_id IS NOT NULL;
 """
 
+# Pricing. A session's tariff snapshot, running and final cost live beside the session, written in the same
+# transactions as the session's own rows; money is TEXT holding a Decimal, never REAL.
+_0004_PRICING: Final = """
+CREATE TABLE session_pricing (
+    session_id     TEXT PRIMARY KEY REFERENCES sessions (session_id),
+    tariff_id      TEXT    NULL,
+    tariff         TEXT    NULL,
+    package        TEXT    NULL,
+    currency       TEXT    NOT NULL,
+    limits         TEXT    NOT NULL,
+    prepaid_id_tag TEXT    NULL,
+    meter_state    TEXT    NULL,
+    breakdown      TEXT    NULL,
+    cost           TEXT    NULL,
+    final          INTEGER NOT NULL DEFAULT 0,
+    csms_cost      TEXT    NULL,
+    csms_final     INTEGER NOT NULL DEFAULT 0,
+    csms_text      TEXT    NULL
+);
+CREATE TABLE prepaid_accounts (
+    id_tag     TEXT PRIMARY KEY,
+    balance    TEXT NOT NULL,
+    currency   TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+-- Every change of a balance, so a disputed balance can be explained; a session debits at most once.
+CREATE TABLE prepaid_ledger (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id_tag        TEXT NOT NULL,
+    session_id    TEXT NULL UNIQUE,
+    amount        TEXT NOT NULL,
+    balance_after TEXT NOT NULL,
+    at            TEXT NOT NULL,
+    note          TEXT NULL
+);
+CREATE TABLE user_prices (
+    id_tag      TEXT PRIMARY KEY,
+    data        TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
     (3, _0003_OCPP),
+    (4, _0004_PRICING),
 )
 """(number, sql) pairs in the order they are applied."""
 

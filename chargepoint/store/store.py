@@ -29,11 +29,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from chargepoint.errors import StoreError
+from chargepoint.store import pricing as _pricing
 from chargepoint.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -307,6 +310,7 @@ class Store:
         meter_start_Wh: int,
         started_at: datetime,
         messages: Callable[[str], Sequence[OutboxMessage]] | None = None,
+        pricing: PricingStart | None = None,
     ) -> SessionRecord:
         """Persist a new open session and return it (``last_meter_*`` = the start reading).
 
@@ -335,12 +339,15 @@ class Store:
             )
             if messages is not None:
                 _enqueue(conn, messages(session_id), _to_text(datetime.now(UTC)))
+            if pricing is not None:
+                _pricing.insert(conn, session_id, pricing)
             return self._fetch_session(conn, session_id)
 
         return await self._run(work)
 
     async def record_meter(
-        self, session_id: str, energy_Wh: int, at: datetime, messages: Sequence[OutboxMessage] = ()
+        self, session_id: str, energy_Wh: int, at: datetime, messages: Sequence[OutboxMessage] = (),
+        pricing: PricingUpdate | None = None,
     ) -> None:
         """Persist the latest meter reading of an open session.
 
@@ -371,6 +378,8 @@ class Store:
                     (value_Wh, at_text, session_id),
                 )
                 _enqueue(conn, messages, at_text)
+                if pricing is not None:
+                    _pricing.update(conn, session_id, pricing)
 
         await self._run(work)
 
@@ -381,8 +390,9 @@ class Store:
         stopped_at: datetime,
         reason: str,
         messages: Callable[[SessionRecord], Sequence[OutboxMessage]] | None = None,
+        pricing: PricingUpdate | None = None,
     ) -> SessionRecord:
-        """Close a session and return the closed record.
+        """Close a session and return the closed record; its cost becomes final and its prepaid account is debited.
 
         Idempotent: ending a session that is already closed returns it unchanged, so a retry after a
         crash cannot rewrite a record that may already have been billed or sent. Unknown id -> StoreError.
@@ -415,6 +425,7 @@ class Store:
                 if messages is not None:
                     # Only on the first close: a retried end_session must not queue a second StopTransaction.
                     _enqueue(conn, messages(closed), _to_text(datetime.now(UTC)))
+                _pricing.finish(conn, session_id, pricing, stopped_text)
                 return closed
 
         return await self._run(work)
@@ -454,6 +465,9 @@ class Store:
                     (reason,),
                 )
                 closed = [self._fetch_session(conn, session_id) for session_id in ids]
+                for record in closed:
+                    # The cost persisted with the last reading is the cost at the recovered stop point.
+                    _pricing.finish(conn, record.session_id, None, _to_text(record.last_meter_at))
                 if messages is not None:
                     now_text = _to_text(datetime.now(UTC))
                     for record in closed:
@@ -737,6 +751,67 @@ class Store:
         return await self._run(work)
 
     # -- key/value -------------------------------------------------------------------------------------
+
+    # -- pricing -----------------------------------------------------------------------------------------
+
+    async def session_pricing(self, session_id: str) -> PricingRow | None:
+        return await self._run(lambda conn: _pricing.fetch(conn, session_id))
+
+    async def sessions_with_pricing(self, limit: int = 20) -> list[tuple[SessionRecord, PricingRow | None]]:
+        """The ``limit`` most recently started sessions, newest first, each with its pricing row."""
+        records = await self.recent_sessions(limit)
+
+        def work(conn: sqlite3.Connection) -> list[tuple[SessionRecord, PricingRow | None]]:
+            return [(r, _pricing.fetch(conn, r.session_id)) for r in records]
+
+        return await self._run(work)
+
+    async def set_csms_cost(self, session_id: str, cost: Decimal, final: bool, text: str | None) -> None:
+        """RunningCost/FinalCost from the CSMS. A FinalCost is never replaced by a later RunningCost."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE session_pricing SET csms_cost = ?, csms_final = ?, csms_text = ? "
+                "WHERE session_id = ? AND (csms_final = 0 OR ? = 1)",
+                (str(cost), int(final), text, session_id, int(final)),
+            )
+
+        await self._run(work)
+
+    async def set_session_limits(self, session_id: str, limits_json: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE session_pricing SET limits = ? WHERE session_id = ?", (limits_json, session_id))
+
+        await self._run(work)
+
+    async def prepaid_account(self, id_tag: str) -> PrepaidAccount | None:
+        return await self._run(lambda conn: _pricing.account(conn, id_tag))
+
+    async def prepaid_accounts(self) -> list[PrepaidAccount]:
+        return await self._run(_pricing.accounts)
+
+    async def prepaid_set(self, id_tag: str, balance: Decimal, currency: str, note: str = "set") -> PrepaidAccount:
+        def work(conn: sqlite3.Connection) -> PrepaidAccount:
+            with _transaction(conn):
+                return _pricing.set_balance(conn, id_tag, balance, currency, _to_text(datetime.now(UTC)), note)
+
+        return await self._run(work)
+
+    async def user_price_put(self, id_tag: str, data: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO user_prices (id_tag, data, received_at) VALUES (?, ?, ?) ON CONFLICT (id_tag) "
+                "DO UPDATE SET data = excluded.data, received_at = excluded.received_at",
+                (id_tag, data, _to_text(datetime.now(UTC))),
+            )
+
+        await self._run(work)
+
+    async def user_prices(self) -> dict[str, str]:
+        def work(conn: sqlite3.Connection) -> dict[str, str]:
+            return {row["id_tag"]: row["data"] for row in conn.execute("SELECT id_tag, data FROM user_prices")}
+
+        return await self._run(work)
 
     async def get_kv(self, key: str) -> str | None:
         def work(conn: sqlite3.Connection) -> str | None:

@@ -46,6 +46,7 @@ from chargepoint.core.events import (
     CurrentLimitChanged,
     Event,
     FaultsCleared,
+    LimitReached,
     LockCompleted,
     MainsChanged,
     MeterFailed,
@@ -112,6 +113,7 @@ _random_actions: st.SearchStrategy[tuple[Any, ...]] = st.one_of(
     ),
     st.tuples(st.just("availability"), st.booleans()),
     st.tuples(st.just("stop"), st.sampled_from(["Remote", "HardReset", "Local"])),
+    st.tuples(st.just("limit_reached"), st.sampled_from(["CostLimitReached", "EnergyLimitReached"])),
     st.tuples(st.just("clear")),
     st.tuples(st.just("remote_start"), st.sampled_from(TAGS), st.booleans()),
     st.tuples(st.just("unlock")),
@@ -200,6 +202,8 @@ class _Harness:
                 return AvailabilityChanged(args[0], at_s)
             case "stop":
                 return StopRequested(args[0], at_s)
+            case "limit_reached":
+                return LimitReached(args[0], at_s)
             case "clear":
                 return FaultsCleared(at_s)
             case "remote_start":
@@ -264,7 +268,11 @@ class _Harness:
         if was_closed and opening_cause:
             assert out[:1] == [OpenContactor()], f"{event} while closed must open first: {out}"
         if was_closed and not c.contactor_commanded:
-            assert out[:1] == [OpenContactor()], f"contactor released but not first: {out}"
+            if isinstance(event, LimitReached):
+                # Not a fault: the offer is withdrawn first, and the contactor opens in the very same batch.
+                assert out[:2] == [SetPilotHigh(), OpenContactor()], f"limit stop must be PWM off, open: {out}"
+            else:
+                assert out[:1] == [OpenContactor()], f"contactor released but not first: {out}"
         return out
 
     def _mirror(self, out: list[Command]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
@@ -78,6 +79,15 @@ def _firmware_installer(config: Config) -> FirmwareInstaller:
     return NoInstaller() if command is None else CommandInstaller(command)
 
 
+_V16_REASONS = frozenset({"EmergencyStop", "EVDisconnected", "HardReset", "Local", "Other", "PowerLoss", "Reboot",
+                          "Remote", "SoftReset", "UnlockCommand", "DeAuthorized"})
+
+
+def wire_reason(reason: str | None) -> str:
+    """OCPP 1.6 has no reason for a reached limit (CostLimitReached ...): the record keeps it, the wire says Other."""
+    return reason if reason in _V16_REASONS else "Other"
+
+
 class OcppClient:
     """Owns the connection, registration, the outbox sender and the periodic meter values."""
 
@@ -95,6 +105,9 @@ class OcppClient:
                 "HeartbeatInterval": str(self.settings.heartbeat_interval_s),
                 "MeterValueSampleInterval": str(self.settings.meter_value_sample_interval_s),
                 "MeterValuesSampledData": self.settings.meter_values_sampled_data,
+                "CustomDisplayCostAndPrice": "true" if self.settings.cost_and_price else "false",
+                "NumberOfDecimalsForCostValues": str(config.pricing.decimals),
+                "Language": config.pricing.language,
             },
         )
         self.keys.guards["SecurityProfile"] = self._guard_security_profile
@@ -381,6 +394,15 @@ class OcppClient:
                 await self.store.outbox_delivered(row.seq)
                 return
             payload["transactionId"] = row.csms_transaction_id
+        elif row.action == "DataTransfer" and row.session_id is not None:
+            # ConnectorUnplugged names the transaction inside its data string.
+            if row.csms_transaction_id is None:
+                log.error("dropping DataTransfer of session %s: the CSMS never confirmed its start", row.session_id)
+                await self.store.outbox_delivered(row.seq)
+                return
+            data = json.loads(payload.get("data") or "{}")
+            data["transactionId"] = row.csms_transaction_id
+            payload["data"] = json.dumps(data)
         link = self._link
         if link is None:
             return
@@ -469,6 +491,15 @@ class OcppClient:
             payload["reservationId"] = reservation_id
         return lambda session_id: [OutboxMessage("StartTransaction", payload, session_id)]
 
+    async def connector_unplugged(self, session_id: str, at: datetime) -> None:
+        """California Pricing, CustomIdleFeeAfterStop: the EV left, so the CSMS stops billing idle time. Queued in
+        the outbox like the transaction's other messages: it ends a billed period, so it must not be lost."""
+        from chargepoint.ocpp.v16.cost_and_price import connector_unplugged_payload
+
+        payload = connector_unplugged_payload(0, at + timedelta(seconds=self._clock_offset_s))
+        await self.store.enqueue([OutboxMessage("DataTransfer", payload, session_id)])
+        self.outbox_changed()
+
     def stop_messages(self, record: SessionRecord) -> Sequence[OutboxMessage]:
         assert record.stopped_at is not None and record.meter_stop_Wh is not None
         payload: dict[str, Any] = {
@@ -476,7 +507,7 @@ class OcppClient:
             "idTag": record.id_tag,
             "meterStop": record.meter_stop_Wh,
             "timestamp": wire_time(record.stopped_at + timedelta(seconds=self._clock_offset_s)),
-            "reason": record.stop_reason or "Other",
+            "reason": wire_reason(record.stop_reason),
         }
         data = self._stop_transaction_data(record)
         if data:

@@ -67,6 +67,8 @@ class ChargePointHandlers(Link):
     async def after_change_configuration(self, key: str, **_: Any) -> None:
         if key in ("AuthorizationKey", "SecurityProfile", "WebSocketPingInterval"):
             self.client.reconnect_if_credentials_changed()
+        if key in ("DefaultPrice", "Language") or key.startswith("DefaultPriceText,"):
+            self.app.pricing.prices_changed()
 
     @on(Action.get_configuration)
     async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> call_result.GetConfiguration:
@@ -82,9 +84,16 @@ class ChargePointHandlers(Link):
         return call_result.ClearCache(status="Accepted" if accepted else "Rejected")
 
     @on(Action.data_transfer)
-    async def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
-        log.info("DataTransfer from unknown vendor %s", vendor_id)
-        return call_result.DataTransfer(status="UnknownVendorId")
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None,
+                               **_: Any) -> call_result.DataTransfer:
+        from chargepoint.ocpp.v16.cost_and_price import handle_data_transfer
+
+        status = await handle_data_transfer(
+            vendor_id, message_id, data,
+            enabled=self.client.keys.get_bool("CustomDisplayCostAndPrice"),
+            sink=getattr(self.app, "pricing", None),
+        )
+        return call_result.DataTransfer(status=status)
 
     @on(Action.remote_start_transaction)
     async def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
