@@ -495,16 +495,22 @@ def price_lines(tariff: Tariff, money: MoneyFormat, language: str) -> tuple[str,
 _COST_KINDS: Final = frozenset({"energy", "charging_time", "idle_time", "fixed_fee", "min_cost", "max_cost"})
 
 
-def running_lines(b: CostBreakdown, money: MoneyFormat, language: str) -> tuple[str, ...]:
+def running_lines(
+    b: CostBreakdown, money: MoneyFormat, language: str, *, csms_cost: Decimal | None = None,
+    csms_text: str | None = None,
+) -> tuple[str, ...]:
     """While charging: energy and elapsed time, then the cost so far including tax.
 
-    ``("12.35 kWh  1:05 h", "Cost 4.57 EUR")``
+    ``("12.35 kWh  1:05 h", "Cost 4.57 EUR")``. With the operator's running cost (California Pricing
+    RunningCost) that figure is shown instead of the charger's, followed by the operator's price text.
     """
     words = _words(language)
-    return (
+    cost = b.total_incl_tax if csms_cost is None else csms_cost
+    lines = (
         f"{_kWh(b.energy_Wh, words, decimals=2)} kWh  {_hours_minutes(b.duration_s)} h",
-        f"{words.cost} {_amount(b.total_incl_tax, money, words)} {b.currency}",
+        f"{words.cost} {_amount(cost, money, words)} {b.currency}",
     )
+    return lines if csms_text is None else lines + text_lines(csms_text)
 
 
 def receipt_lines(

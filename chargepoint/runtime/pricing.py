@@ -363,14 +363,14 @@ class PricingService:
     def _show_running(self, c: ConnectorRuntime, priced: PricedSession) -> None:
         if priced.breakdown is None and priced.csms_cost is None:
             return
-        lines: tuple[str, ...] = ()
+        # Both figures are kept; the operator's is the one shown.
         if priced.breakdown is not None:
-            lines = running_lines(priced.breakdown, self.money, priced.language)
-        if priced.csms_cost is not None:
-            # Both figures are kept; the operator's is the one shown.
-            lines = tuple(line for line in lines if not line.startswith(("Cost", "Kosten", "Coût")))
-            lines += text_lines(priced.csms_text) if priced.csms_text else (
-                f"{self.money.round(priced.csms_cost)} {self._currency_of(priced)}",)
+            lines = running_lines(priced.breakdown, self.money, priced.language, csms_cost=priced.csms_cost,
+                                  csms_text=priced.csms_text)
+        else:
+            lines = (f"{self.money.round(priced.csms_cost or Decimal(0))} {self._currency_of(priced)}",)
+            if priced.csms_text:
+                lines += text_lines(priced.csms_text)
         self._show(c, DisplayMessage(DisplayKind.running, lines, priced.language))
 
     def _currency_of(self, priced: PricedSession) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,60 @@ async def test_cost_messages_are_rejected_when_the_feature_is_off(tmp_path: Path
         reply = await csms.call(CP_ID, "GetConfiguration", {"key": ["CustomDisplayCostAndPrice"]})
         assert reply["configurationKey"][0] == {"key": "CustomDisplayCostAndPrice", "readonly": True,
                                                 "value": "false"}
+
+
+async def test_group_from_the_csms_picks_the_package_tariff_and_its_language(tmp_path: Path, csms: TestCsms) -> None:
+    csms.set_handler("Authorize", lambda cp, p: {"idTagInfo": {"status": "Accepted", "parentIdTag": "ACME"}})
+    config = ocpp_config(tmp_path, csms, pricing={
+        "default_tariff": "adhoc",
+        "tariffs": {"adhoc": {"energy": [{"price_per_kWh": "0.50"}]},
+                    "fleet": {"energy": [{"price_per_kWh": "0.20"}], "description": {"de": "Flottentarif ACME"}}},
+        "packages": [{"name": "acme", "tariff": "fleet", "groups": ["ACME"], "language": "de"}],
+    })
+    async with running_charger(config) as charger:
+        await registered(charger)
+        await charger.wait_for(lambda: shown(charger) == ("Energy 0.50 EUR/kWh", "No tax"), what="ad hoc price")
+        await charger.charge(card=CARD)
+        session = charger.status()["session"]
+        assert (session["tariff_id"], session["package"]) == ("fleet", "acme")
+        german = [m for _, m in charger.sim().display.history if m.kind is DisplayKind.price and m.language == "de"]
+        assert german and german[-1].lines[0] == "Flottentarif ACME"
+        assert any("0,20 EUR/kWh" in line for line in german[-1].lines), german[-1].lines
+
+
+async def test_default_price_text_in_the_chargers_language(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        assert await change(csms, "DefaultPrice", json.dumps(DEFAULT_PRICE)) == "Accepted"
+        text_de = {"priceText": "0,50 EUR/kWh", "priceTextOffline": "Offline: 0,50 EUR/kWh"}
+        assert await change(csms, "DefaultPriceText,de", json.dumps(text_de)) == "Accepted"
+        assert await change(csms, "DefaultPriceText,xx", json.dumps(text_de)) == "NotSupported"
+        assert await change(csms, "Language", "xx") == "Rejected"
+        assert await change(csms, "Language", "de") == "Accepted"
+        await charger.wait_for(lambda: shown(charger) == ("0,50 EUR/kWh",), what="German price text")
+
+
+async def test_trigger_meter_value_at_a_status_and_at_a_time(tmp_path: Path, csms: TestCsms) -> None:
+    config = ocpp_config(tmp_path, csms, ocpp={"meter_value_sample_interval_s": 0})
+    async with running_charger(config) as charger:
+        await registered(charger)
+        await charger.charge(card=CARD)
+        await charger.wait_for(lambda: charger.status()["session"]["transaction_id"] == 1, what="transaction id")
+        base = {"transactionId": 1, "timestamp": "2026-11-26T12:00:00Z", "meterValue": 0, "cost": 0.5}
+        mark = len(csms.frames)
+        reply = await csms.cost_message(CP_ID, "RunningCost", {**base, "triggerMeterValue": {
+            "atCPStatus": ["SuspendedEV"]}})
+        assert reply["status"] == "Accepted"
+        await asyncio.sleep(0.3)
+        assert not [f for f in csms.calls("MeterValues") if csms.frames.index(f) >= mark]
+        charger.sim().apply("pause")  # the EV stops drawing: SuspendedEV
+        await csms.wait_for_call("MeterValues", after=mark)
+
+        at = datetime.now(UTC) + timedelta(seconds=0.5)
+        mark = len(csms.frames)
+        reply = await csms.cost_message(CP_ID, "RunningCost", {**base, "triggerMeterValue": {
+            "atTime": at.isoformat().replace("+00:00", "Z")}})
+        assert reply["status"] == "Accepted"
+        frame = await csms.wait_for_call("MeterValues", after=mark)
+        assert datetime.now(UTC) >= at - timedelta(seconds=0.05)
+        assert frame.payload is not None and frame.payload["transactionId"] == 1

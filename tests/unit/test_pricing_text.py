@@ -350,6 +350,11 @@ def test_running_lines() -> None:
     assert running_lines(SESSION, MONEY, "nl")[1] == "Kosten 6,57 EUR"
 
 
+def test_running_lines_show_the_operators_figure_and_text_when_there_is_one() -> None:
+    assert running_lines(SESSION, MONEY, "en", csms_cost=Decimal("7.1"), csms_text="0.42 EUR/kWh\nThank you") == (
+        "12.35 kWh  1:05 h", "Cost 7.10 EUR", "0.42 EUR/kWh", "Thank you")
+
+
 def test_running_lines_at_the_start_of_a_session() -> None:
     start = replace(SESSION, lines=(), energy_Wh=0, duration_s=0.0, total_incl_tax=D("0"), total_tax=D("0"))
     assert running_lines(start, MONEY, "en") == ("0.00 kWh  0:00 h", "Cost 0.00 EUR")
