@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,16 +102,6 @@ def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(CONFIG.format(dir=tmp_path))
     return path
-
-
-@pytest.fixture
-def daemon(config_path: Path) -> Iterator[Daemon]:
-    d = Daemon(config_path)
-    d.start()
-    yield d
-    if d.process is not None and d.process.poll() is None:
-        d.process.kill()
-        d.process.wait()
 
 
 def test_status_json_follows_the_contract_through_a_session(daemon: Daemon) -> None:

@@ -8,7 +8,6 @@ import io
 import json
 import signal
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,16 +34,6 @@ def config_path(tmp_path: Path) -> Path:
     text = CONFIG.format(dir=tmp_path) + PRICING
     path.write_text(text.replace("[charger]\n", "[charger]\nfree_vend = false\n", 1))
     return path
-
-
-@pytest.fixture
-def daemon(config_path: Path) -> Iterator[Daemon]:
-    d = Daemon(config_path)
-    d.start()
-    yield d
-    if d.process is not None and d.process.poll() is None:
-        d.process.kill()
-        d.process.wait()
 
 
 def _sessions(config_path: Path) -> list[dict[str, object]]:

@@ -105,3 +105,17 @@ def test_no_pricing_section_means_unpriced_sessions_in_eur(tmp_path: Path) -> No
     path.write_text("")
     config = load_config(path)
     assert (config.pricing.currency, config.pricing.default_tariff, config.pricing.tariffs) == ("EUR", None, {})
+
+
+def test_the_readme_pricing_example_is_a_valid_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(part.split("```", 1)[0] for part in readme.split("```toml\n")[1:] if part.startswith("[pricing]"))
+    path = tmp_path / "config.toml"
+    path.write_text(block)
+    config = load_config(path)
+    assert config.pricing.default_tariff == "standard" and config.pricing.packages[0].tariff == "fleet"
+
+
+def test_the_simulator_config_is_priced() -> None:
+    config = load_config(Path(__file__).resolve().parents[2] / "config" / "sim.toml")
+    assert config.pricing.default_tariff == "adhoc"
