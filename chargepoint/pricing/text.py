@@ -554,3 +554,42 @@ __all__ = [
     "running_lines",
     "text_lines",
 ]
+
+
+# Short messages for the display, by key; the limit keys are the stop reasons of chargepoint.pricing.limits.
+_MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "card_rejected": "Card not accepted",
+        "prepaid_empty": "Prepaid balance used up",
+        "CostLimitReached": "Budget reached, charging stopped",
+        "EnergyLimitReached": "Energy limit reached, charging stopped",
+        "TimeLimitReached": "Time limit reached, charging stopped",
+    },
+    "de": {
+        "card_rejected": "Karte nicht akzeptiert",
+        "prepaid_empty": "Guthaben aufgebraucht",
+        "CostLimitReached": "Budget erreicht, Laden beendet",
+        "EnergyLimitReached": "Energiegrenze erreicht, Laden beendet",
+        "TimeLimitReached": "Zeitgrenze erreicht, Laden beendet",
+    },
+    "fr": {
+        "card_rejected": "Carte refusée",
+        "prepaid_empty": "Crédit prépayé épuisé",
+        "CostLimitReached": "Budget atteint, charge arrêtée",
+        "EnergyLimitReached": "Limite d'énergie atteinte, charge arrêtée",
+        "TimeLimitReached": "Durée maximale atteinte, charge arrêtée",
+    },
+    "nl": {
+        "card_rejected": "Kaart niet geaccepteerd",
+        "prepaid_empty": "Tegoed opgebruikt",
+        "CostLimitReached": "Budget bereikt, laden gestopt",
+        "EnergyLimitReached": "Energielimiet bereikt, laden gestopt",
+        "TimeLimitReached": "Tijdslimiet bereikt, laden gestopt",
+    },
+}
+
+
+def message_text(key: str, language: str) -> str:
+    """A short display message (``card_rejected``, ``prepaid_empty`` or a limit stop reason) in ``language``;
+    an unknown key is shown as it is."""
+    return _MESSAGES[pick_language(language, "en")].get(key, key)

@@ -257,6 +257,8 @@ class ChargerApp:
                         accepted = accepted and not blocked
                         if accepted:
                             self.pricing.show_authorized(c, id_tag, None)
+                        else:
+                            self.pricing.show_rejected(c, id_tag)
                         self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic()))
                 case BeginSession(id_tag=id_tag, meter_start_Wh=meter_start_Wh, reservation_id=reservation_id):
                     started_at = datetime.now(UTC)
@@ -327,6 +329,8 @@ class ChargerApp:
         log.info("connector %d: card %s %s", c.connector_id, id_tag, "accepted" if accepted else "rejected")
         if accepted:
             self.pricing.show_authorized(c, id_tag, parent)
+        else:
+            self.pricing.show_rejected(c, id_tag)
         self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic(), parent))
 
     # ----------------------------------------------------------------- California Pricing: idle fee after stop

@@ -39,7 +39,14 @@ from chargepoint.pricing.limits import SessionLimits
 from chargepoint.pricing.packages import Choice, Package, choose
 from chargepoint.pricing.serialize import tariff_from_json, tariff_to_json
 from chargepoint.pricing.tariff import MoneyFormat, Rounding, Tariff, TariffError
-from chargepoint.pricing.text import pick_language, price_lines, receipt_lines, running_lines, text_lines
+from chargepoint.pricing.text import (
+    message_text,
+    pick_language,
+    price_lines,
+    receipt_lines,
+    running_lines,
+    text_lines,
+)
 from chargepoint.store import PrepaidAccount, PricingStart, PricingUpdate, Store
 from hal.errors import HalError
 from hal.protocols import DisplayKind, DisplayMessage
@@ -213,6 +220,12 @@ class PricingService:
                 return
             lines = price_lines(tariff, self.money, language)
         self._show(c, DisplayMessage(DisplayKind.price, lines, language))
+
+    def show_rejected(self, c: ConnectorRuntime, id_tag: str) -> None:
+        """Why a card did not start a session: a used-up prepaid balance, or not accepted at all."""
+        language = self.language(self._choose(id_tag, None).package)
+        key = "prepaid_empty" if self.prepaid_blocks(id_tag) else "card_rejected"
+        self._show(c, DisplayMessage(DisplayKind.info, (message_text(key, language),), language))
 
     def _idle_again(self, c: ConnectorRuntime) -> None:
         self._idle_handles.pop(c.connector_id, None)
@@ -392,6 +405,8 @@ class PricingService:
                                                           account.currency, at.isoformat())
         if priced.breakdown is not None:
             lines = receipt_lines(priced.breakdown, self.money, priced.language, csms_cost=priced.csms_cost)
+            if priced.limit_hit is not None:
+                lines = (message_text(priced.limit_hit, priced.language), *lines)
             log.info("connector %d: receipt: %s", c.connector_id, " | ".join(lines))
             self._show(c, DisplayMessage(DisplayKind.receipt, lines, priced.language))
         return update

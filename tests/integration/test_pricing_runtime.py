@@ -130,9 +130,12 @@ async def test_prepaid_card_stops_at_its_budget_and_is_then_refused(tmp_path: Pa
         charger.sim().apply("plug")
         await charger.wait_status("Preparing")
         charger.sim().apply("tap", "PREPAID1")
-        await charger.wait_for(lambda: charger.status()["session"] is None and charger.status()["status"] in
-                               ("Preparing", "Available"), what="refusal")
+        display = charger.sim().display
+        await charger.wait_for(lambda: display.shown() is not None and display.shown().lines == (
+            "Prepaid balance used up",), what="refusal on the display")
         assert charger.status()["session"] is None
+        receipts = [m for _, m in display.history if m.kind is DisplayKind.receipt]
+        assert receipts[-1].lines[0] == "Budget reached, charging stopped"
 
 
 async def test_package_energy_limit_stops_within_one_meter_sample(tmp_path: Path) -> None:

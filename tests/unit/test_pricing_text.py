@@ -436,3 +436,16 @@ def test_receipt_of_an_evaluated_session_adds_up() -> None:
     assert lines[-1] == f"Total {breakdown.total_incl_tax} EUR"
     shown = [D(text.split()[-2]) for text in lines[2 : 2 + len(breakdown.lines)]]
     assert sum(shown) == breakdown.total_incl_tax
+
+
+def test_messages_in_every_language_and_unknown_keys_shown_as_they_are() -> None:
+    from chargepoint.pricing.text import message_text
+
+    assert message_text("prepaid_empty", "de-DE") == "Guthaben aufgebraucht"
+    assert message_text("CostLimitReached", "fr") == "Budget atteint, charge arrêtée"
+    assert message_text("card_rejected", "xx") == "Card not accepted"
+    assert message_text("SomethingElse", "nl") == "SomethingElse"
+    for language in SUPPORTED_LANGUAGES:
+        assert {message_text(k, language) for k in ("card_rejected", "prepaid_empty", "CostLimitReached",
+                                                    "EnergyLimitReached", "TimeLimitReached")}.isdisjoint(
+            {"card_rejected", "prepaid_empty", "CostLimitReached", "EnergyLimitReached", "TimeLimitReached"})
