@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from chargepoint.config.loader import load_config, redacted_json
+from chargepoint.config.loader import load_config, load_config_for_service, redacted_json
 from chargepoint.config.schema import Config
 from chargepoint.errors import ConfigError, ControlError
 
@@ -38,6 +38,20 @@ def _load(config_path: Path) -> Config:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         sys.exit(EXIT_CONFIG)
+
+
+def _load_for_daemon(config_path: Path) -> Config:
+    """For commands that talk to the running daemon: like the daemon, a bad [pricing] section alone is a warning
+    (the daemon keeps its last valid prices), so the charger can still be inspected and driven."""
+    try:
+        config, problems = load_config_for_service(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(EXIT_CONFIG)
+    for problem in problems:
+        click.echo(f"warning: {problem} (the charger keeps its last valid prices)", err=True)
+    return config
 
 
 def _request(config: Config, payload: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +116,7 @@ def reference() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(config_path: Path, as_json: bool) -> None:
     """Show the state of the running charger."""
-    reply = _request(_load(config_path), {"op": "status"})
+    reply = _request(_load_for_daemon(config_path), {"op": "status"})
     data = reply["status"]
     if as_json:
         click.echo(json.dumps(data))
@@ -136,7 +150,7 @@ def status(config_path: Path, as_json: bool) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per session) for a spreadsheet.")
 def sessions(config_path: Path, limit: int, as_json: bool, as_csv: bool) -> None:
     """List the most recent charging sessions with energy, duration, tariff and cost."""
-    rows = _request(_load(config_path), {"op": "sessions", "limit": limit})["sessions"]
+    rows = _request(_load_for_daemon(config_path), {"op": "sessions", "limit": limit})["sessions"]
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -184,7 +198,8 @@ def prepaid(config_path: Path, id_tag: str | None, balance: str | None, add: str
         raise click.UsageError("--set and --add need an ID_TAG")
     if balance is not None and add is not None:
         raise click.UsageError("give --set or --add, not both")
-    reply = _request(_load(config_path), {"op": "prepaid", "id_tag": id_tag, "balance": balance, "add": add})
+    payload = {"op": "prepaid", "id_tag": id_tag, "balance": balance, "add": add}
+    reply = _request(_load_for_daemon(config_path), payload)
     for account in reply["accounts"]:
         click.echo(f"{account['id_tag']:<20} {account['balance']:>12} {account['currency']}  "
                    f"(updated {account['updated_at']})")
@@ -207,7 +222,7 @@ def sim(config_path: Path, connector: int, action: str, argument: str | None) ->
         raise click.UsageError(f"'{action}' needs a {ACTIONS_WITH_ARGUMENT[action]}")
     if action not in ACTIONS_WITH_ARGUMENT and argument:
         raise click.UsageError(f"'{action}' takes no argument (got {argument!r})")
-    reply = _request(_load(config_path),
+    reply = _request(_load_for_daemon(config_path),
                      {"op": "sim", "connector": connector, "action": action, "argument": argument})
     click.echo(reply["message"])
 

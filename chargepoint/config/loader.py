@@ -52,7 +52,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     return _resolve_paths(config, path.parent)
 
 
-def load_config(path: Path) -> Config:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -60,12 +60,29 @@ def load_config(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError(str(path), [f"{path}: cannot read: {exc.strerror}"]) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(str(path), [f"{path}: not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [f"{path}: invalid TOML: {exc}"]) from None
-    return parse_config(data, path)
+
+
+def load_config(path: Path) -> Config:
+    return parse_config(_read_toml(path), path)
+
+
+def load_config_for_service(path: Path) -> tuple[Config, list[str]]:
+    """The daemon's load. Problems confined to ``[pricing]`` must not take a charger out of service: the rest of
+    the file is used and the problems are returned, so the runtime keeps the last valid prices and says why.
+    Any other problem raises ``ConfigError`` as ``load_config`` does."""
+    data = _read_toml(path)
+    try:
+        return parse_config(data, path), []
+    except ConfigError as exc:
+        if not exc.problems or not all(p.startswith(f"{path}: pricing") for p in exc.problems):
+            raise
+        data.pop("pricing", None)
+        return parse_config(data, path), exc.problems
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:

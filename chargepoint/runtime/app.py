@@ -110,7 +110,8 @@ class _StoreOp:
 
 
 class ChargerApp:
-    def __init__(self, config: Config, hardware: Hardware, store: Store) -> None:
+    def __init__(self, config: Config, hardware: Hardware, store: Store,
+                 pricing_problems: list[str] | None = None) -> None:
         self.config = config
         self.hardware = hardware
         self.store = store
@@ -148,7 +149,7 @@ class ChargerApp:
             self.ocpp = OcppClient(config, store, self)
         from chargepoint.runtime.pricing import PricingService
 
-        self.pricing = PricingService(config, store, self)
+        self.pricing = PricingService(config, store, self, rejected=pricing_problems)
 
     # ----------------------------------------------------------------- lifecycle
 

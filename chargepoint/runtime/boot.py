@@ -69,12 +69,12 @@ async def _boot(path: Path, t0: float) -> int:
     if hardware is not None:
         log.info("safe state reached %.1f ms after start: contactors open, pilots at +12 V",
                  (time.monotonic() - t0) * 1000)
-    from chargepoint.config.loader import load_config
+    from chargepoint.config.loader import load_config_for_service
     from chargepoint.errors import ConfigError
     from chargepoint.runtime.daemon import configure_logging, run_daemon
 
     try:
-        config = load_config(path)
+        config, pricing_problems = load_config_for_service(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -86,7 +86,7 @@ async def _boot(path: Path, t0: float) -> int:
         # The raw values differ from the validated ones (a default, a coercion): rebuild from the latter.
         await hardware.aclose()
         hardware = None
-    return await run_daemon(config, hardware, t0)
+    return await run_daemon(config, hardware, t0, pricing_problems=pricing_problems)
 
 
 def _matches(hardware: Hardware, config: Config) -> bool:

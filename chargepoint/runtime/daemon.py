@@ -38,7 +38,8 @@ def configure_logging(level: str) -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
-async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float | None = None) -> int:
+async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float | None = None,
+                     pricing_problems: list[str] | None = None) -> int:
     """Run until SIGTERM/SIGINT. ``hardware`` may come already built and safe (see ``boot``)."""
     t0 = time.monotonic() if t0 is None else t0
     try:
@@ -55,7 +56,7 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
             log.info("simulators took back their state from before the restart")
         store = await Store.open(config.storage.database_path)
         try:
-            reexec = await _serve(config, hardware, store)
+            reexec = await _serve(config, hardware, store, pricing_problems or [])
         finally:
             await store.close()
         if reexec and hardware.station is not None:
@@ -77,9 +78,9 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
         log.info("stopped; hardware safe")
 
 
-async def _serve(config: Config, hardware: Hardware, store: Store) -> bool:
+async def _serve(config: Config, hardware: Hardware, store: Store, pricing_problems: list[str]) -> bool:
     """Run the app until stopped; True if it asked to be restarted in place (OCPP Reset)."""
-    app = ChargerApp(config, hardware, store)
+    app = ChargerApp(config, hardware, store, pricing_problems=pricing_problems)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

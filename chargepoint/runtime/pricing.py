@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from chargepoint.config.schema import Config
+from chargepoint.config.schema import Config, PricingSettings
 from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.events import LimitReached
 from chargepoint.ocpp.config_keys import DEFAULT_PRICE_TEXT_PREFIX
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CHARGING_STATUSES = frozenset({ConnectorStatus.Charging})
+_LAST_VALID_KEY = "pricing.last_valid"
 
 
 @dataclass(slots=True)
@@ -86,11 +87,26 @@ class PricedSession:
 
 
 class PricingService:
-    def __init__(self, config: Config, store: Store, app: ChargerApp) -> None:
-        settings = config.pricing
+    def __init__(self, config: Config, store: Store, app: ChargerApp, rejected: list[str] | None = None) -> None:
         self.config = config
         self.store = store
         self.app = app
+        self.rejected = list(rejected or ())
+        self._apply(config.pricing)
+        self.csms_default: DefaultPrice | None = None
+        self.csms_default_tariff: Tariff | None = None
+        self.user_prices: dict[str, UserPrice] = {}
+        self.prepaid: dict[str, PrepaidAccount] = {}
+        self.sessions: dict[int, PricedSession] = {}
+        self._display_tasks: dict[int, asyncio.Task[None]] = {}
+        # A receipt stays up for a while before the idle price replaces it.
+        self._receipt_until_s: dict[int, float] = {}
+        self._idle_handles: dict[int, asyncio.TimerHandle] = {}
+
+    # ----------------------------------------------------------------- start-up and CSMS-cached state
+
+    def _apply(self, settings: PricingSettings) -> None:
+        self.settings = settings
         self.money = MoneyFormat(settings.decimals, Rounding(settings.rounding))
         self.tz = ZoneInfo(settings.time_zone)
         self.currency = settings.currency
@@ -110,20 +126,29 @@ class PricingService:
             )
             for p in settings.packages
         ]
-        self.csms_default: DefaultPrice | None = None
-        self.csms_default_tariff: Tariff | None = None
-        self.user_prices: dict[str, UserPrice] = {}
-        self.prepaid: dict[str, PrepaidAccount] = {}
-        self.sessions: dict[int, PricedSession] = {}
-        self._display_tasks: dict[int, asyncio.Task[None]] = {}
-        # A receipt stays up for a while before the idle price replaces it.
-        self._receipt_until_s: dict[int, float] = {}
-        self._idle_handles: dict[int, asyncio.TimerHandle] = {}
 
-    # ----------------------------------------------------------------- start-up and CSMS-cached state
+    async def _keep_last_valid_prices(self) -> None:
+        """A valid [pricing] is remembered; an invalid one leaves the last valid prices in force (not none)."""
+        if not self.rejected:
+            await self.store.set_kv(_LAST_VALID_KEY, self.settings.model_dump_json())
+            return
+        for problem in self.rejected:
+            log.error("%s", problem)
+        stored = await self.store.get_kv(_LAST_VALID_KEY)
+        if stored is None:
+            log.error("the [pricing] section is invalid and no earlier valid prices are known: sessions are not "
+                      "priced until it is fixed")
+            return
+        try:
+            self._apply(PricingSettings.model_validate_json(stored))
+        except ValueError as exc:
+            log.error("the last valid prices cannot be read back (%s): sessions are not priced", exc)
+            return
+        log.error("the [pricing] section is invalid: the last valid prices stay in force until it is fixed")
 
     async def load(self) -> None:
         """Cached CSMS prices and prepaid balances, so sessions started offline after a restart are priced."""
+        await self._keep_last_valid_prices()
         for id_tag, data in (await self.store.user_prices()).items():
             try:
                 self.user_prices[id_tag.upper()] = parse_user_price(data)
@@ -164,7 +189,7 @@ class PricingService:
         preferred = package.language if package is not None and package.language else None
         if preferred is None and ocpp is not None:
             preferred = ocpp.keys["Language"]
-        return pick_language(preferred, self.config.pricing.language)
+        return pick_language(preferred, self.settings.language)
 
     # ----------------------------------------------------------------- authorization and prepaid
 
@@ -191,7 +216,7 @@ class PricingService:
         if handle is not None:
             handle.cancel()
         if message.kind is DisplayKind.receipt:
-            self._receipt_until_s[c.connector_id] = time.monotonic() + self.config.pricing.receipt_display_s
+            self._receipt_until_s[c.connector_id] = time.monotonic() + self.settings.receipt_display_s
         else:
             self._receipt_until_s.pop(c.connector_id, None)
         previous = self._display_tasks.get(c.connector_id)
@@ -332,7 +357,7 @@ class PricingService:
         self._check_limits(c, priced, at)
         self._check_trigger(c, priced, energy_Wh)
         now_s = time.monotonic()
-        if now_s - priced.last_display_s >= self.config.pricing.display_interval_s:
+        if now_s - priced.last_display_s >= self.settings.display_interval_s:
             priced.last_display_s = now_s
             self._show_running(c, priced)
         return update

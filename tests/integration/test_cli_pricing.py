@@ -119,3 +119,34 @@ def test_kill_9_keeps_the_last_cost_and_debits_it_once(daemon: Daemon, config_pa
         assert f"{Decimal('20') - cost} EUR" in cli("prepaid", *conf, CARD, check=True).stdout
     finally:
         again.stop()
+
+
+def test_a_bad_pricing_section_keeps_the_last_valid_prices_and_the_charger_in_service(
+    daemon: Daemon, config_path: Path
+) -> None:
+    conf = ("--config", str(config_path))
+    assert daemon.stop() == 0  # it ran once with valid prices: they are remembered
+    broken = config_path.read_text().replace('price_per_kWh = "0.50"', 'price_per_kWh = "-0.50"')
+    config_path.write_text(broken.replace("free_vend = false", "free_vend = true"))
+    check = cli("config", "validate", *conf)
+    assert check.returncode != 0 and "negative price -0.50" in check.stderr
+
+    restarted = Daemon(config_path)
+    restarted.start()
+    try:
+        log = restarted.log()
+        assert f"{config_path}: pricing: tariff 'adhoc': energy.prices[0]: negative price -0.50" in log
+        assert "the last valid prices stay in force" in log
+        restarted.sim("plug")
+        restarted.sim("charge")
+        restarted.wait_status("Charging")
+        time.sleep(0.5)
+        restarted.sim("unplug")
+        restarted.wait_status("Available")
+        [record] = _sessions(config_path)
+        energy_excl = (Decimal(str(record["energy_Wh"])) / 1000 * Decimal("0.50")).quantize(Decimal("0.01"))
+        assert record["tariff_id"] == "adhoc"
+        assert Decimal(str(record["cost"])) == energy_excl + Decimal("0.30") + (
+            energy_excl * Decimal("0.21")).quantize(Decimal("0.01")) + Decimal("0.06")
+    finally:
+        restarted.stop()

@@ -119,3 +119,18 @@ def test_the_readme_pricing_example_is_a_valid_config(tmp_path: Path) -> None:
 def test_the_simulator_config_is_priced() -> None:
     config = load_config(Path(__file__).resolve().parents[2] / "config" / "sim.toml")
     assert config.pricing.default_tariff == "adhoc"
+
+
+def test_the_service_load_sets_a_bad_pricing_section_aside_but_nothing_else(tmp_path: Path) -> None:
+    from chargepoint.config.loader import load_config_for_service
+
+    path = tmp_path / "config.toml"
+    path.write_text(GOOD.replace('{ price_per_kWh = "0.39" }', '{ price_per_kWh = "-0.39" }'))
+    config, problems = load_config_for_service(path)
+    assert config.pricing.tariffs == {} and len(problems) == 1 and "negative price -0.39" in problems[0]
+
+    # A problem outside [pricing] (here with a bad price too) still stops the load.
+    path.write_text(GOOD.replace('{ price_per_kWh = "0.39" }', '{ price_per_kWh = "-0.39" }')
+                    + '\n[charger]\nmax_current_A = 500\n')
+    with pytest.raises(ConfigError):
+        load_config_for_service(path)
