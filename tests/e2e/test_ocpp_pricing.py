@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ from simulators.csms import CsmsPricing, TestCsms
 from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import ocpp_config, registered
 from tests.integration.harness import Charger, running_charger
+
+CENT = Decimal("0.01")  # the default money format: 2 decimals, rounded half up
 
 CARD = "04A1B2C3"
 VENDOR = "org.openchargealliance.costmsg"
@@ -80,7 +82,7 @@ async def test_default_price_is_shown_before_the_session_and_prices_sessions_sta
         record = await finished(charger)
 
     # Hand check: 0.25 flat fee + kWh x 0.50, no tax (California prices are final prices).
-    expected = Decimal("0.25") + (Decimal(record["energy_Wh"]) / 1000 * Decimal("0.50")).quantize(Decimal("0.01"))
+    expected = Decimal("0.25") + (Decimal(record["energy_Wh"]) / 1000 * Decimal("0.50")).quantize(CENT, ROUND_HALF_UP)
     assert Decimal(record["cost"]) == expected
 
 
@@ -133,7 +135,7 @@ async def test_user_price_running_cost_and_final_cost_from_the_csms(tmp_path: Pa
         assert Decimal(final["csms_cost"]) == expected
         assert final["cost"] == final["csms_cost"]  # the CSMS's final figure wins for display
         assert Decimal(final["local_cost"]) == (Decimal(record["energy_Wh"]) / 1000 * Decimal("0.40")).quantize(
-            Decimal("0.01"))
+            CENT, ROUND_HALF_UP)
 
 
 async def test_trigger_meter_value_at_energy_sends_an_extra_meter_values(tmp_path: Path, csms: TestCsms) -> None:

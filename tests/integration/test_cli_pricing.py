@@ -8,12 +8,14 @@ import io
 import json
 import signal
 import time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_cli import CONFIG, Daemon, cli
+
+CENT = Decimal("0.01")  # the default money format: 2 decimals, rounded half up
 
 CARD = "PREPAID-7"
 PRICING = """
@@ -81,8 +83,8 @@ def test_prepaid_status_cost_sessions_and_csv(daemon: Daemon, config_path: Path)
     assert record["tariff_id"] == "adhoc" and record["cost_final"] is True and record["currency"] == "EUR"
     cost = Decimal(str(record["cost"]))
     # Hand check: (0.30 + kWh x 0.50 rounded) x 1.21, each line's VAT rounded.
-    energy_excl = (Decimal(str(record["energy_Wh"])) / 1000 * Decimal("0.50")).quantize(Decimal("0.01"))
-    vat = (energy_excl * Decimal("0.21")).quantize(Decimal("0.01")) + Decimal("0.06")
+    energy_excl = (Decimal(str(record["energy_Wh"])) / 1000 * Decimal("0.50")).quantize(CENT, ROUND_HALF_UP)
+    vat = (energy_excl * Decimal("0.21")).quantize(CENT, ROUND_HALF_UP) + Decimal("0.06")
     assert cost == energy_excl + Decimal("0.30") + vat
     balance = cli("prepaid", *conf, CARD, check=True).stdout
     assert f"{Decimal('7.50') - cost} EUR" in balance
@@ -144,9 +146,9 @@ def test_a_bad_pricing_section_keeps_the_last_valid_prices_and_the_charger_in_se
         restarted.sim("unplug")
         restarted.wait_status("Available")
         [record] = _sessions(config_path)
-        energy_excl = (Decimal(str(record["energy_Wh"])) / 1000 * Decimal("0.50")).quantize(Decimal("0.01"))
+        energy_excl = (Decimal(str(record["energy_Wh"])) / 1000 * Decimal("0.50")).quantize(CENT, ROUND_HALF_UP)
         assert record["tariff_id"] == "adhoc"
         assert Decimal(str(record["cost"])) == energy_excl + Decimal("0.30") + (
-            energy_excl * Decimal("0.21")).quantize(Decimal("0.01")) + Decimal("0.06")
+            energy_excl * Decimal("0.21")).quantize(CENT, ROUND_HALF_UP) + Decimal("0.06")
     finally:
         restarted.stop()

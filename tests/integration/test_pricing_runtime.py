@@ -4,7 +4,7 @@ final cost and receipt, prepaid budgets and package limits enforced with a bound
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from chargepoint.pricing.tariff import MoneyFormat
 from chargepoint.pricing.text import price_lines
 from hal.protocols import DisplayKind
 from tests.integration.harness import Charger, make_config, running_charger
+
+CENT = Decimal("0.01")  # the default money format: 2 decimals, rounded half up
 
 TARIFFS: dict[str, Any] = {
     "adhoc": {
@@ -92,7 +94,7 @@ async def test_price_before_session_running_cost_and_receipt(tmp_path: Path) -> 
     energy_kWh = Decimal(record["energy_Wh"]) / 1000
     # Hand check: energy line = kWh * 0.40 (rounded to cents), fee 0.50, 19 % VAT on each line.
     energy_line = next(line for line in breakdown.lines if line.kind == "energy")
-    assert energy_line.excl_tax == (energy_kWh * Decimal("0.40")).quantize(Decimal("0.01"))
+    assert energy_line.excl_tax == (energy_kWh * Decimal("0.40")).quantize(CENT, ROUND_HALF_UP)
     assert record["cost"] == str(breakdown.total_incl_tax)
     assert breakdown.total_incl_tax == sum((line.incl_tax for line in breakdown.lines), Decimal(0))
     assert record["tariff_id"] == "adhoc" and record["cost_final"] is True
