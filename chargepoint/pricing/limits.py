@@ -7,7 +7,7 @@ milliseconds the stop takes; tests/integration/test_pricing_runtime.py measures 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -46,9 +46,6 @@ class SessionLimits:
             _tighter(self.max_duration_s, other.max_duration_s),
             self.sources + tuple(s for s in other.sources if s not in self.sources),
         )
-
-    def with_source(self, source: str) -> SessionLimits:
-        return replace(self, sources=(source,))
 
     def reached(self, cost: Decimal | None, energy_Wh: int, duration_s: float) -> str | None:
         """The reason to stop now, or None. Cost limits need a priced session (``cost`` not None)."""

@@ -37,7 +37,7 @@ from chargepoint.pricing.california import (
 from chargepoint.pricing.cost import CostBreakdown, CostMeter, Sample, SessionState
 from chargepoint.pricing.limits import SessionLimits
 from chargepoint.pricing.packages import Choice, Package, choose
-from chargepoint.pricing.serialize import tariff_from_json, tariff_to_json
+from chargepoint.pricing.serialize import tariff_to_json
 from chargepoint.pricing.tariff import MoneyFormat, Rounding, Tariff, TariffError
 from chargepoint.pricing.text import (
     message_text,
@@ -565,13 +565,6 @@ class PricingService:
         if ocpp is not None:
             log.info("connector %d: triggerMeterValue reached (%s): sending MeterValues", c.connector_id, why)
             self.app.spawn(ocpp.triggered("MeterValues", c.connector_id))
-
-    # ----------------------------------------------------------------- restart
-
-    @staticmethod
-    def tariff_of(tariff_json: str | None) -> Tariff | None:
-        return None if tariff_json is None else tariff_from_json(json.loads(tariff_json))
-
 
 def _user_price_json(price: UserPrice) -> str:
     return json.dumps({
