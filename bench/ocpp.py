@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.safety import percentile
+from chargepoint.core.ocpp_auth import IdTagEntry
 from chargepoint.errors import ControlError
 from chargepoint.runtime.control import request as control_request
-from chargepoint.store import IdTagEntry, OutboxMessage, SessionRecord, Store
+from chargepoint.store import OutboxMessage, SessionRecord, Store
 from simulators.csms import Frame, TestCsms
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,9 +6,9 @@ Each class also inherits the builtin it resembles, so callers that only know the
 
 from __future__ import annotations
 
+from chargepoint.core.errors import ChargePointError
 
-class ChargePointError(Exception):
-    """Root of every error the firmware raises on purpose."""
+__all__ = ["ChargePointError", "ConfigError", "ControlError", "StoreError"]
 
 
 class ConfigError(ChargePointError, ValueError):

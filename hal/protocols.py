@@ -11,27 +11,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from chargepoint.core.metering import MeterReading
+from chargepoint.core.pilot import PilotOutput, PilotReading
 
-class PilotOutput(enum.StrEnum):
-    """What the EVSE drives onto the control pilot line."""
-
-    HIGH = "high"  # constant +12 V (X1): no PWM, charging not allowed
-    PWM = "pwm"  # 1 kHz +-12 V square wave (X2) with a duty cycle that advertises the current
-    NEGATIVE = "negative"  # constant -12 V: state F, EVSE not available
-
-
-@dataclass(frozen=True, slots=True)
-class PilotReading:
-    """Levels measured on the pilot line over the last PWM period.
-
-    ``high_V`` is the positive plateau (12/9/6/3/0 V for states A/B/C/D/E), ``low_V`` the negative
-    one (-12 V while the EV's diode blocks it; close to the high level when the diode is missing or
-    shorted). ``measured_at_s`` is on the monotonic clock.
-    """
-
-    high_V: float
-    low_V: float
-    measured_at_s: float
+__all__ = [
+    "ConnectorLock", "Contactor", "ControlPilot", "Display", "DisplayKind", "DisplayMessage", "EnergyMeter",
+    "MainsMonitor", "MeterReading", "PilotOutput", "PilotReading", "ResidualCurrentMonitor", "RfidReader",
+]
 
 
 @runtime_checkable
@@ -89,21 +75,6 @@ class Contactor(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class MeterReading:
-    """One consistent snapshot of the energy meter.
-
-    ``energy_Wh_import`` is the meter's import register (never decreases on a healthy meter);
-    per-phase tuples are (L1, L2, L3); ``measured_at_s`` is on the monotonic clock.
-    """
-
-    energy_Wh_import: int
-    power_W: float
-    voltage_V: tuple[float, float, float]
-    current_A: tuple[float, float, float]
-    measured_at_s: float
 
 
 @runtime_checkable

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from chargepoint.core.pilot import PilotOutput, PilotReading
 from hal.errors import LockError
-from hal.protocols import PilotOutput, PilotReading
 from simulators.ev import PILOT_HIGH_V, EvState, SimulatedEv
 
 T = TypeVar("T")

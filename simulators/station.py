@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hal.protocols import PilotOutput
+from chargepoint.core.pilot import PilotOutput
 from simulators.devices import (
     Fault,
     SimContactor,

@@ -223,11 +223,11 @@ class OcppSettings(_Section):
     @field_validator("meter_values_sampled_data")
     @classmethod
     def _measurands(cls, value: str) -> str:
-        from chargepoint.ocpp.config_keys import InvalidValue, parse_measurands
+        from chargepoint.core.measurands import UnsupportedMeasurands, parse_measurands
 
         try:
             return parse_measurands(value)
-        except InvalidValue as exc:
+        except UnsupportedMeasurands as exc:
             raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")

@@ -65,10 +65,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
-from chargepoint.store.store import IdTagEntry
-
 ID_TAG_MAX_LENGTH: Final = 20
 """OCPP 1.6 ``IdToken`` is a ``CiString20Type``."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdTagEntry:
+    """An idTag with its IdTagInfo, as held in the authorization cache or the local authorization list."""
+
+    id_tag: str
+    status: str  # OCPP AuthorizationStatus: Accepted, Blocked, Expired, Invalid, ConcurrentTx
+    expiry_date: datetime | None = None
+    parent_id_tag: str | None = None
 
 
 class AuthorizationStatus(enum.StrEnum):

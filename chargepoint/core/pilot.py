@@ -8,8 +8,29 @@ from __future__ import annotations
 
 import enum
 import math
+from dataclasses import dataclass
 
-from hal.protocols import PilotOutput, PilotReading
+
+class PilotOutput(enum.StrEnum):
+    """What the EVSE drives onto the control pilot line."""
+
+    HIGH = "high"  # constant +12 V (X1): no PWM, charging not allowed
+    PWM = "pwm"  # 1 kHz +-12 V square wave (X2) with a duty cycle that advertises the current
+    NEGATIVE = "negative"  # constant -12 V: state F, EVSE not available
+
+
+@dataclass(frozen=True, slots=True)
+class PilotReading:
+    """Levels measured on the pilot line over the last PWM period.
+
+    ``high_V`` is the positive plateau (12/9/6/3/0 V for states A/B/C/D/E), ``low_V`` the negative
+    one (-12 V while the EV's diode blocks it; close to the high level when the diode is missing or
+    shorted). ``measured_at_s`` is on the monotonic clock.
+    """
+
+    high_V: float
+    low_V: float
+    measured_at_s: float
 
 
 class PilotState(enum.StrEnum):

@@ -55,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from chargepoint.errors import ChargePointError
+from chargepoint.core.errors import ChargePointError
 
 __all__ = [
     "DEFAULT_LIMIT_A",

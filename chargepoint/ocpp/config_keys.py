@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chargepoint.core.measurands import MAX_MEASURANDS, UnsupportedMeasurands, parse_measurands
 from chargepoint.pricing.california import (
     CaliforniaPricingError,
     parse_datetime,
@@ -36,17 +37,6 @@ class ChangeStatus(enum.StrEnum):
     NotSupported = "NotSupported"
 
 
-# Measurands this charger can measure (per phase where it makes sense).
-SUPPORTED_MEASURANDS = frozenset(
-    {
-        "Energy.Active.Import.Register",
-        "Power.Active.Import",
-        "Current.Import",
-        "Current.Offered",
-        "Voltage",
-    }
-)
-MAX_MEASURANDS = 8
 
 
 class InvalidValue(ValueError):
@@ -73,15 +63,11 @@ def _int_range(low: int, high: int) -> Callable[[str], str]:
     return parse
 
 
-def parse_measurands(text: str) -> str:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    unknown = [item for item in items if item not in SUPPORTED_MEASURANDS]
-    if unknown:
-        supported = ", ".join(sorted(SUPPORTED_MEASURANDS))
-        raise InvalidValue(f"cannot measure {', '.join(unknown)} (supported: {supported})")
-    if len(items) > MAX_MEASURANDS:
-        raise InvalidValue(f"at most {MAX_MEASURANDS} measurands")
-    return ",".join(items)
+def _measurands(text: str) -> str:
+    try:
+        return parse_measurands(text)
+    except UnsupportedMeasurands as exc:
+        raise InvalidValue(str(exc)) from None
 
 
 def _phase_rotation(text: str) -> str:
@@ -187,9 +173,9 @@ def _specs(connector_count: int, supported_languages: Callable[[], list[str]]) -
         KeySpec("LocalAuthorizeOffline", rw, "true", b),
         KeySpec("LocalPreAuthorize", rw, "false", b),
         KeySpec("MaxEnergyOnInvalidId", rw, "0", _int_range(0, 1_000_000_000)),
-        KeySpec("MeterValuesAlignedData", rw, "Energy.Active.Import.Register", parse_measurands),
+        KeySpec("MeterValuesAlignedData", rw, "Energy.Active.Import.Register", _measurands),
         KeySpec("MeterValuesAlignedDataMaxLength", r, str(MAX_MEASURANDS)),
-        KeySpec("MeterValuesSampledData", rw, "Energy.Active.Import.Register", parse_measurands),
+        KeySpec("MeterValuesSampledData", rw, "Energy.Active.Import.Register", _measurands),
         KeySpec("MeterValuesSampledDataMaxLength", r, str(MAX_MEASURANDS)),
         KeySpec("MeterValueSampleInterval", rw, "60", _int_range(0, 86_400)),
         KeySpec("MinimumStatusDuration", rw, "0", _int_range(0, 3_600)),
@@ -197,9 +183,9 @@ def _specs(connector_count: int, supported_languages: Callable[[], list[str]]) -
         KeySpec("ResetRetries", rw, "1", _int_range(0, 10)),
         KeySpec("StopTransactionOnEVSideDisconnect", rw, "true", b),
         KeySpec("StopTransactionOnInvalidId", rw, "true", b),
-        KeySpec("StopTxnAlignedData", rw, "", parse_measurands),
+        KeySpec("StopTxnAlignedData", rw, "", _measurands),
         KeySpec("StopTxnAlignedDataMaxLength", r, str(MAX_MEASURANDS)),
-        KeySpec("StopTxnSampledData", rw, "", parse_measurands),
+        KeySpec("StopTxnSampledData", rw, "", _measurands),
         KeySpec("StopTxnSampledDataMaxLength", r, str(MAX_MEASURANDS)),
         KeySpec(
             "SupportedFeatureProfiles",

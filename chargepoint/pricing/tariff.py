@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from decimal import Decimal
 
-from chargepoint.errors import ChargePointError
+from chargepoint.core.errors import ChargePointError
 
 
 class TariffError(ChargePointError, ValueError):

@@ -58,11 +58,12 @@ from chargepoint.core.events import (
     TimerName,
     UnlockRequested,
 )
+from chargepoint.core.metering import MeterReading
 from chargepoint.core.pilot import PilotState, classify
+from chargepoint.core.reservation import Reservation
 from chargepoint.core.session import Connector, ConnectorSettings
-from chargepoint.store import ReservationRecord, Store
+from chargepoint.store import Store
 from hal.errors import HalError, LockError
-from hal.protocols import MeterReading
 from hal.registry import ConnectorHardware, Hardware
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ class ChargerApp:
         self._stop: asyncio.Event | None = None
         self.reexec_requested = False
         self._reset_reason = "Reboot"
-        self._reservations: dict[int, tuple[ReservationRecord, asyncio.TimerHandle]] = {}
+        self._reservations: dict[int, tuple[Reservation, asyncio.TimerHandle]] = {}
         self.ocpp: OcppClient | None = None
         if config.ocpp is not None:
             from chargepoint.ocpp.v16.client import OcppClient
@@ -404,7 +405,7 @@ class ChargerApp:
                 continue
             self._hold(record)
 
-    def _hold(self, record: ReservationRecord) -> None:
+    def _hold(self, record: Reservation) -> None:
         self._forget_reservation(record.reservation_id)
         self.post(record.connector_id, ReservationMade(record.reservation_id, record.id_tag, record.parent_id_tag,
                                                        time.monotonic()))
@@ -412,20 +413,20 @@ class ChargerApp:
         handle = asyncio.get_running_loop().call_later(delay_s, self._expire_reservation, record)
         self._reservations[record.reservation_id] = (record, handle)
 
-    def _expire_reservation(self, record: ReservationRecord) -> None:
+    def _expire_reservation(self, record: Reservation) -> None:
         log.info("reservation %d for %s expired", record.reservation_id, record.id_tag)
         self._forget_reservation(record.reservation_id)
         self.post(record.connector_id, ReservationEnded(record.reservation_id, time.monotonic()))
         self._spawn(self.store.reservation_delete(record.reservation_id))
 
-    def _forget_reservation(self, reservation_id: int) -> ReservationRecord | None:
+    def _forget_reservation(self, reservation_id: int) -> Reservation | None:
         held = self._reservations.pop(reservation_id, None)
         if held is None:
             return None
         held[1].cancel()
         return held[0]
 
-    async def reserve(self, record: ReservationRecord) -> str:
+    async def reserve(self, record: Reservation) -> str:
         """ReserveNow: Accepted, Faulted, Occupied, Unavailable or Rejected."""
         if record.connector_id == 0:
             # The whole charge point: hold the first connector that is free (this charger's choice).

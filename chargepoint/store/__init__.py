@@ -5,24 +5,20 @@ from __future__ import annotations
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 from chargepoint.store.store import (
     BUSY_TIMEOUT_ms,
-    IdTagEntry,
     OutboxMessage,
     OutboxRow,
-    ReservationRecord,
     SessionRecord,
     Store,
 )
 
 __all__ = [
     "BUSY_TIMEOUT_ms",
-    "IdTagEntry",
     "OutboxMessage",
     "OutboxRow",
     "PrepaidAccount",
     "PricingRow",
     "PricingStart",
     "PricingUpdate",
-    "ReservationRecord",
     "SessionRecord",
     "Store",
 ]

@@ -33,6 +33,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from chargepoint.core.ocpp_auth import IdTagEntry
+from chargepoint.core.reservation import Reservation
 from chargepoint.errors import StoreError
 from chargepoint.store import pricing as _pricing
 from chargepoint.store.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -111,25 +113,6 @@ class OutboxRow:
     not_before: float  # unix time before which the message must not be (re)sent
     created_at: datetime
     csms_transaction_id: int | None  # of the message's session, if known
-
-
-@dataclass(frozen=True, slots=True)
-class IdTagEntry:
-    """An idTag with its IdTagInfo, as held in the authorization cache or the local authorization list."""
-
-    id_tag: str
-    status: str  # OCPP AuthorizationStatus: Accepted, Blocked, Expired, Invalid, ConcurrentTx
-    expiry_date: datetime | None = None
-    parent_id_tag: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReservationRecord:
-    reservation_id: int
-    connector_id: int
-    id_tag: str
-    parent_id_tag: str | None
-    expiry_date: datetime
 
 
 def _entry(row: sqlite3.Row) -> IdTagEntry:
@@ -712,10 +695,10 @@ class Store:
 
         await self._run(work)
 
-    async def reservations(self) -> list[ReservationRecord]:
-        def work(conn: sqlite3.Connection) -> list[ReservationRecord]:
+    async def reservations(self) -> list[Reservation]:
+        def work(conn: sqlite3.Connection) -> list[Reservation]:
             return [
-                ReservationRecord(
+                Reservation(
                     r["reservation_id"],
                     r["connector_id"],
                     r["id_tag"],
@@ -727,7 +710,7 @@ class Store:
 
         return await self._run(work)
 
-    async def reservation_put(self, record: ReservationRecord) -> None:
+    async def reservation_put(self, record: Reservation) -> None:
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT OR REPLACE INTO reservations "

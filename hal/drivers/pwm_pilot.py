@@ -30,9 +30,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
+from chargepoint.core.pilot import PilotOutput, PilotReading
 from hal.drivers.gpio_lines import INSTALL_HINT, ValueWatch
 from hal.errors import BackendUnavailable, HalError
-from hal.protocols import PilotOutput, PilotReading
 
 _log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pymodbus import ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
+from chargepoint.core.metering import MeterReading
 from hal.errors import HalTimeout, MeterError
-from hal.protocols import MeterReading
 
 _log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from chargepoint.core.ocpp_auth import (
     AuthSettings,
     AuthSource,
     CacheChange,
+    IdTagEntry,
     InvalidIdAction,
     LocalDecision,
     LocalListResult,
@@ -26,7 +27,6 @@ from chargepoint.core.ocpp_auth import (
     invalid_id_action,
     is_valid,
 )
-from chargepoint.store.store import IdTagEntry
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PAST = NOW - timedelta(days=1)

@@ -14,8 +14,8 @@ from ocpp.v16.enums import Action
 
 from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.events import RemoteStartRequested, StopRequested
+from chargepoint.core.reservation import Reservation
 from chargepoint.ocpp.v16.link import Connection, Link
-from chargepoint.store import ReservationRecord
 
 if TYPE_CHECKING:
     from chargepoint.ocpp.v16.client import OcppClient
@@ -199,7 +199,7 @@ class ChargePointHandlers(Link):
             expiry = expiry.replace(tzinfo=UTC)
         # Expiry is the CSMS's wall clock; ours may differ by the measured offset.
         expiry -= timedelta(seconds=self.client.clock_offset_s)
-        status = await self.app.reserve(ReservationRecord(reservation_id, connector_id, id_tag, parent_id_tag, expiry))
+        status = await self.app.reserve(Reservation(reservation_id, connector_id, id_tag, parent_id_tag, expiry))
         return call_result.ReserveNow(status=status)
 
     @on(Action.cancel_reservation)
