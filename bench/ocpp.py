@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.safety import percentile
+from chargepoint.cli.control_client import request as control_request
 from chargepoint.core.ocpp_auth import IdTagEntry
 from chargepoint.errors import ControlError
-from chargepoint.runtime.control import request as control_request
 from chargepoint.store import OutboxMessage, SessionRecord, Store
 from simulators.csms import Frame, TestCsms
 

@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from chargepoint.composition.charger import build_charger
+from chargepoint.composition.devices import build_hardware, station_of
 from chargepoint.config.loader import parse_config
 from chargepoint.core.commands import CloseContactor, Command, OpenContactor
-from chargepoint.runtime.app import ChargerApp
 from chargepoint.store import Store
-from hal.registry import build_hardware
 
 KINDS = ("C->B", "->A", "->E", "->F")
 
@@ -46,9 +46,10 @@ async def measure(events: int, workdir: Path) -> dict[str, list[float]]:
 
     hardware = await build_hardware(config)
     store = await Store.open(config.storage.database_path)
-    app = ChargerApp(config, hardware, store)
-    assert hardware.station is not None
-    sim = hardware.station.connector(1)
+    app = build_charger(config, hardware, store)
+    station = station_of(hardware)
+    assert station is not None
+    sim = station.connector(1)
     loop = asyncio.get_running_loop()
     waiters: dict[type, asyncio.Future[float]] = {}
 

@@ -55,7 +55,7 @@ def _load_for_daemon(config_path: Path) -> Config:
 
 
 def _request(config: Config, payload: dict[str, Any]) -> dict[str, Any]:
-    from chargepoint.runtime.control import request
+    from chargepoint.cli.control_client import request
 
     try:
         reply = asyncio.run(request(config.storage.control_socket_path, payload))
@@ -78,7 +78,7 @@ def cli() -> None:
 @config_option
 def run(config_path: Path) -> None:
     """Run the charger in the foreground (what the systemd service starts)."""
-    from chargepoint.runtime.boot import main as boot_main
+    from chargepoint.composition.boot import main as boot_main
 
     sys.exit(boot_main(["--config", str(config_path)]))
 
@@ -232,7 +232,7 @@ def sim(config_path: Path, connector: int, action: str, argument: str | None) ->
 @click.option("--charge-seconds", default=8.0, show_default=True, type=click.FloatRange(1, 120))
 def demo(keep: bool, charge_seconds: float) -> None:
     """Run a complete simulated charging session and narrate it."""
-    from chargepoint.demo import run_demo
+    from chargepoint.cli.demo import run_demo
 
     sys.exit(run_demo(keep=keep, charge_seconds=charge_seconds))
 

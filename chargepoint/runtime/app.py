@@ -64,7 +64,7 @@ from chargepoint.core.reservation import Reservation
 from chargepoint.core.session import Connector, ConnectorSettings
 from chargepoint.store import Store
 from hal.errors import HalError, LockError
-from hal.registry import ConnectorHardware, Hardware
+from hal.hardware import ConnectorHardware, Hardware
 
 if TYPE_CHECKING:
     from chargepoint.ocpp.v16.client import OcppClient

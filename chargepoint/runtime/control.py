@@ -1,4 +1,5 @@
-"""Local control socket: newline-delimited JSON, one request and one reply per connection.
+"""Local control socket, the daemon's side: newline-delimited JSON, one request and one reply per connection.
+The CLI's side is ``chargepoint.cli.control_client``.
 
 The socket file is created with mode 0600 (umask held while binding) inside the storage directory:
 only the daemon's user (and root) may drive the charger from the CLI.
@@ -11,21 +12,26 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chargepoint.errors import ControlError
 from chargepoint.runtime.app import ChargerApp
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
 
+SimActions = Callable[[int, str, str | None], str]
+"""Applies a simulator stimulus (connector, action, argument) and says what happened; ``ValueError`` if the
+simulated world cannot do it. Given by the composition root when the charger runs on simulators."""
+
 
 class ControlServer:
-    def __init__(self, app: ChargerApp, path: Path) -> None:
+    def __init__(self, app: ChargerApp, path: Path, sim: SimActions | None = None) -> None:
         self.app = app
         self.path = path
+        self.sim = sim
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -82,44 +88,15 @@ class ControlServer:
         raise ValueError(f"unknown op {op!r}")
 
     def _sim(self, request: dict[str, Any]) -> dict[str, Any]:
-        station = self.app.hardware.station
-        if station is None:
+        if self.sim is None:
             return {"ok": False, "error": "the daemon runs on real hardware ([hardware] backend is not \"sim\"); "
                                           "simulator actions are not available"}
-        from simulators.station import SimActionError
-
         connector_id = int(request.get("connector", 1))
         action = str(request["action"])
         argument = request.get("argument")
         try:
-            sim_connector = station.connector(connector_id)
-            message = sim_connector.apply(action, None if argument is None else str(argument))
-        except (SimActionError, ValueError) as exc:
+            message = self.sim(connector_id, action, None if argument is None else str(argument))
+        except ValueError as exc:
             return {"ok": False, "error": str(exc)}
         log.info("simulator: connector %d: %s", connector_id, message)
         return {"ok": True, "message": message}
-
-
-async def request(path: Path, payload: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any]:
-    """Send one request to the daemon's control socket and return its reply."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            reader, writer = await asyncio.open_unix_connection(str(path), limit=16 * 1024 * 1024)
-            writer.write(json.dumps(payload).encode() + b"\n")
-            await writer.drain()
-            line = await reader.readline()
-            writer.close()
-    except FileNotFoundError:
-        raise ControlError(f"no daemon is running: control socket {path} does not exist") from None
-    except ConnectionRefusedError:
-        raise ControlError(f"no daemon is listening on {path} (stale socket?)") from None
-    except PermissionError:
-        raise ControlError(f"permission denied on {path}: run as the charger's user or root") from None
-    except TimeoutError:
-        raise ControlError(f"the daemon did not answer on {path} within {timeout_s:g} s") from None
-    if not line:
-        raise ControlError(f"the daemon closed {path} without answering")
-    reply = json.loads(line)
-    if not isinstance(reply, dict):
-        raise ControlError("malformed reply from the daemon")
-    return reply

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chargepoint.composition.charger import build_charger
+from chargepoint.composition.devices import build_hardware
 from chargepoint.config.loader import parse_config
 from chargepoint.config.schema import Config
 from chargepoint.runtime.app import ChargerApp
 from chargepoint.store import Store
-from hal.registry import Hardware, build_hardware
+from hal.hardware import Hardware
 from simulators.station import SimConnector, SimulatedStation
 
 # Fast but realistic: short delays so tests finish quickly, the same rules as the defaults.
@@ -86,7 +88,7 @@ class Charger:
 async def running_charger(config: Config) -> AsyncIterator[Charger]:
     hardware = await build_hardware(config)
     store = await Store.open(config.storage.database_path)
-    app = ChargerApp(config, hardware, store)
+    app = build_charger(config, hardware, store)
     stop = asyncio.Event()
     ready = asyncio.Event()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from chargepoint.runtime.daemon import EXIT_FAILED, run_daemon
+from chargepoint.composition.daemon import EXIT_FAILED, run_daemon
+from chargepoint.composition.devices import create_hardware_for
 from hal.protocols import EnergyMeter, MeterReading, PilotOutput
-from hal.registry import create_hardware_for
 from tests.integration.harness import make_config
 
 

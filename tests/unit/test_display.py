@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from chargepoint.composition.devices import create_hardware
 from hal.drivers.log_display import LogDisplay, framed
 from hal.errors import HalError
 from hal.protocols import Display, DisplayKind, DisplayMessage
-from hal.registry import create_hardware
 from simulators.display import SimDisplay
 from simulators.station import SimConnector, SimParameters
 from tests.unit import test_rpi_registry

@@ -22,19 +22,15 @@ from typing import Any
 
 import pytest
 
+from chargepoint.composition import boot
+from chargepoint.composition.devices import create_hardware, create_hardware_for, matches
 from chargepoint.config.loader import load_config
 from chargepoint.config.schema import Config, HardwareSettings
-from chargepoint.runtime import boot
 from hal.drivers.gpio_devices import GpioContactor, GpioLock
 from hal.errors import BackendUnavailable, HalError, LockError, MeterError
 from hal.protocols import ConnectorLock, PilotOutput
-from hal.registry import (
-    create_hardware,
-    create_hardware_for,
-    load_backend,
-    rpi_lock,
-    rpi_settings,
-)
+from hal.registry import load_backend
+from hal.rpi_board import RpiHardware, rpi_lock, rpi_settings
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -98,7 +94,7 @@ def test_without_a_lock_section_the_cable_is_tethered(tmp_path: Path) -> None:
     path.write_text('[hardware]\nbackend = "rpi"\n')
     config = load_config(path)
     assert config.hardware.lock is None
-    assert rpi_settings(config.hardware.model_dump())["lock"] is None
+    assert rpi_settings(config.hardware.model_dump()).lock is None
 
 
 async def test_tethered_lock_succeeds_without_any_gpio(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -351,7 +347,7 @@ async def test_rpi_hardware_is_built_safe_and_released_on_close(tmp_path: Path, 
     hardware = create_hardware("rpi", 1, {}, table)
     chip = fake_board.chip
     hw = hardware.connectors[0]
-    assert hardware.station is None
+    assert isinstance(hardware, RpiHardware)
     assert hardware.settings == rpi_settings(table)
     assert set(chip.requests) == {17, 27, 22, 23}  # relay, mirror contact, RCD, mains; tethered: no lock
     assert chip.level(17) is False
@@ -487,10 +483,10 @@ async def test_early_hardware_from_the_raw_file_matches_the_validated_config(
     assert hardware is not None
     try:
         assert set(fake_board.chip.requests) >= {16, 27}
-        assert boot._matches(hardware, load_config(path))
+        assert matches(hardware, load_config(path))
         other = load_config(path).model_copy(
             update={"hardware": HardwareSettings.model_validate({**table, "contactor": {"relay_pin": 18}})}
         )
-        assert not boot._matches(hardware, other)
+        assert not matches(hardware, other)
     finally:
         await hardware.aclose()

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chargepoint.config.schema import Config
-    from hal.registry import Hardware
+    from hal.hardware import Hardware
 
-log = logging.getLogger("chargepoint.runtime.daemon")
+log = logging.getLogger("chargepoint.composition.daemon")
 
 EXIT_CONFIG = 2
 DEFAULT_CONFIG = "/etc/chargepoint/config.toml"
@@ -50,7 +49,7 @@ def _raw_hardware(path: Path) -> tuple[str, int, dict[str, Any], dict[str, Any]]
 
 async def _early_safe(path: Path) -> Hardware | None:
     """Build and command the devices safe from the raw file; None if the file is not usable yet."""
-    from hal.registry import create_hardware
+    from chargepoint.composition.devices import create_hardware
 
     raw = _raw_hardware(path)
     if raw is None:
@@ -69,9 +68,10 @@ async def _boot(path: Path, t0: float) -> int:
     if hardware is not None:
         log.info("safe state reached %.1f ms after start: contactors open, pilots at +12 V",
                  (time.monotonic() - t0) * 1000)
+    from chargepoint.composition.daemon import configure_logging, run_daemon
+    from chargepoint.composition.devices import matches
     from chargepoint.config.loader import load_config_for_service
     from chargepoint.errors import ConfigError
-    from chargepoint.runtime.daemon import configure_logging, run_daemon
 
     try:
         config, pricing_problems = load_config_for_service(path)
@@ -82,26 +82,11 @@ async def _boot(path: Path, t0: float) -> int:
             await hardware.aclose()
         return EXIT_CONFIG
     configure_logging(config.logging.level)
-    if hardware is not None and not _matches(hardware, config):
+    if hardware is not None and not matches(hardware, config):
         # The raw values differ from the validated ones (a default, a coercion): rebuild from the latter.
         await hardware.aclose()
         hardware = None
     return await run_daemon(config, hardware, t0, pricing_problems=pricing_problems)
-
-
-def _matches(hardware: Hardware, config: Config) -> bool:
-    from hal.registry import rpi_settings, sim_parameters
-
-    if config.hardware.backend != "sim" or hardware.station is None:
-        return (
-            hardware.station is None
-            and config.hardware.backend == "rpi"
-            and hardware.settings == rpi_settings(config.hardware.model_dump())
-        )
-    return (
-        len(hardware.connectors) == config.charger.connectors
-        and hardware.station.params == sim_parameters(config.simulator.model_dump())
-    )
 
 
 def main(argv: list[str]) -> int:
@@ -112,7 +97,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     code = asyncio.run(_boot(args.config, t0))
-    from chargepoint.runtime.daemon import EXIT_REEXEC
+    from chargepoint.composition.daemon import EXIT_REEXEC
 
     if code == EXIT_REEXEC:
         # Reset: the same process image starts again, so it works with or without systemd.

@@ -21,8 +21,8 @@ from typing import Any
 
 import click
 
+from chargepoint.cli.control_client import request
 from chargepoint.errors import ControlError
-from chargepoint.runtime.control import request
 from simulators.csms import Frame, TestCsms
 
 DEMO_CARD = "04A1B2C3D4"

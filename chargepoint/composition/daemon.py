@@ -1,4 +1,7 @@
-"""``chargepoint run``: the supervisor around the app.
+"""``chargepoint run``: build the charger from its config and supervise it.
+
+The supervisor lives in the composition root because it owns the process: it builds every part, and it is
+the one place that catches everything.
 
 Order matters: the hardware is put in its safe state (contactor open, pilot +12 V) before the
 store, the control socket or any loop starts; whatever ends the run - SIGTERM, an exception in any
@@ -13,13 +16,14 @@ import logging
 import signal
 import time
 
+from chargepoint.composition.charger import build_charger
+from chargepoint.composition.devices import create_hardware_for, station_of
 from chargepoint.config.loader import redacted_json
 from chargepoint.config.schema import Config
-from chargepoint.runtime.app import ChargerApp
-from chargepoint.runtime.control import ControlServer
+from chargepoint.runtime.control import ControlServer, SimActions
 from chargepoint.runtime.notify import sd_notify, watchdog_interval_s
 from chargepoint.store import Store
-from hal.registry import Hardware, create_hardware_for
+from hal.hardware import Hardware
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +56,16 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
         await hardware.start()
         config.storage.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         sim_state = config.storage.dir / SIM_STATE_FILE
-        if hardware.station is not None and hardware.station.restore(sim_state):
+        station = station_of(hardware)
+        if station is not None and station.restore(sim_state):
             log.info("simulators took back their state from before the restart")
         store = await Store.open(config.storage.database_path)
         try:
             reexec = await _serve(config, hardware, store, pricing_problems or [])
         finally:
             await store.close()
-        if reexec and hardware.station is not None:
-            hardware.station.save(sim_state)  # the simulated car stays plugged in across the reset
+        if reexec and station is not None:
+            station.save(sim_state)  # the simulated car stays plugged in across the reset
         return EXIT_REEXEC if reexec else EXIT_OK
     except BaseException as exc:
         # The supervisor: the one place that catches everything. Make safe, say why, exit non-zero.
@@ -80,12 +85,12 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
 
 async def _serve(config: Config, hardware: Hardware, store: Store, pricing_problems: list[str]) -> bool:
     """Run the app until stopped; True if it asked to be restarted in place (OCPP Reset)."""
-    app = ChargerApp(config, hardware, store, pricing_problems=pricing_problems)
+    app = build_charger(config, hardware, store, pricing_problems=pricing_problems)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    control = ControlServer(app, config.storage.control_socket_path)
+    control = ControlServer(app, config.storage.control_socket_path, sim=_sim_actions(hardware))
     watchdog_task: asyncio.Task[None] | None = None
 
     async def ready() -> None:
@@ -113,3 +118,15 @@ async def _watchdog(interval_s: float) -> None:
     while True:
         sd_notify("WATCHDOG=1")
         await asyncio.sleep(interval_s)
+
+
+def _sim_actions(hardware: Hardware) -> SimActions | None:
+    station = station_of(hardware)
+    if station is None:
+        return None
+
+    def apply(connector_id: int, action: str, argument: str | None) -> str:
+        # SimActionError is a ValueError: the control socket answers it as a refused action.
+        return station.connector(connector_id).apply(action, argument)
+
+    return apply

@@ -1,0 +1,79 @@
+"""The devices of a charger, grouped per connector, with the whole set's safe state and lifecycle.
+
+A backend (the Raspberry Pi board in ``hal.rpi_board``, the simulators in ``simulators.hardware``) builds a
+``Hardware``; the runtime only sees the ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chargepoint.core.metering import MeterReading
+from hal.protocols import (
+    ConnectorLock,
+    Contactor,
+    ControlPilot,
+    Display,
+    EnergyMeter,
+    MainsMonitor,
+    ResidualCurrentMonitor,
+    RfidReader,
+)
+
+
+@dataclass(slots=True)
+class ConnectorHardware:
+    connector_id: int
+    pilot: ControlPilot
+    contactor: Contactor
+    meter: EnergyMeter
+    rfid: RfidReader
+    lock: ConnectorLock
+    rcd: ResidualCurrentMonitor
+    mains: MainsMonitor
+    display: Display
+
+
+@dataclass(slots=True)
+class Hardware:
+    """Every device of the charger. Backends that need a running loop (servers, physics) override ``start``."""
+
+    connectors: list[ConnectorHardware]
+
+    async def force_safe(self) -> None:
+        """Contactors open and pilots at +12 V, whatever happened before. Never raises."""
+        for hw in self.connectors:
+            for action in (hw.contactor.open, hw.pilot.set_high):
+                # The safe state must be attempted on every device, whatever one of them raises.
+                with contextlib.suppress(Exception):
+                    await action()
+
+    async def start(self) -> None:
+        """Start what needs a running loop; real devices need nothing."""
+
+    async def aclose(self) -> None:
+        await self.force_safe()
+        for hw in self.connectors:
+            # The display last: a broken screen must not keep the safety devices from closing.
+            for device in (hw.meter, hw.rfid, hw.lock, hw.rcd, hw.mains, hw.pilot, hw.contactor, hw.display):
+                await device.aclose()
+
+
+class LazyMeter:
+    """An ``EnergyMeter`` built on its first read: the Modbus driver imports pymodbus, which must stay off the
+    early safe path, and a simulated meter's server has no port until the station has started."""
+
+    def __init__(self, build: Callable[[], EnergyMeter]) -> None:
+        self._build = build
+        self._driver: EnergyMeter | None = None
+
+    async def read(self) -> MeterReading:
+        if self._driver is None:
+            self._driver = self._build()
+        return await self._driver.read()
+
+    async def aclose(self) -> None:
+        if self._driver is not None:
+            await self._driver.aclose()
