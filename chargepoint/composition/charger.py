@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from chargepoint.config.schema import Config
+from chargepoint.ocpp.file_transfer import CommandInstaller, FirmwareInstaller, SimulatedInstaller
+from chargepoint.ocpp.v16.client import OcppClient
+from chargepoint.ocpp.v16.firmware import NoInstaller
 from chargepoint.runtime.app import ChargerApp
 from chargepoint.store import Store
 from hal.hardware import Hardware
 
 
+def firmware_installer(config: Config) -> FirmwareInstaller:
+    """sim: the simulated installer; real hardware: ``[ocpp] firmware_install_command``, or none."""
+    if config.hardware.backend == "sim":
+        return SimulatedInstaller()
+    command = None if config.ocpp is None else config.ocpp.firmware_install_command
+    return NoInstaller() if command is None else CommandInstaller(command)
+
+
 def build_charger(config: Config, hardware: Hardware, store: Store,
                   pricing_problems: list[str] | None = None) -> ChargerApp:
-    return ChargerApp(config, hardware, store, pricing_problems=pricing_problems)
+    """The charger on ``hardware``; with an ``[ocpp]`` section, connected to its CSMS by the OCPP 1.6J adapter."""
+    app = ChargerApp(config, hardware, store, pricing_problems=pricing_problems)
+    if config.ocpp is not None:
+        app.attach_csms(OcppClient(config, store, app, firmware_installer(config)))
+    return app

@@ -12,16 +12,17 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from chargepoint.config.schema import Config, PricingSettings
 from chargepoint.core.commands import ConnectorStatus
-from chargepoint.core.events import LimitReached
-from chargepoint.ocpp.config_keys import DEFAULT_PRICE_TEXT_PREFIX
+from chargepoint.core.events import Event, LimitReached
+from chargepoint.ports.csms import CsmsAdapter
 from chargepoint.pricing.california import (
     DefaultPrice,
     FinalCost,
@@ -47,14 +48,24 @@ from chargepoint.pricing.text import (
     running_lines,
     text_lines,
 )
+from chargepoint.runtime.connector import ConnectorRuntime
 from chargepoint.store import PrepaidAccount, PricingStart, PricingUpdate, Store
 from hal.errors import HalError
 from hal.protocols import DisplayKind, DisplayMessage
 
-if TYPE_CHECKING:
-    from chargepoint.runtime.app import ChargerApp, ConnectorRuntime
-
 log = logging.getLogger(__name__)
+
+
+class PricingHost(Protocol):
+    """What the pricing service needs of the charger's runtime."""
+
+    @property
+    def connectors(self) -> Mapping[int, ConnectorRuntime]: ...
+
+    @property
+    def csms(self) -> CsmsAdapter | None: ...
+
+    def post(self, connector_id: int, event: Event) -> None: ...
 
 _CHARGING_STATUSES = frozenset({ConnectorStatus.Charging})
 _LAST_VALID_KEY = "pricing.last_valid"
@@ -87,7 +98,7 @@ class PricedSession:
 
 
 class PricingService:
-    def __init__(self, config: Config, store: Store, app: ChargerApp, rejected: list[str] | None = None) -> None:
+    def __init__(self, config: Config, store: Store, app: PricingHost, rejected: list[str] | None = None) -> None:
         self.config = config
         self.store = store
         self.app = app
@@ -160,8 +171,8 @@ class PricingService:
 
     def default_price_changed(self) -> None:
         """The CSMS's DefaultPrice key (persisted by the OCPP adapter) is the charger's ad hoc price."""
-        ocpp = self.app.ocpp
-        raw = "" if ocpp is None else ocpp.keys["DefaultPrice"]
+        csms = self.app.csms
+        raw = "" if csms is None else csms.prices.default_price
         self.csms_default, self.csms_default_tariff = None, None
         if not raw:
             return
@@ -181,14 +192,14 @@ class PricingService:
 
     @property
     def cost_and_price_enabled(self) -> bool:
-        ocpp = self.app.ocpp
-        return ocpp is not None and ocpp.keys.get_bool("CustomDisplayCostAndPrice")
+        csms = self.app.csms
+        return csms is not None and csms.prices.display_enabled
 
     def language(self, package: Package | None = None) -> str:
-        ocpp = self.app.ocpp
+        csms = self.app.csms
         preferred = package.language if package is not None and package.language else None
-        if preferred is None and ocpp is not None:
-            preferred = ocpp.keys["Language"]
+        if preferred is None and csms is not None:
+            preferred = csms.prices.language
         return pick_language(preferred, self.settings.language)
 
     # ----------------------------------------------------------------- authorization and prepaid
@@ -274,15 +285,15 @@ class PricingService:
             self._show(c, DisplayMessage(DisplayKind.price, lines, language))
 
     def _online(self) -> bool:
-        return self.app.ocpp is not None and self.app.ocpp.connected
+        return self.app.csms is not None and self.app.csms.connected
 
     def _csms_price_text(self, offline: bool) -> tuple[str, ...] | None:
         if self.csms_default is None or not self.cost_and_price_enabled:
             return None
-        ocpp = self.app.ocpp
+        csms = self.app.csms
         language = self.language()
-        if ocpp is not None and language in ocpp.keys.get_list("SupportedLanguages"):
-            raw = ocpp.keys[f"{DEFAULT_PRICE_TEXT_PREFIX}{language}"]
+        if csms is not None:
+            raw = csms.prices.default_price_text(language)
             if raw:
                 try:
                     localized = parse_default_price_text(raw)
@@ -561,10 +572,10 @@ class PricingService:
         if priced.trigger_handle is not None:
             priced.trigger_handle.cancel()
             priced.trigger_handle = None
-        ocpp = self.app.ocpp
-        if ocpp is not None:
+        csms = self.app.csms
+        if csms is not None:
             log.info("connector %d: triggerMeterValue reached (%s): sending MeterValues", c.connector_id, why)
-            self.app.spawn(ocpp.triggered("MeterValues", c.connector_id))
+            csms.request_meter_values(c.connector_id)
 
 def _user_price_json(price: UserPrice) -> str:
     return json.dumps({

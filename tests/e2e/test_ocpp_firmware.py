@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from chargepoint.ocpp.file_transfer import SimulatedInstaller
-from chargepoint.ocpp.v16.client import wire_time
 from chargepoint.ocpp.v16.firmware import FirmwareManager
+from chargepoint.ocpp.v16.wire import wire_time
 from simulators.csms import Frame, TestCsms
 from simulators.file_server import TestFileServer
 from tests.e2e.conftest import CP_ID
@@ -37,8 +37,8 @@ def files(tmp_path: Path) -> Iterator[TestFileServer]:
 async def registered(charger: Charger) -> FirmwareManager:
     await charger.wait_for(lambda: charger.app.status()["csms_connected"], what="registered")
     await charger.wait_for(lambda: charger.status()["meter_energy_Wh"] is not None, what="meter")
-    assert charger.app.ocpp is not None
-    return charger.app.ocpp.firmware
+    assert charger.ocpp is not None
+    return charger.ocpp.firmware
 
 
 def statuses(csms: TestCsms, action: str, after: int = 0) -> list[str]:
@@ -52,7 +52,7 @@ async def wait_status(csms: TestCsms, action: str, status: str, after: int = 0, 
 
 async def idle(charger: Charger) -> None:
     """Wait until the last notification was answered and the charger went back to Idle."""
-    ocpp = charger.app.ocpp
+    ocpp = charger.ocpp
     assert ocpp is not None
     await charger.wait_for(lambda: ocpp.firmware_status == "Idle" and ocpp.diagnostics_status == "Idle", what="idle")
 

@@ -164,7 +164,7 @@ async def security_profile(csms: TestCsms) -> str:
 
 def client_records(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
     """The charger's OCPP client log records (WARNING and up) whose message contains ``text``."""
-    return [r for r in caplog.records if r.name == "chargepoint.ocpp.v16.client" and r.levelno >= logging.WARNING
+    return [r for r in caplog.records if r.name.startswith("chargepoint.ocpp.v16.") and r.levelno >= logging.WARNING
             and text.lower() in r.getMessage().lower()]
 
 

@@ -14,6 +14,7 @@ from chargepoint.composition.charger import build_charger
 from chargepoint.composition.devices import build_hardware
 from chargepoint.config.loader import parse_config
 from chargepoint.config.schema import Config
+from chargepoint.ocpp.v16.client import OcppClient
 from chargepoint.runtime.app import ChargerApp
 from chargepoint.store import Store
 from hal.hardware import Hardware
@@ -46,6 +47,12 @@ class Charger:
     app: ChargerApp
     hardware: Hardware
     store: Store
+
+    @property
+    def ocpp(self) -> OcppClient | None:
+        """The OCPP 1.6 adapter the composition root attached, if the config has an [ocpp] section."""
+        assert self.app.csms is None or isinstance(self.app.csms, OcppClient)
+        return self.app.csms
 
     @property
     def station(self) -> SimulatedStation:

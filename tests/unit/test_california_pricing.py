@@ -602,7 +602,7 @@ class _Client:
 async def route(frame: list[Any], *, enabled: bool, sink: RecordingSink | None) -> list[Any]:
     connection = _Connection()
     client = _Client(_App(sink), OcppConfiguration(1, {"CustomDisplayCostAndPrice": "true" if enabled else "false"}))
-    link = ChargePointHandlers("CP-1", connection, 0.05, client)  # type: ignore[arg-type]
+    link = ChargePointHandlers("CP-1", connection, 0.05, client, client.app)  # type: ignore[arg-type]
     await link.route_message(json.dumps(frame))
     await asyncio.sleep(0)
     assert len(connection.sent) == 1

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from chargepoint.composition.charger import firmware_installer
 from chargepoint.errors import ChargePointError
 from chargepoint.ocpp.file_transfer import (
     CommandInstaller,
@@ -28,7 +29,6 @@ from chargepoint.ocpp.file_transfer import (
     redact_url,
     upload,
 )
-from chargepoint.ocpp.v16.client import _firmware_installer
 from chargepoint.ocpp.v16.firmware import NoInstaller
 from simulators.file_server import TestFileServer
 from tests.integration.harness import make_config
@@ -349,7 +349,7 @@ def test_the_installer_follows_the_hardware_backend_and_the_config(
     ocpp: dict[str, object] = {"csms_url": "ws://127.0.0.1:9/ocpp", "charge_point_id": "CP-1"}
     if command is not None:
         ocpp["firmware_install_command"] = command
-    installer = _firmware_installer(make_config(tmp_path, hardware={"backend": backend}, ocpp=ocpp))
+    installer = firmware_installer(make_config(tmp_path, hardware={"backend": backend}, ocpp=ocpp))
     assert type(installer) is expected
     if isinstance(installer, CommandInstaller):
         assert installer.command == command

@@ -56,9 +56,7 @@ class FakeConnection:
 
 class _StubConnector:
     session = None
-
-    class core:  # mimics ConnectorRuntime.core
-        status = "Available"
+    status = "Available"
 
 
 class _StubApp:
@@ -66,8 +64,13 @@ class _StubApp:
         self.connectors = {1: _StubConnector()}
         self.posted: list[Any] = []
 
-    def post(self, connector_id: int, event: Any) -> None:
-        self.posted.append((connector_id, event))
+    pricing = None
+
+    def start_remotely(self, connector_id: int, id_tag: str, pre_authorized: bool) -> None:
+        self.posted.append((connector_id, ("start", id_tag, pre_authorized)))
+
+    def stop_transaction(self, connector_id: int, reason: str) -> None:
+        self.posted.append((connector_id, ("stop", reason)))
 
     async def set_operative(self, connector_ids: list[int], operative: bool) -> None:
         return None
@@ -120,7 +123,8 @@ def bare_link() -> tuple[Link, FakeConnection]:
 
 def handlers_link() -> tuple[Link, FakeConnection]:
     connection = FakeConnection()
-    link = ChargePointHandlers("CP-FUZZ", connection, 0.05, _StubClient())  # type: ignore[arg-type]
+    client = _StubClient()
+    link = ChargePointHandlers("CP-FUZZ", connection, 0.05, client, client.app)  # type: ignore[arg-type]
     return link, connection
 
 

@@ -1,6 +1,6 @@
 """OCPP 1.6 CostAndPrice (California Pricing) over DataTransfer: which message goes where, and what to answer.
 
-Independent of the runtime: the parsed messages go to a ``CostSink`` (the runtime's pricing service), and
+Independent of the runtime: the parsed messages go to a ``CostSink`` (the charger's pricing, through the port), and
 ``handle_data_transfer`` returns the DataTransfer.conf status. Our own vendor message
 ``chargepoint``/``SetTransactionLimit`` is dispatched here too; it works whether or not the CSMS enabled the
 California display feature (``CustomDisplayCostAndPrice``).
@@ -12,8 +12,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from chargepoint.ports.pricing import CostSink
 from chargepoint.pricing.california import (
     MESSAGE_CONNECTOR_UNPLUGGED,
     MESSAGE_FINAL_COST,
@@ -23,10 +24,6 @@ from chargepoint.pricing.california import (
     VENDOR_ID,
     VENDOR_LIMITS,
     CaliforniaPricingError,
-    FinalCost,
-    RunningCost,
-    TransactionLimit,
-    UserPrice,
     parse_final_cost,
     parse_running_cost,
     parse_transaction_limit,
@@ -39,22 +36,6 @@ ACCEPTED = "Accepted"
 REJECTED = "Rejected"
 UNKNOWN_MESSAGE_ID = "UnknownMessageId"
 UNKNOWN_VENDOR_ID = "UnknownVendorId"
-
-
-class CostSink(Protocol):
-    """Where the CSMS's cost and price messages go (the runtime's pricing service).
-
-    Each method returns once the message is applied (shown, stored); ``False`` means the transaction it
-    names is not known here, and the CSMS gets ``Rejected``.
-    """
-
-    async def user_price(self, price: UserPrice) -> None: ...
-
-    async def running_cost(self, cost: RunningCost) -> bool: ...
-
-    async def final_cost(self, cost: FinalCost) -> bool: ...
-
-    async def transaction_limit(self, limit: TransactionLimit) -> bool: ...
 
 
 async def _user_price(sink: CostSink, data: str) -> bool:

@@ -1,4 +1,4 @@
-"""OCPP 1.6 FirmwareManagement: UpdateFirmware and GetDiagnostics, run as background tasks of the client.
+"""OCPP 1.6 FirmwareManagement: UpdateFirmware and GetDiagnostics, run as background tasks of the adapter.
 
 UpdateFirmware: wait for retrieveDate, download (Downloading -> Downloaded | DownloadFailed, with the
 requested retries), wait until no transaction runs on any connector (OCPP: installation waits for the
@@ -8,8 +8,8 @@ firmware in place with a soft reset. A second UpdateFirmware while one runs repl
 GetDiagnostics: the reply names the file at once; the archive (a backup-API copy of the database and a
 ``status.json``) is built and uploaded in the background (Uploading -> Uploaded | UploadFailed).
 
-Status notifications are not queued while offline (OCPP 1.6 behaviour); ``client.firmware_status`` and
-``client.diagnostics_status`` always say where things stand, for TriggerMessage. Once an update or upload is
+Status notifications are not queued while offline (OCPP 1.6 behaviour); ``firmware_status`` and
+``diagnostics_status`` always say where things stand, for TriggerMessage. Once an update or upload is
 over (whatever its outcome, once its final status was sent) they go back to ``Idle``, because OCPP 1.6 says
 Idle is what a triggered notification reports when nothing firmware- or diagnostics-related is going on.
 
@@ -28,9 +28,10 @@ import tempfile
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.file_transfer import (
     FirmwareInstaller,
     InstallError,
@@ -42,9 +43,8 @@ from chargepoint.ocpp.file_transfer import (
     supported,
     upload,
 )
-
-if TYPE_CHECKING:
-    from chargepoint.ocpp.v16.client import OcppClient
+from chargepoint.ocpp.v16.connection import CsmsConnection
+from chargepoint.ports.charger import ChargerPort
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,19 @@ class NoInstaller:
 
 
 class FirmwareManager:
-    """Runs firmware updates and diagnostics uploads for one ``OcppClient``; owns their tasks."""
+    """Runs firmware updates and diagnostics uploads over one CSMS connection; owns their tasks."""
 
-    def __init__(self, client: OcppClient, work_dir: Path, installer: FirmwareInstaller) -> None:
-        self.client = client
+    def __init__(self, connection: CsmsConnection, charger: ChargerPort, keys: OcppConfiguration,
+                 outbox_drained: asyncio.Event, database: Path, work_dir: Path, installer: FirmwareInstaller) -> None:
+        self.connection = connection
+        self.charger = charger
+        self.keys = keys
+        self._outbox_drained = outbox_drained
+        self.database = database
         self.work_dir = Path(work_dir)
         self.installer = installer
+        self.firmware_status = "Idle"
+        self.diagnostics_status = "Idle"
         # Used when the CSMS leaves retries/retryInterval out; tests shorten them.
         self.default_retries = DEFAULT_RETRIES
         self.default_retry_interval_s = DEFAULT_RETRY_INTERVAL_S
@@ -135,7 +142,7 @@ class FirmwareManager:
         interval_s = float(self.default_retry_interval_s if retry_interval_s is None else max(0, retry_interval_s))
         image = self.work_dir / _image_name(location)
         try:
-            wait_s = (retrieve_date - self.client.now()).total_seconds()
+            wait_s = (retrieve_date - self.connection.clock.now()).total_seconds()
             if wait_s > 0:
                 log.info("firmware %s: download at %s (in %.0f s)", redact_url(location), retrieve_date, wait_s)
                 await asyncio.sleep(wait_s)
@@ -154,12 +161,12 @@ class FirmwareManager:
                 return
             await self._firmware_status("Installed")
             log.warning("firmware installed: restarting")
-            self.client.firmware_status = "Idle"
-            await self.client.app.reset(hard=False)
+            self.firmware_status = "Idle"
+            await self.charger.reset(hard=False)
         finally:
             image.unlink(missing_ok=True)
             if asyncio.current_task() is self._update:
-                self.client.firmware_status = "Idle"
+                self.firmware_status = "Idle"
 
     async def _download(self, location: str, image: Path, attempts: int, interval_s: float) -> bool:
         if not supported(location):
@@ -179,20 +186,20 @@ class FirmwareManager:
 
     async def _wait_for_no_transactions(self) -> None:
         logged = False
-        while any(c.session is not None for c in self.client.app.connectors.values()):
+        while any(c.session is not None for c in self.charger.connectors.values()):
             if not logged:
                 log.info("firmware installation waits for the running transactions to end")
                 logged = True
             await asyncio.sleep(self.transaction_poll_interval_s)
-        if logged and self.client.registered.is_set():
+        if logged and self.connection.registered.is_set():
             # Let the CSMS hear of the StopTransaction (durable in the outbox either way) before Installing.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(OUTBOX_WAIT_S):
-                    await self.client._outbox_drained.wait()
+                    await self._outbox_drained.wait()
 
     async def _firmware_status(self, status: str) -> None:
-        self.client.firmware_status = status
-        await self.client.call("FirmwareStatusNotification", {"status": status})
+        self.firmware_status = status
+        await self.connection.call("FirmwareStatusNotification", {"status": status})
 
     # ----------------------------------------------------------------- diagnostics
 
@@ -204,7 +211,7 @@ class FirmwareManager:
             log.error("GetDiagnostics location %s: unsupported scheme, nothing uploaded", redact_url(location))
             return None
         created_at = datetime.now(UTC)
-        file_name = diagnostics_file_name(self.client.settings.charge_point_id, created_at)
+        file_name = diagnostics_file_name(self.connection.settings.charge_point_id, created_at)
         attempts = 1 + max(0, self.default_retries if retries is None else retries)
         interval_s = float(self.default_retry_interval_s if retry_interval_s is None else max(0, retry_interval_s))
         previous = self._diagnostics
@@ -232,8 +239,8 @@ class FirmwareManager:
             with tempfile.TemporaryDirectory(dir=self.work_dir, prefix="diagnostics-") as scratch:
                 try:
                     archive = await asyncio.to_thread(
-                        diagnostics_archive, Path(scratch), [self.client.store.path],
-                        charge_point_id=self.client.settings.charge_point_id, status=self._status_document(),
+                        diagnostics_archive, Path(scratch), [self.database],
+                        charge_point_id=self.connection.settings.charge_point_id, status=self._status_document(),
                         start_time=start_time, stop_time=stop_time, created_at=created_at,
                     )
                 except (OSError, ValueError, sqlite3.Error, tarfile.TarError) as exc:
@@ -254,17 +261,17 @@ class FirmwareManager:
                 await self._diagnostics_status("UploadFailed")
         finally:
             if asyncio.current_task() is self._diagnostics:
-                self.client.diagnostics_status = "Idle"
+                self.diagnostics_status = "Idle"
 
     def _status_document(self) -> dict[str, Any]:
-        document: dict[str, Any] = dict(self.client.app.status())
-        document["firmware_status"] = self.client.firmware_status
-        document["ocpp_keys"] = {k.key: k.value for k in self.client.keys.report(None)[0]}  # readable keys only
+        document: dict[str, Any] = dict(self.charger.status())
+        document["firmware_status"] = self.firmware_status
+        document["ocpp_keys"] = {k.key: k.value for k in self.keys.report(None)[0]}  # readable keys only
         return document
 
     async def _diagnostics_status(self, status: str) -> None:
-        self.client.diagnostics_status = status
-        await self.client.call("DiagnosticsStatusNotification", {"status": status})
+        self.diagnostics_status = status
+        await self.connection.call("DiagnosticsStatusNotification", {"status": status})
 
 
 def _image_name(location: str) -> str:

@@ -4,23 +4,23 @@ posts an event for the core, or changes a configuration key; follow-up CALLs go 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ocpp.routing import after, on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from chargepoint.core.commands import ConnectorStatus
-from chargepoint.core.events import RemoteStartRequested, StopRequested
+from chargepoint.core.ocpp_auth import Authorizer
 from chargepoint.core.reservation import Reservation
+from chargepoint.ocpp.config_keys import OcppConfiguration
+from chargepoint.ocpp.v16.cost_and_price import handle_data_transfer
+from chargepoint.ocpp.v16.firmware import FirmwareManager
 from chargepoint.ocpp.v16.link import Connection, Link
-
-if TYPE_CHECKING:
-    from chargepoint.ocpp.v16.client import OcppClient
-
-from chargepoint.ocpp.v16.client import parse_time
+from chargepoint.ocpp.v16.smart_charging import SmartCharging
+from chargepoint.ocpp.v16.wire import parse_time
+from chargepoint.ports.charger import ChargerPort, ConnectorView
 
 log = logging.getLogger(__name__)
 
@@ -31,29 +31,59 @@ TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareSta
                "MeterValues", "StatusNotification")
 
 
-class ChargePointHandlers(Link):
-    def __init__(self, charge_point_id: str, connection: Connection, response_timeout_s: float,
-                 client: OcppClient) -> None:
-        self.client = client
-        super().__init__(charge_point_id, connection, response_timeout_s)
+class AdapterServices(Protocol):
+    """What the handlers need of the rest of the OCPP 1.6 adapter (the client satisfies it)."""
 
     @property
-    def app(self) -> Any:
-        return self.client.app
+    def keys(self) -> OcppConfiguration: ...
 
-    def _connector(self, connector_id: int) -> Any:
-        return self.app.connectors.get(connector_id)
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+    @property
+    def smart(self) -> SmartCharging: ...
+
+    @property
+    def firmware(self) -> FirmwareManager: ...
+
+    @property
+    def clock_offset_s(self) -> float: ...
+
+    def now(self) -> datetime: ...
+
+    async def persist_key(self, name: str, value: str) -> None: ...
+
+    def reconnect_if_credentials_changed(self) -> None: ...
+
+    async def clear_cache(self) -> bool: ...
+
+    async def send_local_list(self, version: int, update_type: str, entries: list[Any] | None) -> str: ...
+
+    async def install_remote_start_profile(self, connector_id: int, profile: dict[str, Any]) -> bool: ...
+
+    async def triggered(self, requested_message: str, connector_id: int | None) -> None: ...
+
+
+class ChargePointHandlers(Link):
+    def __init__(self, charge_point_id: str, connection: Connection, response_timeout_s: float,
+                 client: AdapterServices, charger: ChargerPort) -> None:
+        self.client = client
+        self.charger = charger
+        super().__init__(charge_point_id, connection, response_timeout_s)
+
+    def _connector(self, connector_id: int) -> ConnectorView | None:
+        return self.charger.connectors.get(connector_id)
 
     # ---------------------------------------------------------------- Core
 
     @on(Action.change_availability)
     async def on_change_availability(self, connector_id: int, type: str, **_: Any) -> call_result.ChangeAvailability:
         operative = type == "Operative"
-        targets = list(self.app.connectors) if connector_id == 0 else [connector_id]
-        if any(t not in self.app.connectors for t in targets):
+        targets = list(self.charger.connectors) if connector_id == 0 else [connector_id]
+        if any(t not in self.charger.connectors for t in targets):
             return call_result.ChangeAvailability(status="Rejected")
-        await self.app.set_operative(targets, operative)
-        busy = any(self.app.connectors[t].session is not None for t in targets)
+        await self.charger.set_operative(targets, operative)
+        busy = any(self.charger.connectors[t].session is not None for t in targets)
         return call_result.ChangeAvailability(status="Scheduled" if busy and not operative else "Accepted")
 
     @on(Action.change_configuration)
@@ -68,7 +98,7 @@ class ChargePointHandlers(Link):
         if key in ("AuthorizationKey", "SecurityProfile", "WebSocketPingInterval"):
             self.client.reconnect_if_credentials_changed()
         if key in ("DefaultPrice", "Language") or key.startswith("DefaultPriceText,"):
-            self.app.pricing.prices_changed()
+            self.charger.pricing.prices_changed()
 
     @on(Action.get_configuration)
     async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> call_result.GetConfiguration:
@@ -86,12 +116,10 @@ class ChargePointHandlers(Link):
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None,
                                **_: Any) -> call_result.DataTransfer:
-        from chargepoint.ocpp.v16.cost_and_price import handle_data_transfer
-
         status = await handle_data_transfer(
             vendor_id, message_id, data,
             enabled=self.client.keys.get_bool("CustomDisplayCostAndPrice"),
-            sink=getattr(self.app, "pricing", None),
+            sink=self.charger.pricing,
         )
         return call_result.DataTransfer(status=status)
 
@@ -100,11 +128,11 @@ class ChargePointHandlers(Link):
                                           charging_profile: dict[str, Any] | None = None,
                                           **_: Any) -> call_result.RemoteStartTransaction:
         if connector_id is None:
-            candidates = [cid for cid, c in self.app.connectors.items()
-                          if c.session is None and c.core.status in _STARTABLE]
+            candidates = [cid for cid, c in self.charger.connectors.items()
+                          if c.session is None and c.status in _STARTABLE]
             connector_id = candidates[0] if candidates else None
         c = None if connector_id is None or connector_id == 0 else self._connector(connector_id)
-        if c is None or c.session is not None or c.core.status not in _STARTABLE:
+        if c is None or c.session is not None or c.status not in _STARTABLE:
             return call_result.RemoteStartTransaction(status="Rejected")
         assert connector_id is not None
         if charging_profile is not None:
@@ -113,14 +141,14 @@ class ChargePointHandlers(Link):
             if not purpose_ok or not await self.client.install_remote_start_profile(connector_id, raw):
                 return call_result.RemoteStartTransaction(status="Rejected")
         pre_authorized = not self.client.keys.get_bool("AuthorizeRemoteTxRequests")
-        self.app.post(connector_id, RemoteStartRequested(id_tag, pre_authorized, time.monotonic()))
+        self.charger.start_remotely(connector_id, id_tag, pre_authorized)
         return call_result.RemoteStartTransaction(status="Accepted")
 
     @on(Action.remote_stop_transaction)
     async def on_remote_stop_transaction(self, transaction_id: int, **_: Any) -> call_result.RemoteStopTransaction:
-        for connector_id, c in self.app.connectors.items():
+        for connector_id, c in self.charger.connectors.items():
             if c.session is not None and c.session.csms_transaction_id == transaction_id:
-                self.app.post(connector_id, StopRequested("Remote", time.monotonic()))
+                self.charger.stop_transaction(connector_id, "Remote")
                 return call_result.RemoteStopTransaction(status="Accepted")
         return call_result.RemoteStopTransaction(status="Rejected")
 
@@ -130,13 +158,13 @@ class ChargePointHandlers(Link):
 
     @after(Action.reset)
     async def after_reset(self, type: str, **_: Any) -> None:
-        await self.app.reset(hard=type == "Hard")
+        await self.charger.reset(hard=type == "Hard")
 
     @on(Action.unlock_connector)
     async def on_unlock_connector(self, connector_id: int, **_: Any) -> call_result.UnlockConnector:
-        if connector_id not in self.app.connectors:
+        if connector_id not in self.charger.connectors:
             return call_result.UnlockConnector(status="NotSupported")
-        status = await self.app.unlock(connector_id)
+        status = await self.charger.unlock(connector_id)
         return call_result.UnlockConnector(status=status)
 
     # ---------------------------------------------------------------- FirmwareManagement
@@ -199,12 +227,12 @@ class ChargePointHandlers(Link):
             expiry = expiry.replace(tzinfo=UTC)
         # Expiry is the CSMS's wall clock; ours may differ by the measured offset.
         expiry -= timedelta(seconds=self.client.clock_offset_s)
-        status = await self.app.reserve(Reservation(reservation_id, connector_id, id_tag, parent_id_tag, expiry))
+        status = await self.charger.reserve(Reservation(reservation_id, connector_id, id_tag, parent_id_tag, expiry))
         return call_result.ReserveNow(status=status)
 
     @on(Action.cancel_reservation)
     async def on_cancel_reservation(self, reservation_id: int, **_: Any) -> call_result.CancelReservation:
-        cancelled = await self.app.cancel_reservation(reservation_id)
+        cancelled = await self.charger.cancel_reservation(reservation_id)
         return call_result.CancelReservation(status="Accepted" if cancelled else "Rejected")
 
     # ---------------------------------------------------------------- SmartCharging
@@ -239,7 +267,7 @@ class ChargePointHandlers(Link):
                                  **_: Any) -> call_result.TriggerMessage:
         if requested_message not in TRIGGERABLE:
             return call_result.TriggerMessage(status="NotImplemented")
-        if connector_id is not None and connector_id != 0 and connector_id not in self.app.connectors:
+        if connector_id is not None and connector_id != 0 and connector_id not in self.charger.connectors:
             return call_result.TriggerMessage(status="Rejected")
         return call_result.TriggerMessage(status="Accepted")
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chargepoint.core.events import CurrentLimitChanged
 from chargepoint.core.smart_charging import (
     ChargingProfile,
     ChargingProfilePurpose,
@@ -24,9 +22,9 @@ from chargepoint.core.smart_charging import (
     profile_from_ocpp,
     profile_to_ocpp,
 )
-
-if TYPE_CHECKING:
-    from chargepoint.ocpp.v16.client import OcppClient
+from chargepoint.ocpp.config_keys import OcppConfiguration
+from chargepoint.ports.charger import ChargerPort
+from chargepoint.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +33,28 @@ MAX_SLEEP_S = 5.0
 
 
 class SmartCharging:
-    def __init__(self, client: OcppClient) -> None:
-        self.client = client
+    def __init__(self, keys: OcppConfiguration, store: Store, charger: ChargerPort, phases: int,
+                 max_current_A: float) -> None:
+        self.keys = keys
+        self.store = store
+        self.charger = charger
         self.profiles = ProfileStore(
-            max_stack_level=client.keys.get_int("ChargeProfileMaxStackLevel"),
-            max_profiles=client.keys.get_int("MaxChargingProfilesInstalled"),
-            max_periods=client.keys.get_int("ChargingScheduleMaxPeriods"),
+            max_stack_level=keys.get_int("ChargeProfileMaxStackLevel"),
+            max_profiles=keys.get_int("MaxChargingProfilesInstalled"),
+            max_periods=keys.get_int("ChargingScheduleMaxPeriods"),
         )
         self._pending_tx_profiles: dict[int, ChargingProfile] = {}
         self._applied_A: dict[int, float | None] = {}
         self._changed = asyncio.Event()
-        self.phases = client.config.charger.phases
+        self.phases = phases
+        self.max_current_A = max_current_A
 
     def poke(self) -> None:
         self._changed.set()
 
     async def load(self) -> None:
         items = []
-        for connector_id, payload in await self.client.store.charging_profiles():
+        for connector_id, payload in await self.store.charging_profiles():
             try:
                 items.append((connector_id, profile_from_ocpp(payload)))
             except ProfileError as exc:
@@ -60,13 +62,13 @@ class SmartCharging:
         self.profiles.load(items)
 
     async def _persist(self) -> None:
-        await self.client.store.replace_charging_profiles(
+        await self.store.replace_charging_profiles(
             [(cid, profile_to_ocpp(p)) for cid, p in self.profiles.all()]
         )
         self._changed.set()
 
     def _transaction(self, connector_id: int) -> tuple[datetime | None, int | None]:
-        c = self.client.app.connectors.get(connector_id)
+        c = self.charger.connectors.get(connector_id)
         if c is None or c.session is None:
             return None, None
         return c.session.started_at, c.session.csms_transaction_id
@@ -75,8 +77,8 @@ class SmartCharging:
         try:
             return profile_from_ocpp(
                 payload,
-                max_stack_level=self.client.keys.get_int("ChargeProfileMaxStackLevel"),
-                max_periods=self.client.keys.get_int("ChargingScheduleMaxPeriods"),
+                max_stack_level=self.keys.get_int("ChargeProfileMaxStackLevel"),
+                max_periods=self.keys.get_int("ChargingScheduleMaxPeriods"),
                 received_at=datetime.now(UTC),
             )
         except ProfileError as exc:
@@ -89,12 +91,12 @@ class SmartCharging:
             return "Rejected"
         _, transaction_id = self._transaction(connector_id)
         status = self.profiles.install(connector_id, profile, active_transaction_id=transaction_id,
-                                       connector_count=len(self.client.app.connectors))
+                                       connector_count=len(self.charger.connectors))
         if status == "Accepted":
             await self._persist()
         else:
             reason = self.profiles.check(connector_id, profile, active_transaction_id=transaction_id,
-                                         connector_count=len(self.client.app.connectors))
+                                         connector_count=len(self.charger.connectors))
             log.warning("SetChargingProfile rejected: %s", reason)
         return str(status)
 
@@ -110,7 +112,7 @@ class SmartCharging:
         profile = self._pending_tx_profiles.pop(connector_id, None)
         if profile is not None:
             status = self.profiles.install(connector_id, profile, active_transaction_id=transaction_id,
-                                           connector_count=len(self.client.app.connectors))
+                                           connector_count=len(self.charger.connectors))
             if status == "Accepted":
                 await self._persist()
         self._changed.set()
@@ -126,7 +128,7 @@ class SmartCharging:
         return removed
 
     def composite(self, connector_id: int, duration_s: int, unit: str | None) -> dict[str, Any] | None:
-        if connector_id != 0 and connector_id not in self.client.app.connectors:
+        if connector_id != 0 and connector_id not in self.charger.connectors:
             return None
         start, transaction_id = self._transaction(connector_id)
         schedule = composite_schedule(
@@ -137,7 +139,7 @@ class SmartCharging:
         return composite_to_ocpp(schedule)
 
     def _hardware_limit(self, unit: str) -> float:
-        max_A = self.client.config.charger.max_current_A
+        max_A = self.max_current_A
         return max_A if unit == "A" else max_A * 230.0 * self.phases
 
     async def run(self) -> None:
@@ -146,7 +148,7 @@ class SmartCharging:
             self._changed.clear()
             wait_s = MAX_SLEEP_S
             now = datetime.now(UTC)
-            for connector_id, c in self.client.app.connectors.items():
+            for connector_id, c in self.charger.connectors.items():
                 if c.session is None and any(cid == connector_id and p.purpose is ChargingProfilePurpose.TxProfile
                                              for cid, p in self.profiles.all()):
                     self.profiles.end_transaction(connector_id)
@@ -158,7 +160,7 @@ class SmartCharging:
                     self._applied_A[connector_id] = limit_A
                     log.info("connector %d: smart-charging limit %s", connector_id,
                              "removed" if limit_A is None else f"{limit_A:.1f} A")
-                    self.client.app.post(connector_id, CurrentLimitChanged(LIMIT_SOURCE, limit_A, time.monotonic()))
+                    self.charger.set_current_limit(connector_id, LIMIT_SOURCE, limit_A)
                 change = next_change(self.profiles, connector_id, now, transaction_start=start,
                                      transaction_id=transaction_id, phases=self.phases)
                 if change is not None:

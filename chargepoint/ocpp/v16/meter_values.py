@@ -1,0 +1,139 @@
+"""MeterValues: sampled every ``MeterValueSampleInterval`` during a transaction, clock-aligned every
+``ClockAlignedDataInterval``, and on a TriggerMessage. Those of a transaction go through the outbox; the
+readings that StopTransaction's transactionData repeats are kept for it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from chargepoint.cancellation import raise_if_cancelling
+from chargepoint.ocpp.config_keys import OcppConfiguration
+from chargepoint.ocpp.v16.connection import CsmsConnection
+from chargepoint.ocpp.v16.outbox import Outbox
+from chargepoint.ocpp.v16.wire import wire_time
+from chargepoint.ports.charger import ChargerPort
+from chargepoint.store import OutboxMessage
+
+SAMPLE_TICK_S = 0.5
+
+
+class MeterValues:
+    def __init__(self, keys: OcppConfiguration, connection: CsmsConnection, charger: ChargerPort,
+                 outbox: Outbox) -> None:
+        self.keys = keys
+        self.connection = connection
+        self.charger = charger
+        self.outbox = outbox
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def sampled_values(self, connector_id: int, measurands: Sequence[str], context: str) -> list[dict[str, Any]]:
+        c = self.charger.connectors[connector_id]
+        reading = c.last_reading
+        values: list[dict[str, Any]] = []
+        for measurand in measurands:
+            if measurand == "Current.Offered":
+                values.append({"value": f"{c.offered_current_A:.1f}", "context": context, "measurand": measurand,
+                               "unit": "A", "location": "Outlet"})
+                continue
+            if reading is None:
+                continue
+            if measurand == "Energy.Active.Import.Register":
+                values.append({"value": str(reading.energy_Wh_import), "context": context, "measurand": measurand,
+                               "unit": "Wh", "location": "Outlet"})
+            elif measurand == "Power.Active.Import":
+                values.append({"value": f"{reading.power_W:.1f}", "context": context, "measurand": measurand,
+                               "unit": "W", "location": "Outlet"})
+            elif measurand in ("Current.Import", "Voltage"):
+                per_phase = reading.current_A if measurand == "Current.Import" else reading.voltage_V
+                unit = "A" if measurand == "Current.Import" else "V"
+                for index, value in enumerate(per_phase):
+                    phase = f"L{index + 1}" if unit == "A" else f"L{index + 1}-N"
+                    values.append({"value": f"{value:.2f}", "context": context, "measurand": measurand,
+                                   "unit": unit, "phase": phase, "location": "Outlet"})
+        return values
+
+    def _payload(self, connector_id: int, measurands: Sequence[str], context: str) -> dict[str, Any]:
+        return {
+            "connectorId": connector_id,
+            "meterValue": [{"timestamp": wire_time(self.connection.clock.now()),
+                            "sampledValue": self.sampled_values(connector_id, measurands, context)}],
+        }
+
+    def _keep_for_stop(self, session_id: str, connector_id: int, key: str, context: str) -> None:
+        measurands = self.keys.get_list(key)
+        if measurands:
+            values = self.sampled_values(connector_id, measurands, context)
+            if values:
+                self.outbox.readings.setdefault(session_id, []).append(
+                    {"timestamp": wire_time(self.connection.clock.now()), "sampledValue": values})
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._sampled())
+            tg.create_task(self._aligned())
+
+    async def _sampled(self) -> None:
+        """MeterValues every MeterValueSampleInterval during each transaction, queued durably."""
+        next_due: dict[int, float] = {}
+        while True:
+            raise_if_cancelling()
+            await asyncio.sleep(SAMPLE_TICK_S)
+            interval_s = self.keys.get_int("MeterValueSampleInterval")
+            now_s = time.monotonic()
+            for connector_id, c in self.charger.connectors.items():
+                session = c.session
+                if session is None or session.session_id is None or interval_s <= 0:
+                    next_due.pop(connector_id, None)
+                    continue
+                due = next_due.setdefault(connector_id, now_s + interval_s)
+                if now_s < due:
+                    continue
+                next_due[connector_id] = now_s + interval_s
+                payload = self._payload(connector_id, self.keys.get_list("MeterValuesSampledData"), "Sample.Periodic")
+                payload["transactionId"] = 0
+                self._keep_for_stop(session.session_id, connector_id, "StopTxnSampledData", "Sample.Periodic")
+                await self.outbox.enqueue([OutboxMessage("MeterValues", payload, session.session_id)])
+
+    async def _aligned(self) -> None:
+        """Clock-aligned MeterValues at every multiple of ClockAlignedDataInterval since midnight UTC."""
+        while True:
+            raise_if_cancelling()
+            interval_s = self.keys.get_int("ClockAlignedDataInterval")
+            if interval_s <= 0:
+                await asyncio.sleep(1.0)
+                continue
+            now = self.connection.clock.now()
+            midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            elapsed_s = (now - midnight).total_seconds()
+            wait_s = interval_s - (elapsed_s % interval_s)
+            await asyncio.sleep(min(wait_s, 1.0) if wait_s > 1.0 else wait_s)
+            if wait_s > 1.0:
+                continue
+            await self.send_aligned()
+            await asyncio.sleep(0.01)
+
+    async def send_aligned(self) -> None:
+        measurands = self.keys.get_list("MeterValuesAlignedData")
+        for connector_id, c in self.charger.connectors.items():
+            payload = self._payload(connector_id, measurands, "Sample.Clock")
+            session = c.session
+            if session is not None and session.session_id is not None:
+                payload["transactionId"] = 0
+                self._keep_for_stop(session.session_id, connector_id, "StopTxnAlignedData", "Sample.Clock")
+                await self.outbox.enqueue([OutboxMessage("MeterValues", payload, session.session_id)])
+            else:
+                task = asyncio.ensure_future(self.connection.call("MeterValues", payload))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def send_now(self, connector_ids: Sequence[int]) -> None:
+        """TriggerMessage MeterValues: the current values, not queued; with the transaction's id if it has one."""
+        for connector_id in connector_ids:
+            payload = self._payload(connector_id, self.keys.get_list("MeterValuesSampledData"), "Trigger")
+            c = self.charger.connectors[connector_id]
+            if c.session is not None and c.session.csms_transaction_id is not None:
+                payload["transactionId"] = c.session.csms_transaction_id
+            await self.connection.call("MeterValues", payload)
