@@ -26,6 +26,9 @@ per-connection task once the answer is out, never from inside the handler.
 
 Handlers run one at a time per charge point (OCPP-J allows one CALL in flight per direction), on a
 task separate from the reader, so a handler may itself ``await csms.call(...)`` on the same charger.
+
+Size: a test server, not firmware: the OCPP 1.6 central system that the end-to-end tests and the demo drive, with
+its scripted behaviours, test PKI and frame log in one place.
 """
 
 from __future__ import annotations

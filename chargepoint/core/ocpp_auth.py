@@ -55,6 +55,9 @@ back when it is re-enabled) and therefore always reports ``Accepted``. TC_061 ne
 
 **Invalid id after start** (§4.8 StartTransaction, config keys ``StopTransactionOnInvalidId`` and
 ``MaxEnergyOnInvalidId``; TC_037_2, TC_037_3): see :func:`invalid_id_action`.
+
+Size: a third of it is this docstring, the rules with the sections of the specification they come from, kept beside
+the code that applies them.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ the differences. The safety invariant therefore holds by construction: the conta
 closed only while ``_contactor_may_close()`` is true, and every event re-checks it first. The
 connector status (OCPP vocabulary) is a ``transitions`` machine whose table lists the legal moves,
 so a derivation bug that asks for an impossible move raises instead of reporting nonsense.
+
+Size: one state machine, kept whole: the facts, the reconciliation that derives every output from them and the
+status table are read together whenever the safety invariant is checked; split apart, it would be scattered.
 """
 
 from __future__ import annotations

@@ -43,6 +43,10 @@ Choices where the specification is silent or where implementations differ:
   conversion never offers more than the profile allows.
 - An Absolute profile without ``startSchedule`` is invalid unless ``profile_from_ocpp`` gets
   ``received_at`` (libocpp's AllowChargingProfileWithoutStartSchedule: it starts on reception).
+
+Size: the profile model, its parser, the installation rules and the composite-schedule algorithm of one OCPP feature
+(section 3.13), sharing the profile types; each part is short. It splits into model and composite when the OCPP
+2.0.1 profiles arrive.
 """
 
 from __future__ import annotations

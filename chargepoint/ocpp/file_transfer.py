@@ -19,6 +19,9 @@ reach a log line or an error message (``redact_url``).
 slow but moving firmware download on a mobile link must not be cut off, a stalled one must.
 
 Every failure is a ``TransferError`` (also an ``OSError``) whose message says what was tried and why it failed.
+
+Size: HTTP and FTP, both ways, the diagnostics archive and the installers: the transfers share the timeout,
+redaction and temporary-file rules stated above.
 """
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ Lines always add up to the totals; an energy-only flat tariff costs the same how
 
 Speed: the calendar of local split instants is computed a day at a time and cached, with the price elements
 that the calendar allows in each of its segments, so ``add()`` only looks at the pieces of the new interval.
+
+Size: one algorithm (cutting intervals, pricing the pieces, caps and taxes) with the statement of its semantics; the
+parts share the running totals and are tested together against a reference.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ stack 0 taxes the net price and stack n taxes the net price plus the taxes of th
 keep up to four decimals (0.3945 EUR/kWh stays 0.3945; never fewer than the money's decimals), amounts have
 the money's decimals; both are rounded with the money's rounding mode. English writes "12.35", German, French
 and Dutch "12,35". Currencies are shown by their ISO code. Every function returns display lines, top to bottom.
+
+Size: the same few screens worded in four languages; every function is short.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from chargepoint.config.schema import Config
@@ -66,7 +66,7 @@ from chargepoint.ports.events import (
     TransactionEnded,
     TransactionStarted,
 )
-from chargepoint.runtime import hardware_loops
+from chargepoint.runtime import hardware_loops, views
 from chargepoint.runtime.connector import ConnectorRuntime, SessionView
 from chargepoint.runtime.pricing import PricingService
 from chargepoint.runtime.reservations import Reservations
@@ -415,93 +415,28 @@ class ChargerApp:
     # ----------------------------------------------------------------- views (control socket, diagnostics)
 
     def status(self) -> dict[str, Any]:
-        connectors = []
-        for c in self.connectors.values():
-            session = None
-            if c.session is not None:
-                energy_Wh = 0
-                if c.last_reading is not None:
-                    energy_Wh = max(0, c.last_reading.energy_Wh_import - c.session.meter_start_Wh)
-                session = {
-                    "transaction_id": (c.session.csms_transaction_id if c.session.csms_transaction_id is not None
-                                       else c.session.session_id),
-                    "session_id": c.session.session_id,
-                    "id_tag": c.session.id_tag,
-                    "energy_Wh": energy_Wh,
-                    **self.pricing.status(c),
-                    "started_at": c.session.started_at.isoformat(),
-                    "meter_start_Wh": c.session.meter_start_Wh,
-                }
-            reading = c.last_reading
-            shown = c.hw.display.shown()
-            connectors.append(
-                {
-                    "id": c.connector_id,
-                    "status": str(c.core.status),
-                    "error_code": c.core.error_code,
-                    "offered_current_A": round(c.core.offered_current_A, 2),
-                    "pilot_state": None if c.pilot_state is None else str(c.pilot_state),
-                    "contactor_closed": c.hw.contactor.feedback_closed(),
-                    "power_W": None if reading is None else round(reading.power_W, 1),
-                    "meter_energy_Wh": None if reading is None else reading.energy_Wh_import,
-                    "session": session,
-                    "display": None if shown is None else {"kind": str(shown.kind), "lines": list(shown.lines),
-                                                           "language": shown.language},
-                }
-            )
         return {
             "csms_connected": self.csms is not None and self.csms.connected,
             "mode": "free-vend" if self.config.free_vend else "allow-list",
             "hardware": self.config.hardware.backend,
             "started_at": self.started_at.isoformat(),
-            "connectors": connectors,
+            "connectors": [views.connector_status(c, self.pricing.status(c)) for c in self.connectors.values()],
         }
 
     async def recent_sessions(self, limit: int) -> list[dict[str, Any]]:
-        rows = await self.store.sessions_with_pricing(limit)
-        return [
-            {
-                "session_id": r.session_id,
-                "connector_id": r.connector_id,
-                "id_tag": r.id_tag,
-                "started_at": r.started_at.isoformat(),
-                "stopped_at": None if r.stopped_at is None else r.stopped_at.isoformat(),
-                "meter_start_Wh": r.meter_start_Wh,
-                "meter_stop_Wh": r.meter_stop_Wh,
-                "energy_Wh": r.energy_Wh,
-                "duration_s": None if r.stopped_at is None else round((r.stopped_at - r.started_at).total_seconds()),
-                "stop_reason": r.stop_reason,
-                "tariff_id": None if p is None else p.tariff_id,
-                "package": None if p is None else p.package,
-                "cost": None if p is None or p.shown_cost is None else str(p.shown_cost),
-                "local_cost": None if p is None or p.cost is None else str(p.cost),
-                "csms_cost": None if p is None or p.csms_cost is None else str(p.csms_cost),
-                "cost_final": None if p is None else p.final,
-                "currency": None if p is None else p.currency,
-                "breakdown": None if p is None else p.breakdown,
-            }
-            for r, p in rows
-        ]
+        return [views.session_row(r, p) for r, p in await self.store.sessions_with_pricing(limit)]
 
     async def prepaid(self, id_tag: str | None = None, balance: str | None = None, add: str | None = None
                       ) -> list[dict[str, Any]]:
         """Show, set (``balance``) or top up (``add``) prepaid balances held on the charger (CLI)."""
         if id_tag is not None and (balance is not None or add is not None):
-            try:
-                amount = Decimal(balance if balance is not None else add or "0")
-            except InvalidOperation:
-                raise ValueError(f"not an amount: {balance if balance is not None else add!r}") from None
-            if not amount.is_finite():
-                raise ValueError(f"not an amount: {amount}")
+            amount = views.parse_amount(balance if balance is not None else add or "0")
             if balance is None:
                 current = self.pricing.prepaid.get(id_tag.upper())
                 amount += Decimal(0) if current is None else current.balance
             await self.pricing.set_prepaid(id_tag, amount, "set" if balance is not None else "top-up")
         accounts = await self.store.prepaid_accounts()
-        return [
-            {"id_tag": a.id_tag, "balance": str(a.balance), "currency": a.currency, "updated_at": a.updated_at}
-            for a in accounts if id_tag is None or a.id_tag == id_tag.upper()
-        ]
+        return [views.prepaid_row(a) for a in accounts if id_tag is None or a.id_tag == id_tag.upper()]
 
     async def flush_store(self) -> None:
         """Wait until every queued store write is done (used before answering session queries)."""

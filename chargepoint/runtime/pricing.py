@@ -24,33 +24,28 @@ from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.events import Event, LimitReached
 from chargepoint.ports.csms import CsmsAdapter
 from chargepoint.pricing.california import (
-    DefaultPrice,
     FinalCost,
     RunningCost,
     TransactionLimit,
     TriggerMeterValue,
     UserPrice,
-    default_price_tariff,
-    parse_default_price,
-    parse_default_price_text,
-    parse_user_price,
 )
 from chargepoint.pricing.cost import CostBreakdown, CostMeter, Sample, SessionState
 from chargepoint.pricing.limits import SessionLimits
 from chargepoint.pricing.packages import Choice, Package, choose
 from chargepoint.pricing.serialize import tariff_to_json
-from chargepoint.pricing.tariff import MoneyFormat, Rounding, Tariff, TariffError
+from chargepoint.pricing.tariff import MoneyFormat, Rounding, Tariff
 from chargepoint.pricing.text import (
     message_text,
-    pick_language,
     price_lines,
     receipt_lines,
     running_lines,
     text_lines,
 )
 from chargepoint.runtime.connector import ConnectorRuntime
+from chargepoint.runtime.csms_prices import CsmsPriceCache, price_lines_of
+from chargepoint.runtime.price_screen import PriceScreen
 from chargepoint.store import PrepaidAccount, PricingStart, PricingUpdate, Store
-from hal.errors import HalError
 from hal.protocols import DisplayKind, DisplayMessage
 
 log = logging.getLogger(__name__)
@@ -104,15 +99,10 @@ class PricingService:
         self.app = app
         self.rejected = list(rejected or ())
         self._apply(config.pricing)
-        self.csms_default: DefaultPrice | None = None
-        self.csms_default_tariff: Tariff | None = None
-        self.user_prices: dict[str, UserPrice] = {}
+        self.csms_prices = CsmsPriceCache(store, lambda: app.csms)
         self.prepaid: dict[str, PrepaidAccount] = {}
         self.sessions: dict[int, PricedSession] = {}
-        self._display_tasks: dict[int, asyncio.Task[None]] = {}
-        # A receipt stays up for a while before the idle price replaces it.
-        self._receipt_until_s: dict[int, float] = {}
-        self._idle_handles: dict[int, asyncio.TimerHandle] = {}
+        self.screen = PriceScreen(lambda: self.settings.receipt_display_s)
 
     # ----------------------------------------------------------------- start-up and CSMS-cached state
 
@@ -160,28 +150,13 @@ class PricingService:
     async def load(self) -> None:
         """Cached CSMS prices and prepaid balances, so sessions started offline after a restart are priced."""
         await self._keep_last_valid_prices()
-        for id_tag, data in (await self.store.user_prices()).items():
-            try:
-                self.user_prices[id_tag.upper()] = parse_user_price(data)
-            except TariffError as exc:
-                log.warning("ignoring stored user price of %s: %s", id_tag, exc)
+        await self.csms_prices.load()
         for account in await self.store.prepaid_accounts():
             self.prepaid[account.id_tag.upper()] = account
-        self.default_price_changed()
+        self.csms_prices.default_price_changed(self.currency)
 
     def default_price_changed(self) -> None:
-        """The CSMS's DefaultPrice key (persisted by the OCPP adapter) is the charger's ad hoc price."""
-        csms = self.app.csms
-        raw = "" if csms is None else csms.prices.default_price
-        self.csms_default, self.csms_default_tariff = None, None
-        if not raw:
-            return
-        try:
-            self.csms_default = parse_default_price(raw)
-            if self.csms_default.charging_price is not None:
-                self.csms_default_tariff = default_price_tariff(self.csms_default.charging_price, self.currency)
-        except TariffError as exc:
-            log.warning("DefaultPrice in force cannot be used: %s", exc)
+        self.csms_prices.default_price_changed(self.currency)
 
     def prices_changed(self) -> None:
         """The CSMS changed DefaultPrice, a DefaultPriceText or Language: idle displays show the new price."""
@@ -190,17 +165,9 @@ class PricingService:
             if c.session is None and c.core.status is ConnectorStatus.Available:
                 self.show_idle(c)
 
-    @property
-    def cost_and_price_enabled(self) -> bool:
-        csms = self.app.csms
-        return csms is not None and csms.prices.display_enabled
-
     def language(self, package: Package | None = None) -> str:
-        csms = self.app.csms
         preferred = package.language if package is not None and package.language else None
-        if preferred is None and csms is not None:
-            preferred = csms.prices.language
-        return pick_language(preferred, self.settings.language)
+        return self.csms_prices.language(preferred, self.settings.language)
 
     # ----------------------------------------------------------------- authorization and prepaid
 
@@ -222,40 +189,24 @@ class PricingService:
     # ----------------------------------------------------------------- display
 
     def _show(self, c: ConnectorRuntime, message: DisplayMessage) -> None:
-        display = c.hw.display
-        handle = self._idle_handles.pop(c.connector_id, None)
-        if handle is not None:
-            handle.cancel()
-        if message.kind is DisplayKind.receipt:
-            self._receipt_until_s[c.connector_id] = time.monotonic() + self.settings.receipt_display_s
-        else:
-            self._receipt_until_s.pop(c.connector_id, None)
-        previous = self._display_tasks.get(c.connector_id)
-
-        async def show() -> None:
-            if previous is not None and not previous.done():
-                await asyncio.wait([previous])
-            try:
-                await display.show(message)
-            except HalError as exc:
-                log.warning("connector %d: display failed: %s", c.connector_id, exc)
-
-        self._display_tasks[c.connector_id] = asyncio.get_running_loop().create_task(show())
+        self.screen.show(c, message)
 
     def show_idle(self, c: ConnectorRuntime) -> None:
         """The ad hoc price, before anyone plugs in (AFIR: shown before the session starts)."""
-        wait_s = self._receipt_until_s.get(c.connector_id, 0.0) - time.monotonic()
-        if wait_s > 0:
-            self._idle_handles[c.connector_id] = asyncio.get_running_loop().call_later(wait_s, self._idle_again, c)
+        if self.screen.defer_idle(c, self._idle_again):
             return
         language = self.language()
-        lines = self._csms_price_text(offline=not self._online())
+        lines = self.csms_prices.price_text(language)
         if lines is None:
-            tariff = self.csms_default_tariff or self.default_tariff
+            tariff = self.csms_prices.default_tariff or self.default_tariff
             if tariff is None:
                 return
             lines = price_lines(tariff, self.money, language)
         self._show(c, DisplayMessage(DisplayKind.price, lines, language))
+
+    def _idle_again(self, c: ConnectorRuntime) -> None:
+        if c.session is None and c.core.status is ConnectorStatus.Available:
+            self.show_idle(c)
 
     def show_rejected(self, c: ConnectorRuntime, id_tag: str) -> None:
         """Why a card did not start a session: a used-up prepaid balance, or not accepted at all."""
@@ -263,63 +214,22 @@ class PricingService:
         key = "prepaid_empty" if self.prepaid_blocks(id_tag) else "card_rejected"
         self._show(c, DisplayMessage(DisplayKind.info, (message_text(key, language),), language))
 
-    def _idle_again(self, c: ConnectorRuntime) -> None:
-        self._idle_handles.pop(c.connector_id, None)
-        self._receipt_until_s.pop(c.connector_id, None)
-        if c.session is None and c.core.status is ConnectorStatus.Available:
-            self.show_idle(c)
-
     def show_authorized(self, c: ConnectorRuntime, id_tag: str, parent_id_tag: str | None) -> None:
         """The price this driver will pay, once the card is known and before energy flows."""
         choice = self._choose(id_tag, parent_id_tag)
         language = self.language(choice.package)
-        user_price = self.user_prices.get(id_tag.upper()) if self.cost_and_price_enabled else None
-        lines: tuple[str, ...] | None = None
-        if user_price is not None:
-            lines = self._user_price_lines(user_price, language)
+        lines = self.csms_prices.user_price_lines(id_tag, language)
         if lines is None and choice.source == "csms-default":
-            lines = self._csms_price_text(offline=not self._online())
+            lines = self.csms_prices.price_text(self.language())
         if lines is None and choice.tariff is not None:
             lines = price_lines(choice.tariff, self.money, language)
         if lines is not None:
             self._show(c, DisplayMessage(DisplayKind.price, lines, language))
 
-    def _online(self) -> bool:
-        return self.app.csms is not None and self.app.csms.connected
-
-    def _csms_price_text(self, offline: bool) -> tuple[str, ...] | None:
-        if self.csms_default is None or not self.cost_and_price_enabled:
-            return None
-        csms = self.app.csms
-        language = self.language()
-        if csms is not None:
-            raw = csms.prices.default_price_text(language)
-            if raw:
-                try:
-                    localized = parse_default_price_text(raw)
-                except TariffError as exc:
-                    log.warning("DefaultPriceText,%s cannot be shown: %s", language, exc)
-                else:
-                    text = localized.price_text
-                    if offline and localized.price_text_offline:
-                        text = localized.price_text_offline
-                    return text_lines(text)
-        text = self.csms_default.price_text
-        if offline and self.csms_default.price_text_offline:
-            text = self.csms_default.price_text_offline
-        return text_lines(text)
-
-    @staticmethod
-    def _user_price_lines(price: UserPrice, language: str) -> tuple[str, ...] | None:
-        for extra in price.extra:
-            if pick_language(extra.language, "") == language:
-                return text_lines(extra.text)
-        return None if price.price_text is None else text_lines(price.price_text)
-
     # ----------------------------------------------------------------- session life cycle
 
     def _choose(self, id_tag: str, parent_id_tag: str | None) -> Choice:
-        return choose(self.packages, id_tag, parent_id_tag, self.csms_default_tariff, self.default_tariff)
+        return choose(self.packages, id_tag, parent_id_tag, self.csms_prices.default_tariff, self.default_tariff)
 
     def begin(self, c: ConnectorRuntime, id_tag: str, parent_id_tag: str | None, started_at: datetime,
               meter_start_Wh: int) -> PricingStart:
@@ -483,12 +393,11 @@ class PricingService:
         return None
 
     async def user_price(self, price: UserPrice) -> None:
-        self.user_prices[price.id_token.upper()] = price
-        await self.store.user_price_put(price.id_token.upper(), _user_price_json(price))
+        await self.csms_prices.put_user_price(price)
         # A driver at a connector waiting with this card sees the price at once.
         for c in self.app.connectors.values():
             if c.session is None and c.core.facts.authorized_tag == price.id_token:
-                lines = self._user_price_lines(price, self.language())
+                lines = price_lines_of(price, self.language())
                 if lines is not None:
                     self._show(c, DisplayMessage(DisplayKind.price, lines, self.language()))
 
@@ -576,10 +485,3 @@ class PricingService:
         if csms is not None:
             log.info("connector %d: triggerMeterValue reached (%s): sending MeterValues", c.connector_id, why)
             csms.request_meter_values(c.connector_id)
-
-def _user_price_json(price: UserPrice) -> str:
-    return json.dumps({
-        "idToken": price.id_token,
-        "priceText": price.price_text,
-        "priceTextExtra": [{"format": e.format, "language": e.language, "content": e.text} for e in price.extra],
-    })

@@ -12,6 +12,9 @@ Design, and why:
   with its ``PRAGMA user_version`` bump, so an interrupted upgrade leaves the previous version intact.
 - **Every sqlite3 error becomes a** :class:`~chargepoint.errors.StoreError` **naming the database file**, so a
   log line on a charger in the field says which file is broken.
+
+Size: one class, the store's whole API, because every method runs on the one writer thread under the same
+transaction discipline; the SQL of a domain that grows lives in its own module (``store/pricing.py``).
 """
 
 from __future__ import annotations
