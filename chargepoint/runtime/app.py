@@ -146,6 +146,7 @@ class ChargerApp:
                 "reason PowerLoss at %d Wh",
                 record.connector_id, record.session_id, record.id_tag, record.meter_stop_Wh or 0,
             )
+        self._publish(SecurityEvent("StartupOfTheDevice", "the firmware started", datetime.now(UTC)))
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             writer_task = tg.create_task(self.writer.run())
@@ -164,7 +165,6 @@ class ChargerApp:
             await self.reservations.restore()
             if self.csms is not None:
                 self._spawn(self.csms.run())
-            self._publish(SecurityEvent("StartupOfTheDevice", "the firmware started", datetime.now(UTC)))
             if ready is not None:
                 await ready()
             await stop.wait()

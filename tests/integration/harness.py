@@ -15,6 +15,7 @@ from chargepoint.composition.devices import build_hardware
 from chargepoint.config.loader import parse_config
 from chargepoint.config.schema import Config
 from chargepoint.ocpp.v16.client import OcppClient
+from chargepoint.ports.events import ChargerListener
 from chargepoint.runtime.app import ChargerApp
 from chargepoint.store import Store
 from hal.hardware import Hardware
@@ -92,10 +93,12 @@ class Charger:
 
 
 @asynccontextmanager
-async def running_charger(config: Config) -> AsyncIterator[Charger]:
+async def running_charger(config: Config, listener: ChargerListener | None = None) -> AsyncIterator[Charger]:
     hardware = await build_hardware(config)
     store = await Store.open(config.storage.database_path)
     app = build_charger(config, hardware, store)
+    if listener is not None:
+        app.add_listener(listener)
     stop = asyncio.Event()
     ready = asyncio.Event()
 
