@@ -154,10 +154,8 @@ class ChargerApp:
             interval_s = self.config.charger.meter_poll_interval_s
             for c in self.connectors.values():
                 self._spawn(hardware_loops.pilot_loop(c, self.post, lambda: self._stopping))
-                self._spawn(hardware_loops.feedback_loop(c, self.post))
-                self._spawn(hardware_loops.rcd_loop(c, self.post))
-                self._spawn(hardware_loops.mains_loop(c, self.post))
-                self._spawn(hardware_loops.rfid_loop(c, self.post))
+                for loop in hardware_loops.device_loops(c, self.post):
+                    self._spawn(loop)
                 self._spawn(hardware_loops.meter_loop(c, self.post, self._publish, interval_s))
                 await self._execute(c, c.core.start(time.monotonic()))
                 if await self.store.get_kv(f"availability.{c.connector_id}") == "Inoperative":

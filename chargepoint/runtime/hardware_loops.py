@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.core.events import (
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 METER_FAILURES_BEFORE_FAULT = 3
 
 Post = Callable[[int, Event], None]
+_T = TypeVar("_T")
 
 
 async def pilot_loop(c: ConnectorRuntime, post: Post, stopping: Callable[[], bool]) -> None:
@@ -52,24 +54,20 @@ async def pilot_loop(c: ConnectorRuntime, post: Post, stopping: Callable[[], boo
         post(c.connector_id, PilotFailed("pilot readings ended", time.monotonic()))
 
 
-async def feedback_loop(c: ConnectorRuntime, post: Post) -> None:
-    async for closed in c.hw.contactor.feedback():
-        post(c.connector_id, ContactorFeedbackChanged(closed, time.monotonic()))
+async def forward(c: ConnectorRuntime, values: AsyncIterator[_T], event: Callable[[_T, float], Event],
+                  post: Post) -> None:
+    """Each value a device yields becomes an event for the core (contactor mirror contact, RCD, mains, cards)."""
+    async for value in values:
+        post(c.connector_id, event(value, time.monotonic()))
 
 
-async def rcd_loop(c: ConnectorRuntime, post: Post) -> None:
-    async for tripped in c.hw.rcd.trips():
-        post(c.connector_id, ResidualCurrentChanged(tripped, time.monotonic()))
-
-
-async def mains_loop(c: ConnectorRuntime, post: Post) -> None:
-    async for present in c.hw.mains.changes():
-        post(c.connector_id, MainsChanged(present, time.monotonic()))
-
-
-async def rfid_loop(c: ConnectorRuntime, post: Post) -> None:
-    async for id_tag in c.hw.rfid.tags():
-        post(c.connector_id, TagPresented(id_tag, time.monotonic()))
+def device_loops(c: ConnectorRuntime, post: Post) -> list[Coroutine[Any, Any, None]]:
+    return [
+        forward(c, c.hw.contactor.feedback(), ContactorFeedbackChanged, post),
+        forward(c, c.hw.rcd.trips(), ResidualCurrentChanged, post),
+        forward(c, c.hw.mains.changes(), MainsChanged, post),
+        forward(c, c.hw.rfid.tags(), TagPresented, post),
+    ]
 
 
 async def meter_loop(c: ConnectorRuntime, post: Post, publish: Callable[[ChargerEvent], None],
