@@ -1,18 +1,27 @@
-"""Build the charger's application from its config, devices and store, with its adapters attached."""
+"""Build the charger's application from its config, devices and store, with its adapters attached.
+
+The OCPP adapter is imported only when the config has an ``[ocpp]`` section: the protocol library and its schema
+validation cost a standalone charger memory it would never use.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chargepoint.config.schema import Config
-from chargepoint.ocpp.file_transfer import CommandInstaller, FirmwareInstaller, SimulatedInstaller
-from chargepoint.ocpp.v16.client import OcppClient
-from chargepoint.ocpp.v16.firmware import NoInstaller
 from chargepoint.runtime.app import ChargerApp
 from chargepoint.store import Store
 from hal.hardware import Hardware
 
+if TYPE_CHECKING:
+    from chargepoint.ocpp.file_transfer import FirmwareInstaller
+
 
 def firmware_installer(config: Config) -> FirmwareInstaller:
     """sim: the simulated installer; real hardware: ``[ocpp] firmware_install_command``, or none."""
+    from chargepoint.ocpp.file_transfer import CommandInstaller, SimulatedInstaller
+    from chargepoint.ocpp.v16.firmware import NoInstaller
+
     if config.hardware.backend == "sim":
         return SimulatedInstaller()
     command = None if config.ocpp is None else config.ocpp.firmware_install_command
@@ -24,5 +33,7 @@ def build_charger(config: Config, hardware: Hardware, store: Store,
     """The charger on ``hardware``; with an ``[ocpp]`` section, connected to its CSMS by the OCPP 1.6J adapter."""
     app = ChargerApp(config, hardware, store, pricing_problems=pricing_problems)
     if config.ocpp is not None:
+        from chargepoint.ocpp.v16.client import OcppClient
+
         app.attach_csms(OcppClient(config, store, app, firmware_installer(config)))
     return app
