@@ -134,3 +134,29 @@ def test_every_module_over_500_lines_says_why_at_its_top() -> None:
             offenders.append(str(path.relative_to(ROOT)))
     assert long_modules, "the check saw no long module at all: is it looking at the tree?"
     assert offenders == [], f"over {MAX_LINES_WITHOUT_REASON} lines without a 'Size:' paragraph saying why"
+
+
+# ---------------------------------------------------------------------------------------------- what loads when
+
+
+def modules_loaded_by(code: str) -> set[str]:
+    script = f"{code}\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            check=True)
+    return set(result.stdout.split())
+
+
+def test_the_early_safe_path_loads_neither_validation_nor_modbus_nor_simulators_for_a_pi() -> None:
+    loaded = modules_loaded_by(
+        "from chargepoint.composition import boot, devices\n"
+        "from hal import rpi_board\n"
+        "rpi_board.rpi_settings({'backend': 'rpi'})"
+    )
+    assert "chargepoint.composition.devices" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("pydantic", "pymodbus", "click", "simulators")}
+
+
+def test_a_standalone_charger_does_not_load_the_ocpp_adapter() -> None:
+    loaded = modules_loaded_by("import chargepoint.composition.daemon, chargepoint.composition.charger")
+    assert "chargepoint.runtime.app" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("ocpp", "websockets") or m.startswith("chargepoint.ocpp")}
