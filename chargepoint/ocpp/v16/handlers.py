@@ -1,5 +1,6 @@
-"""Answers to CSMS-initiated OCPP 1.6 calls. Each handler only translates: it reads the runtime's state,
-posts an event for the core, or changes a configuration key; follow-up CALLs go in ``@after`` hooks."""
+"""Answers to CSMS-initiated OCPP 1.6 calls. Each handler only translates: it reads the charger's state or makes
+a request through the port (``ports.charger``), or changes a configuration key; follow-up CALLs go in ``@after``
+hooks."""
 
 from __future__ import annotations
 

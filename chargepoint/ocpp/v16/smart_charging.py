@@ -1,5 +1,6 @@
 """SmartCharging profile for the OCPP 1.6 adapter: installs profiles, persists them, and turns the composite
-limit into the ``smart_charging`` current limit that the core folds into the PWM offer."""
+limit into the ``smart_charging`` current limit of the charger (``ChargerPort.set_current_limit``), which the core
+folds into the PWM offer."""
 
 from __future__ import annotations
 
