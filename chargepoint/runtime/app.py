@@ -150,19 +150,19 @@ class ChargerApp:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             writer_task = tg.create_task(self.writer.run())
-            self._spawn(self._process_events())
+            self.spawn(self._process_events())
             interval_s = self.config.charger.meter_poll_interval_s
             for c in self.connectors.values():
-                self._spawn(hardware_loops.pilot_loop(c, self.post, lambda: self._stopping))
+                self.spawn(hardware_loops.pilot_loop(c, self.post, lambda: self._stopping))
                 for loop in hardware_loops.device_loops(c, self.post):
-                    self._spawn(loop)
-                self._spawn(hardware_loops.meter_loop(c, self.post, self._publish, interval_s))
+                    self.spawn(loop)
+                self.spawn(hardware_loops.meter_loop(c, self.post, self._publish, interval_s))
                 await self._execute(c, c.core.start(time.monotonic()))
                 if await self.store.get_kv(f"availability.{c.connector_id}") == "Inoperative":
                     self.post(c.connector_id, AvailabilityChanged(False, time.monotonic()))
             await self.reservations.restore()
             if self.csms is not None:
-                self._spawn(self.csms.run())
+                self.spawn(self.csms.run())
             if ready is not None:
                 await ready()
             await stop.wait()
@@ -174,9 +174,6 @@ class ChargerApp:
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         """Run ``coro`` in the application's task group."""
-        self._spawn(coro)
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
         assert self._tg is not None
         self._tasks.append(self._tg.create_task(coro))  # type: ignore[arg-type]
 
@@ -216,9 +213,9 @@ class ChargerApp:
                 case SetPilotNegative():
                     await hw.pilot.set_negative()
                 case LockConnector():
-                    self._spawn(self._move_lock(c, lock=True))
+                    self.spawn(self._move_lock(c, lock=True))
                 case UnlockConnector():
-                    self._spawn(self._move_lock(c, lock=False))
+                    self.spawn(self._move_lock(c, lock=False))
                 case StartTimer(name=name, duration_s=duration_s):
                     self._start_timer(c, name, duration_s)
                 case CancelTimer(name=name):
@@ -227,7 +224,7 @@ class ChargerApp:
                         handle.cancel()
                 case AuthorizeTag(id_tag=id_tag):
                     if self.csms is not None:
-                        self._spawn(self._authorize_with_csms(c, id_tag))
+                        self.spawn(self._authorize_with_csms(c, id_tag))
                     else:
                         self._authorize_locally(c, id_tag)
                 case BeginSession(id_tag=id_tag, meter_start_Wh=meter_start_Wh, reservation_id=reservation_id):

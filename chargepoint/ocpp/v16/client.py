@@ -114,20 +114,12 @@ class OcppClient:
         return self.connection.connected
 
     @property
-    def registered(self) -> asyncio.Event:
-        return self.connection.registered
-
-    @property
     def authorizer(self) -> Authorizer:
         return self.authorization.authorizer
 
     @property
     def clock_offset_s(self) -> float:
         return self.clock.offset_s
-
-    @property
-    def clock_synced(self) -> bool:
-        return self.clock.synced
 
     @property
     def firmware_status(self) -> str:
