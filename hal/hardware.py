@@ -6,8 +6,9 @@ A backend (the Raspberry Pi board in ``hal.rpi_board``, the simulators in ``simu
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from chargepoint.core.metering import MeterReading
@@ -18,6 +19,7 @@ from hal.protocols import (
     Display,
     EnergyMeter,
     MainsMonitor,
+    ProximityPilot,
     ResidualCurrentMonitor,
     RfidReader,
 )
@@ -34,6 +36,27 @@ class ConnectorHardware:
     rcd: ResidualCurrentMonitor
     mains: MainsMonitor
     display: Display
+    pp: ProximityPilot
+    # The most the device itself can switch or generate (an EVSE board's configured maximum); None: no such limit.
+    max_current_A: float | None = None
+
+
+class TetheredCable:
+    """``ProximityPilot`` of a fixed cable: no PP resistor to read, the rating is what the installer configured."""
+
+    def __init__(self, rating_A: float) -> None:
+        self.rating_A = rating_A
+        self._closed = asyncio.Event()
+
+    def cable_max_A(self) -> float | None:
+        return self.rating_A
+
+    async def changes(self) -> AsyncIterator[float | None]:
+        yield self.rating_A
+        await self._closed.wait()
+
+    async def aclose(self) -> None:
+        self._closed.set()
 
 
 @dataclass(slots=True)
@@ -57,8 +80,26 @@ class Hardware:
         await self.force_safe()
         for hw in self.connectors:
             # The display last: a broken screen must not keep the safety devices from closing.
-            for device in (hw.meter, hw.rfid, hw.lock, hw.rcd, hw.mains, hw.pilot, hw.contactor, hw.display):
+            for device in (hw.meter, hw.rfid, hw.lock, hw.rcd, hw.mains, hw.pp, hw.pilot, hw.contactor, hw.display):
                 await device.aclose()
+
+
+class NoProximityInput:
+    """``ProximityPilot`` of a board with no PP input wired: no cable is ever detected, so a socket outlet offers
+    nothing (configure a tethered cable, or wire the PP input)."""
+
+    def __init__(self) -> None:
+        self._closed = asyncio.Event()
+
+    def cable_max_A(self) -> float | None:
+        return None
+
+    async def changes(self) -> AsyncIterator[float | None]:
+        yield None
+        await self._closed.wait()
+
+    async def aclose(self) -> None:
+        self._closed.set()
 
 
 class LazyMeter:

@@ -16,7 +16,8 @@ from chargepoint.core.pilot import PilotOutput, PilotReading
 
 __all__ = [
     "ConnectorLock", "Contactor", "ControlPilot", "Display", "DisplayKind", "DisplayMessage", "EnergyMeter",
-    "MainsMonitor", "MeterReading", "PilotOutput", "PilotReading", "ResidualCurrentMonitor", "RfidReader",
+    "MainsMonitor", "MeterReading", "PilotOutput", "PilotReading", "ProximityPilot", "ResidualCurrentMonitor",
+    "RfidReader",
 ]
 
 
@@ -133,6 +134,24 @@ class ResidualCurrentMonitor(Protocol):
     def tripped(self) -> bool: ...
 
     def trips(self) -> AsyncIterator[bool]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ProximityPilot(Protocol):
+    """Proximity pilot (PP, IEC 61851-1 annex B / IEC 62196-2): the current rating of the plugged cable.
+
+    Contract:
+    - ``cable_max_A()`` is the rating the cable's PP resistor codes (13, 20, 32 or 63 A), or None when no cable is
+      detected (PP open) or the reading fits no band: the charger then offers nothing.
+    - ``changes()`` yields the present value first, then each change, promptly.
+    - A tethered cable (``hal.hardware.TetheredCable``) reports its configured rating all the time.
+    """
+
+    def cable_max_A(self) -> float | None: ...
+
+    def changes(self) -> AsyncIterator[float | None]: ...
 
     async def aclose(self) -> None: ...
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from hal.errors import BackendUnavailable
-from hal.hardware import ConnectorHardware, Hardware, LazyMeter
+from hal.hardware import ConnectorHardware, Hardware, LazyMeter, NoProximityInput
 from hal.protocols import ConnectorLock, EnergyMeter
 from hal.registry import load_backend
 
@@ -230,6 +230,6 @@ def create_rpi_hardware(connector_count: int, settings: RpiSettings) -> RpiHardw
         raise
     connector = ConnectorHardware(
         connector_id=1, pilot=pilot, contactor=contactor, meter=rpi_meter(settings.meter), rfid=rfid, lock=lock,
-        rcd=rcd, mains=mains, display=display,
+        rcd=rcd, mains=mains, display=display, pp=NoProximityInput(),
     )
     return RpiHardware(connectors=[connector], settings=settings)

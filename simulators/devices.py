@@ -12,10 +12,11 @@ instant of the change and then refreshes what depends on the new ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from chargepoint.core.pilot import PilotOutput, PilotReading
@@ -41,9 +42,17 @@ class Fault(enum.StrEnum):
     DiodeFailure = "diode-failure"
     Overcurrent = "overcurrent"
     ContactorStuckOpen = "contactor-stuck-open"
+    PilotStall = "pilot-stall"
+    PpOpen = "pp-open"
+    RcdWireBreak = "rcd-wire-break"
+
+
+# PP resistor codes of IEC 62196-2 cables: what ``sim plug --cable-A`` may plug in.
+CABLE_RATINGS_A = (13, 20, 32, 63)
 
 
 PILOT_NEGATIVE_V = -12.0
+PILOT_SAMPLE_INTERVAL_S = 0.01
 PILOT_SHORT_V = 0.0
 
 
@@ -175,8 +184,29 @@ class SimPilot:
     def output(self) -> tuple[PilotOutput, float]:
         return self._output, self._duty_percent
 
-    def readings(self) -> AsyncIterator[PilotReading]:
-        return self._reading.subscribe()
+    async def readings(self) -> AsyncIterator[PilotReading]:
+        """A sample on every change at once, and every ``PILOT_SAMPLE_INTERVAL_S`` otherwise, as an ADC sampling
+        each PWM period does; none at all while the "pilot-stall" fault holds the sampler."""
+        changes = self._reading.subscribe()
+        next_change: asyncio.Future[PilotReading] = asyncio.ensure_future(anext(changes))
+        try:
+            while True:
+                done, _ = await asyncio.wait({next_change}, timeout=PILOT_SAMPLE_INTERVAL_S)
+                if done:
+                    try:
+                        reading = next_change.result()
+                    except StopAsyncIteration:
+                        return
+                    next_change = asyncio.ensure_future(anext(changes))
+                else:
+                    reading = self._reading.value
+                if Fault.PilotStall not in self._faults:
+                    yield replace(reading, measured_at_s=time.monotonic())
+        finally:
+            next_change.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await next_change
+            await changes.aclose()
 
     def latest(self) -> PilotReading:
         return self._reading.value
@@ -349,6 +379,25 @@ class SimRcd:
 
     async def aclose(self) -> None:
         self._tripped.close()
+
+
+class SimProximity:
+    """``ProximityPilot`` of the socket: the plugged cable's rating, None while no cable is in (or PP is open)."""
+
+    def __init__(self) -> None:
+        self._cable_A = _Broadcast[float | None](None)
+
+    def set_cable(self, cable_A: float | None) -> None:
+        self._cable_A.publish(cable_A)
+
+    def cable_max_A(self) -> float | None:
+        return self._cable_A.value
+
+    def changes(self) -> AsyncIterator[float | None]:
+        return self._cable_A.subscribe()
+
+    async def aclose(self) -> None:
+        self._cable_A.close()
 
 
 class SimMains:

@@ -17,11 +17,13 @@ from typing import Any
 
 from chargepoint.core.pilot import PilotOutput
 from simulators.devices import (
+    CABLE_RATINGS_A,
     Fault,
     SimContactor,
     SimLock,
     SimMains,
     SimPilot,
+    SimProximity,
     SimRcd,
     SimRfidReader,
 )
@@ -80,6 +82,8 @@ class SimConnector:
         self.lock = SimLock(params.lock_delay_s, self.faults)
         self.rcd = SimRcd()
         self.mains = SimMains()
+        self.pp = SimProximity()
+        self.cable_A = 32  # the rating coded in the PP resistor of the cable plugged in (sim plug --cable-A)
         self._display = SimDisplay(connector_id)
         port = params.meter_port + connector_id - 1 if params.meter_port else 0
         self.meter = MeterServer(self._measure, host=params.meter_host, port=port, device_id=1)
@@ -147,6 +151,8 @@ class SimConnector:
             self.ev.pause()  # a full battery makes the EV leave C by itself
             self.ev.drawn_A = 0.0
         self.pilot.refresh()
+        pp_closed = self.ev.plugged and Fault.PpOpen not in self.faults
+        self.pp.set_cable(float(self.cable_A) if pp_closed else None)
 
     def phase_currents_A(self) -> tuple[float, float, float]:
         drawn_A = self.ev.drawn_A
@@ -175,7 +181,7 @@ class SimConnector:
             argument = None
         if action not in ACTIONS:
             raise SimActionError(f"unknown action {action!r}; expected one of: {', '.join(ACTIONS)}")
-        if action not in ("tap", "fault", "clear-fault") and argument is not None:
+        if action not in ("plug", "tap", "fault", "clear-fault") and argument is not None:
             raise SimActionError(f"action {action!r} takes no argument, got {argument!r}")
         self.update()
         try:
@@ -192,8 +198,10 @@ class SimConnector:
         if action == "plug":
             if self.ev.plugged:
                 raise SimActionError(f"connector {cid}: an EV is already plugged in")
+            cable_A = self._cable_rating(argument)
+            self.cable_A = cable_A
             self.ev.plug()
-            return f"connector {cid}: EV plugged in (state B)"
+            return f"connector {cid}: EV plugged in (state B) with a {cable_A} A cable"
         if action in ("charge", "vent"):
             self._require_plugged(action)
             if self.ev.battery_full:
@@ -228,6 +236,20 @@ class SimConnector:
         return f"connector {cid}: cleared faults: {', '.join(cleared) or 'none were active'}"
 
     @staticmethod
+    def _cable_rating(argument: str | None) -> int:
+        if argument is None:
+            return 32
+        try:
+            cable_A = int(float(argument))
+        except ValueError:
+            cable_A = -1
+        if cable_A not in CABLE_RATINGS_A or float(argument) != cable_A:
+            raise SimActionError(
+                f"cable rating {argument!r} is not a PP code; expected one of: {', '.join(map(str, CABLE_RATINGS_A))}"
+            )
+        return cable_A
+
+    @staticmethod
     def _fault_kind(argument: str | None) -> Fault:
         if argument is None:
             raise SimActionError(f"fault needs a kind as argument, one of: {', '.join(FAULT_KINDS)}")
@@ -247,6 +269,8 @@ class SimConnector:
             self.mains.set_present(False)
         elif fault is Fault.Weld:
             self.contactor.inject_weld()
+        elif fault is Fault.RcdWireBreak:
+            self.rcd.set_tripped(True)  # the input is wired fail-safe: a broken wire reads as a trip
         descriptions = {
             Fault.GroundFault: "RCD tripped (ground fault)",
             Fault.LockFailure: "lock actuator stuck",
@@ -259,6 +283,9 @@ class SimConnector:
             Fault.DiodeFailure: "EV diode missing",
             Fault.Overcurrent: "EV ignores the offered current",
             Fault.ContactorStuckOpen: "contactor stuck open",
+            Fault.PilotStall: "pilot samples stopped arriving",
+            Fault.PpOpen: "PP resistor open (no cable rating)",
+            Fault.RcdWireBreak: "RCD input wire broken",
         }
         return f"connector {cid}: fault {fault.value}: {descriptions[fault]}"
 
@@ -268,6 +295,7 @@ class SimConnector:
         return {
             "ev": {"plugged": self.ev.plugged, "requesting": self.ev.requesting, "ventilation": self.ev.ventilation,
                    "soc_percent": self.ev.soc_percent},
+            "cable_A": self.cable_A,
             "energy_Wh": self.energy_Wh,
             "energy_per_phase_Wh": list(self._energy_per_phase_Wh),
             "faults": sorted(fault.value for fault in self.faults),
@@ -275,6 +303,7 @@ class SimConnector:
 
     def import_state(self, state: dict[str, Any]) -> None:
         ev = state["ev"]
+        self.cable_A = int(state.get("cable_A", 32))
         if ev["plugged"]:
             self.ev.plug()
             if ev["requesting"]:
@@ -314,6 +343,7 @@ class SimConnector:
             "locked": self.lock.is_locked(),
             "tethered": self.lock.tethered,
             "rcd_tripped": self.rcd.tripped(),
+            "cable_max_A": self.pp.cable_max_A(),
             "mains_present": self.mains.present(),
             "faults": sorted(fault.value for fault in self.faults),
             "meter": {"host": host, "port": port, "device_id": device_id},
@@ -326,6 +356,7 @@ class SimConnector:
         await self.lock.aclose()
         await self.rcd.aclose()
         await self.mains.aclose()
+        await self.pp.aclose()
         await self._display.aclose()
 
 

@@ -315,7 +315,8 @@ async def test_power_loss_stops_the_ev_and_is_reported_by_the_mains_monitor() ->
         ("charge", None, "no EV is plugged in"),
         ("vent", None, "no EV is plugged in"),
         ("unplug", None, "no EV is plugged in"),
-        ("plug", "now", "takes no argument"),
+        ("plug", "now", "is not a PP code"),
+        ("plug", "16", "is not a PP code"),
     ],
 )
 def test_impossible_or_malformed_actions_raise_sim_action_error(
