@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
@@ -81,7 +81,7 @@ class _Broadcast(Generic[T]):
             queue.put_nowait(value)
         return True
 
-    async def subscribe(self) -> AsyncIterator[T]:
+    async def subscribe(self) -> AsyncGenerator[T, None]:
         queue: asyncio.Queue[T | _Closed] = asyncio.Queue()
         queue.put_nowait(self.value)
         self._queues.add(queue)
