@@ -24,6 +24,8 @@ BACKENDS: dict[tuple[str, str], str] = {
     ("rfid", "nfc"): "hal.drivers.nfc_reader:NfcRfidReader",
     ("rfid", "none"): "hal.drivers.nfc_reader:NoRfidReader",
     ("display", "log"): "hal.drivers.log_display:LogDisplay",
+    ("board", "openevse"): "hal.drivers.openevse_rapi:OpenEvseBoard",
+    ("board", "evse-din"): "hal.drivers.evse_din:EvseDinBoard",
 }
 
 
