@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from chargepoint.cli.board_sim import board_sim
 from chargepoint.config.loader import load_config, load_config_for_service, redacted_json
 from chargepoint.config.schema import Config
 from chargepoint.errors import ConfigError, ControlError
@@ -235,6 +236,9 @@ def demo(keep: bool, charge_seconds: float) -> None:
     from chargepoint.cli.demo import run_demo
 
     sys.exit(run_demo(keep=keep, charge_seconds=charge_seconds))
+
+
+cli.add_command(board_sim)
 
 
 def main() -> None:
