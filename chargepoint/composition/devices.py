@@ -1,4 +1,4 @@
-"""Build the charger's devices for ``[hardware] backend``: the Raspberry Pi board or the simulators.
+"""Build the charger's devices for ``[hardware] backend``: the Raspberry Pi board, an EVSE board or the simulators.
 
 Kept free of heavy imports (pydantic, pymodbus) so that the daemon can reach the safe state from the raw TOML
 before it even validates its configuration; the simulators are imported only when the config asks for them.
@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from hal.boards import BoardHardware, BoardSettings, board_settings, create_board_hardware
 from hal.errors import BackendUnavailable
 from hal.hardware import Hardware
-from hal.rpi_board import RpiHardware, create_rpi_hardware, rpi_settings
+from hal.protocols import ConnectorLock, RfidReader
+from hal.registry import load_backend
+from hal.rpi_board import RpiHardware, RpiSettings, create_rpi_hardware, rpi_lock, rpi_meter, rpi_settings
 
 if TYPE_CHECKING:
     from chargepoint.config.schema import Config
     from simulators.station import SimulatedStation
 
 # Values of [hardware] backend = ...
-HARDWARE_BACKENDS: tuple[str, ...] = ("rpi", "sim")
+HARDWARE_BACKENDS: tuple[str, ...] = ("rpi", "sim", "board")
 
 
 def create_hardware(
@@ -26,14 +29,18 @@ def create_hardware(
     connector_count: int,
     simulator: Mapping[str, Any],
     hardware: Mapping[str, Any] | None = None,
+    charger: Mapping[str, Any] | None = None,
 ) -> Hardware:
     """Construct every device in its safe state without starting any I/O loop or server.
 
-    ``simulator`` and ``hardware`` are the ``[simulator]`` and ``[hardware]`` tables as plain dicts
-    (``model_dump()`` of the validated settings, or the raw TOML tables).
+    ``simulator``, ``hardware`` and ``charger`` are the ``[simulator]``, ``[hardware]`` and ``[charger]`` tables as
+    plain dicts (``model_dump()`` of the validated settings, or the raw TOML tables). Without ``charger`` (the early
+    safe path) a board's cable is read on its PP input; the build from the validated config then has it right.
     """
     if backend == "rpi":
         return create_rpi_hardware(connector_count, rpi_settings(hardware or {}))
+    if backend == "board":
+        return _board_hardware(connector_count, hardware or {}, charger or {})
     if backend != "sim":
         raise BackendUnavailable(f"no hardware backend named {backend!r} (known: {', '.join(HARDWARE_BACKENDS)})")
     from simulators.hardware import sim_parameters, simulated_hardware
@@ -41,10 +48,48 @@ def create_hardware(
     return simulated_hardware(sim_parameters(simulator), connector_count)
 
 
+def _board_hardware(connector_count: int, hardware: Mapping[str, Any], charger: Mapping[str, Any]) -> BoardHardware:
+    """One connector on an EVSE board; the meter, card reader and lock are the Pi's, as for the rpi backend.
+
+    Nothing is opened here: the board's link opens with its first command (for the early safe path: "stop").
+    """
+    if connector_count != 1:
+        raise BackendUnavailable(f"hardware backend 'board' drives one connector, not {connector_count}")
+    settings, pi, tethered_A = _board_plan(hardware, charger)
+    lock = rpi_lock(pi)
+    try:
+        rfid_class = load_backend("rfid", pi.rfid.backend)
+        rfid: RfidReader = rfid_class() if pi.rfid.backend == "none" else rfid_class(pi.rfid.device)
+    except BaseException:
+        _release(lock)
+        raise
+    return create_board_hardware(
+        settings, meter=rpi_meter(pi.meter), rfid=rfid, lock=lock, display=load_backend("display", "log")(1),
+        tethered_cable_A=tethered_A, built_from=(pi.meter, pi.lock, pi.rfid, tethered_A),
+    )
+
+
+def _board_plan(
+    hardware: Mapping[str, Any], charger: Mapping[str, Any]
+) -> tuple[BoardSettings, RpiSettings, float | None]:
+    """The board's settings, the Pi's (meter, lock, reader) and the fixed cable's rating (None: a socket)."""
+    table = hardware.get("board")
+    if not isinstance(table, Mapping):
+        raise TypeError("[hardware.board] is missing")  # the validation explains it
+    tethered_A = float(charger.get("cable_rating_A", 32.0)) if charger.get("tethered_cable") is True else None
+    return board_settings(table), rpi_settings(hardware), tethered_A
+
+
+def _release(lock: ConnectorLock) -> None:
+    release = getattr(lock, "release", None)
+    if callable(release):
+        release()
+
+
 def create_hardware_for(config: Config) -> Hardware:
     return create_hardware(
         config.hardware.backend, config.charger.connectors, config.simulator.model_dump(),
-        config.hardware.model_dump(),
+        config.hardware.model_dump(), config.charger.model_dump(),
     )
 
 
@@ -57,7 +102,7 @@ async def build_hardware(config: Config) -> Hardware:
 
 def station_of(hardware: Hardware) -> SimulatedStation | None:
     """The simulators' stimulus port, or None on real hardware."""
-    if isinstance(hardware, RpiHardware):
+    if isinstance(hardware, RpiHardware | BoardHardware):
         return None
     from simulators.hardware import SimulatedHardware
 
@@ -68,6 +113,13 @@ def matches(hardware: Hardware, config: Config) -> bool:
     """True if ``hardware`` (built early from the raw TOML) is what the validated ``config`` asks for."""
     if config.hardware.backend == "rpi":
         return isinstance(hardware, RpiHardware) and hardware.settings == rpi_settings(config.hardware.model_dump())
+    if config.hardware.backend == "board":
+        settings, pi, tethered_A = _board_plan(config.hardware.model_dump(), config.charger.model_dump())
+        return (
+            isinstance(hardware, BoardHardware)
+            and hardware.settings == settings
+            and hardware.built_from == (pi.meter, pi.lock, pi.rfid, tethered_A)
+        )
     station = station_of(hardware)
     if station is None:
         return False

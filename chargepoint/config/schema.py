@@ -2,6 +2,9 @@
 
 Unknown keys are errors (``extra="forbid"``) so that a typo never silently falls back to a default.
 The field descriptions are the reference that ``config/example.toml`` documents.
+
+Size: every key of the one config file is here, so that validation, the reference and the docs come from one place;
+splitting the sections over modules would scatter what a technician reads as one file.
 """
 
 from __future__ import annotations
@@ -129,10 +132,51 @@ class NfcSettings(_Section):
     device: str = Field("usb", min_length=1, description="nfcpy device path: usb, usb:072f:2200, tty:S0:pn532 ...")
 
 
+class BoardSettings(_Section):
+    """EVSE controller board that drives pilot, relay and RCD itself (backend "board"); see docs/hardware.md."""
+
+    kind: Literal["openevse", "evse-din"] = Field(
+        "openevse", description="openevse: OpenEVSE controller over RAPI; evse-din: EVSE-DIN/SimpleEVSE over Modbus RTU"
+    )
+    link: str = Field("/dev/serial0", min_length=1, description="Serial device of the board (UART or RS-485 adapter)")
+    baudrate: int | None = Field(
+        None, ge=1200, le=1_000_000, description="Serial speed; default: the board's (openevse 115200, evse-din 9600)"
+    )
+    device_id: int = Field(1, ge=1, le=247, description="Modbus unit id (evse-din)")
+    supervision_s: int | None = Field(
+        None, ge=1, le=65_535, description="openevse: heartbeat supervision interval ($SY), default 10; evse-din has "
+        "no supervision: leave it out"
+    )
+    fallback_current_A: float = Field(
+        6.0, ge=6.0, le=80.0, description="openevse: current the board falls back to when heartbeats stop (it keeps "
+        "charging; the firmware never goes below 6 A)"
+    )
+    poll_interval_s: float | None = Field(
+        None, ge=0.02, le=5, description="How often the board's state is read; default: openevse 0.1, evse-din 0.2"
+    )
+    timeout_s: float = Field(0.5, gt=0, le=5, description="The board must answer one request within")
+    link_timeout_s: float = Field(
+        2.0, ge=0.2, le=30, description="No answer from the board for this long is a lost link (connector faulted)"
+    )
+    max_current_A: float | None = Field(
+        None, ge=6.0, le=80.0, description="Most the board and its relay may switch (openevse also reads its own)"
+    )
+
+    @model_validator(mode="after")
+    def _supervision(self) -> BoardSettings:
+        if self.kind == "evse-din" and self.supervision_s is not None:
+            raise ValueError("supervision_s: the EVSE-DIN board has no link supervision (see docs/hardware.md)")
+        return self
+
+
 class HardwareSettings(_Section):
     """Which backend drives the devices."""
 
-    backend: Literal["sim", "rpi"] = Field("sim", description="sim: simulators for every device; rpi: real drivers")
+    backend: Literal["sim", "rpi", "board"] = Field(
+        "sim", description="sim: simulators for every device; rpi: real drivers on the Pi's GPIO; board: an EVSE "
+        "controller board ([hardware.board]) with the meter, card reader and lock below"
+    )
+    board: BoardSettings | None = Field(None, description="EVSE controller board (board backend)")
     meter: MeterSettings | None = Field(
         None, description="Energy meter (rpi backend; absent = SDM630 RTU on /dev/ttyUSB0); sim uses its Modbus server"
     )
@@ -150,6 +194,20 @@ class HardwareSettings(_Section):
         default_factory=lambda: MainsInputSettings(), description="Mains-present input (rpi backend)"
     )
     rfid: NfcSettings = Field(default_factory=lambda: NfcSettings(), description="Card reader (rpi backend)")
+
+    @model_validator(mode="after")
+    def _board_needs(self) -> HardwareSettings:
+        if self.backend == "board" and self.board is None:
+            raise ValueError('backend = "board" needs a [hardware.board] table (hardware.board.kind, '
+                             "hardware.board.link)")
+        meter_port = "/dev/ttyUSB0" if self.meter is None else self.meter.serial_port  # absent: SDM630 RTU there
+        meter_on_serial = self.meter is None or self.meter.transport == "rtu"
+        if self.backend == "board" and self.board is not None and meter_on_serial and self.board.link == meter_port:
+            raise ValueError(f"hardware.board.link {meter_port} is the energy meter's serial port too: give the board "
+                             "a line of its own")
+        return self
+
+
 
 
 class SimulatorSettings(_Section):
@@ -460,6 +518,17 @@ class Config(_Section):
     logging: LoggingSettings = Field(default_factory=lambda: LoggingSettings())
     pricing: PricingSettings = Field(default_factory=lambda: PricingSettings())
     ocpp: OcppSettings | None = None
+
+    @model_validator(mode="after")
+    def _board_cable(self) -> Config:
+        board = self.hardware.board
+        # getattr: charger.tethered_cable arrives with the proximity-pilot work in ChargerSettings.
+        if self.hardware.backend == "board" and board is not None and board.kind == "openevse" and not getattr(
+            self.charger, "tethered_cable", False
+        ):
+            raise ValueError("an OpenEVSE board has no proximity-pilot input: it needs charger.tethered_cable = true "
+                             "(a fixed cable of charger.cable_rating_A)")
+        return self
 
     @property
     def free_vend(self) -> bool:

@@ -36,7 +36,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ("[charger]\nmax_current_A = 200\n", "charger.max_current_A", "less than or equal to 80"),
         ("[charger]\nmax_current_A = 'lots'\n", "charger.max_current_A", "number"),
         ("[charger]\nphases = 2\n", "charger.phases", "1 or 3"),
-        ("[hardware]\nbackend = 'arduino'\n", "hardware.backend", "'sim' or 'rpi'"),
+        ("[hardware]\nbackend = 'arduino'\n", "hardware.backend", "'sim', 'rpi' or 'board'"),
         ("[ocpp]\ncharge_point_id = 'CP1'\n", "ocpp.csms_url", "required key is missing"),
         ("[ocpp]\ncsms_url = 'http://x'\ncharge_point_id = 'CP1'\n", "ocpp.csms_url", "pattern"),
         ("[ocpp]\ncsms_url = 'ws://x'\ncharge_point_id = 'CP1'\nsecurity_profile = 1\n", "ocpp",
