@@ -22,6 +22,7 @@ from hal.protocols import (
     ProximityPilot,
     ResidualCurrentMonitor,
     RfidReader,
+    ShuntTrip,
 )
 
 
@@ -39,6 +40,7 @@ class ConnectorHardware:
     pp: ProximityPilot
     # The most the device itself can switch or generate (an EVSE board's configured maximum); None: no such limit.
     max_current_A: float | None = None
+    shunt_trip: ShuntTrip | None = None  # None: no second means of disconnection is wired
 
 
 class TetheredCable:

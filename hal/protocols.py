@@ -17,7 +17,7 @@ from chargepoint.core.pilot import PilotOutput, PilotReading
 __all__ = [
     "ConnectorLock", "Contactor", "ControlPilot", "Display", "DisplayKind", "DisplayMessage", "EnergyMeter",
     "MainsMonitor", "MeterReading", "PilotOutput", "PilotReading", "ProximityPilot", "ResidualCurrentMonitor",
-    "RfidReader",
+    "RfidReader", "ShuntTrip",
 ]
 
 
@@ -30,8 +30,9 @@ class ControlPilot(Protocol):
       from a controller that has not decided to give it.
     - ``set_pwm(duty_percent)`` switches to PWM with 0 < duty_percent <= 100; ``set_high()`` and
       ``set_negative()`` switch to constant levels. Each takes effect before it returns.
-    - ``readings()`` yields a reading whenever the measured levels change (and at least once at
-      start), promptly: the safety path depends on this latency.
+    - ``readings()`` yields every sample, promptly, at least every 20 ms even when nothing changes: the runtime
+      takes a gap longer than ``pilot_timeout_s`` for a dead sampler and opens the contactor. Each reading says
+      which output it was taken under (``PilotReading.output``).
     """
 
     async def set_pwm(self, duty_percent: float) -> None: ...
@@ -152,6 +153,22 @@ class ProximityPilot(Protocol):
     def cable_max_A(self) -> float | None: ...
 
     def changes(self) -> AsyncIterator[float | None]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ShuntTrip(Protocol):
+    """Second means of disconnection: the shunt-trip release of the upstream breaker, driven when the contactor has
+    welded and can no longer cut the supply.
+
+    Contract: ``trip()`` energises the release and returns; the breaker then stays open until someone resets it by
+    hand (so the whole connector, controller supply excepted, loses mains). ``tripped()`` is True once it was driven.
+    """
+
+    async def trip(self) -> None: ...
+
+    def tripped(self) -> bool: ...
 
     async def aclose(self) -> None: ...
 

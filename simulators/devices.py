@@ -138,8 +138,8 @@ class SimPilot:
         self.history: list[PilotCommand] = []
         high_V, low_V = self._levels()
         self._reading = _Broadcast(
-            PilotReading(high_V=high_V, low_V=low_V, measured_at_s=time.monotonic()),
-            key=lambda reading: (reading.high_V, reading.low_V),
+            PilotReading(high_V=high_V, low_V=low_V, measured_at_s=time.monotonic(), output=self._output),
+            key=lambda reading: (reading.high_V, reading.low_V, reading.output),
         )
 
     def _levels(self) -> tuple[float, float]:
@@ -160,7 +160,9 @@ class SimPilot:
     def refresh(self) -> None:
         """Re-measure after any change of output, EV state or fault."""
         high_V, low_V = self._levels()
-        self._reading.publish(PilotReading(high_V=high_V, low_V=low_V, measured_at_s=time.monotonic()))
+        self._reading.publish(
+            PilotReading(high_V=high_V, low_V=low_V, measured_at_s=time.monotonic(), output=self._output)
+        )
 
     def _drive(self, output: PilotOutput, duty_percent: float) -> None:
         self._touch()
@@ -266,6 +268,11 @@ class SimContactor:
             self._feedback.publish(position)
             self._touch()
 
+    def restore_weld(self) -> None:
+        """Welded before a restart: the contacts are still closed, whatever the new process commands."""
+        self.welded = True
+        self.settle()
+
     def inject_weld(self) -> None:
         """Weld now if the contacts are closed; otherwise the next close welds them."""
         if self._feedback.value:
@@ -356,6 +363,10 @@ class SimLock:
     def is_locked(self) -> bool:
         return self._locked
 
+    def restore(self, locked: bool) -> None:
+        """Where the bolt was before a restart: the actuator does not move by itself."""
+        self._locked = locked
+
     async def aclose(self) -> None:
         """Shutdown state is "unchanged": a crash must not release a plug under load."""
 
@@ -398,6 +409,33 @@ class SimProximity:
 
     async def aclose(self) -> None:
         self._cable_A.close()
+
+
+class SimShuntTrip:
+    """``ShuntTrip`` of the simulated upstream breaker: tripping it takes mains away until "clear-fault"."""
+
+    def __init__(self, on_trip: Callable[[], None]) -> None:
+        self._on_trip = on_trip
+        self._tripped = False
+        self.history: list[float] = []
+
+    async def trip(self) -> None:
+        self._tripped = True
+        self.history.append(time.monotonic())
+        self._on_trip()
+
+    def tripped(self) -> bool:
+        return self._tripped
+
+    def reset(self) -> None:
+        self._tripped = False
+
+    def restore(self) -> None:
+        """Tripped before a restart: the breaker is still open."""
+        self._tripped = True
+
+    async def aclose(self) -> None:
+        """Shutdown state: unchanged (a tripped breaker stays open until reset by hand)."""
 
 
 class SimMains:

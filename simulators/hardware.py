@@ -50,6 +50,7 @@ def simulated_hardware(params: SimParameters, connector_count: int) -> Simulated
         ConnectorHardware(
             connector_id=c.connector_id, pilot=c.pilot, contactor=c.contactor, meter=_meter(c), rfid=c.rfid,
             lock=c.lock, rcd=c.rcd, mains=c.mains, display=c.display, pp=c.pp,
+            shunt_trip=c.shunt_trip,
         )
         for c in station.connectors
     ]

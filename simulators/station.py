@@ -26,6 +26,7 @@ from simulators.devices import (
     SimProximity,
     SimRcd,
     SimRfidReader,
+    SimShuntTrip,
 )
 from simulators.display import SimDisplay
 from simulators.ev import EvState, SimulatedEv, offered_current_A
@@ -83,6 +84,7 @@ class SimConnector:
         self.rcd = SimRcd()
         self.mains = SimMains()
         self.pp = SimProximity()
+        self.shunt_trip = SimShuntTrip(self._breaker_tripped)
         self.cable_A = 32  # the rating coded in the PP resistor of the cable plugged in (sim plug --cable-A)
         self._display = SimDisplay(connector_id)
         port = params.meter_port + connector_id - 1 if params.meter_port else 0
@@ -110,8 +112,13 @@ class SimConnector:
             return 0.0
         return offered_current_A(duty_percent)
 
+    def _breaker_tripped(self) -> None:
+        self.update()
+        self.mains.set_present(False)
+        self.update()
+
     def _voltage_V(self) -> float:
-        return 0.0 if Fault.PowerLoss in self.faults else self.params.voltage_V
+        return 0.0 if Fault.PowerLoss in self.faults or self.shunt_trip.tripped() else self.params.voltage_V
 
     def _path_closed(self) -> bool:
         """Whether current can flow into the EV at all right now."""
@@ -119,6 +126,7 @@ class SimConnector:
             self.ev.requesting
             and self.contactor.feedback_closed()
             and Fault.PowerLoss not in self.faults
+            and not self.shunt_trip.tripped()
             and not self.ev.battery_full
         )
 
@@ -151,7 +159,9 @@ class SimConnector:
             self.ev.pause()  # a full battery makes the EV leave C by itself
             self.ev.drawn_A = 0.0
         self.pilot.refresh()
-        pp_closed = self.ev.plugged and Fault.PpOpen not in self.faults
+        # A locked cable cannot leave the socket: unplugged at the EV side only, its PP resistor still reads.
+        cable_in_socket = self.ev.plugged or self.lock.is_locked()
+        pp_closed = cable_in_socket and Fault.PpOpen not in self.faults
         self.pp.set_cable(float(self.cable_A) if pp_closed else None)
 
     def phase_currents_A(self) -> tuple[float, float, float]:
@@ -228,7 +238,10 @@ class SimConnector:
         # clear-fault
         if argument is not None:
             self._fault_kind(argument)  # only to reject unknown kinds
-        cleared = sorted(self.faults)
+        cleared: list[str] = sorted(self.faults)
+        if self.shunt_trip.tripped():
+            cleared.append("breaker reset")
+            self.shunt_trip.reset()
         self.faults.clear()
         self.contactor.clear_faults()
         self.rcd.set_tripped(False)
@@ -296,6 +309,9 @@ class SimConnector:
             "ev": {"plugged": self.ev.plugged, "requesting": self.ev.requesting, "ventilation": self.ev.ventilation,
                    "soc_percent": self.ev.soc_percent},
             "cable_A": self.cable_A,
+            "locked": self.lock.is_locked(),
+            "contactor_welded": self.contactor.welded,
+            "breaker_tripped": self.shunt_trip.tripped(),
             "energy_Wh": self.energy_Wh,
             "energy_per_phase_Wh": list(self._energy_per_phase_Wh),
             "faults": sorted(fault.value for fault in self.faults),
@@ -313,6 +329,12 @@ class SimConnector:
         self._energy_per_phase_Wh = [float(v) for v in state["energy_per_phase_Wh"]]
         for kind in state["faults"]:
             self._inject(Fault(kind))
+        self.lock.restore(bool(state.get("locked", False)))
+        if state.get("contactor_welded"):
+            self.contactor.restore_weld()
+        if state.get("breaker_tripped"):
+            self.shunt_trip.restore()
+            self.mains.set_present(False)
         self.update()
 
     def snapshot(self) -> dict[str, object]:
@@ -343,6 +365,7 @@ class SimConnector:
             "locked": self.lock.is_locked(),
             "tethered": self.lock.tethered,
             "rcd_tripped": self.rcd.tripped(),
+            "breaker_tripped": self.shunt_trip.tripped(),
             "cable_max_A": self.pp.cable_max_A(),
             "mains_present": self.mains.present(),
             "faults": sorted(fault.value for fault in self.faults),

@@ -209,23 +209,74 @@ def prepaid(config_path: Path, id_tag: str | None, balance: str | None, add: str
 @cli.command()
 @config_option
 @click.option("--connector", default=1, show_default=True, type=click.IntRange(min=1), help="Connector id.")
+@click.option("--cable-A", "cable_A", type=click.Choice(["13", "20", "32", "63"]), default=None,
+              help="plug: the rating the cable's PP resistor codes (default 32).")
 @click.argument("action", type=click.Choice(SIM_ACTIONS))
 @click.argument("argument", required=False)
-def sim(config_path: Path, connector: int, action: str, argument: str | None) -> None:
+def sim(config_path: Path, connector: int, cable_A: str | None, action: str, argument: str | None) -> None:
     """Drive the simulated hardware of a running daemon.
 
     \b
-    ACTION: plug, charge, pause, vent, unplug, tap UID, fault KIND, clear-fault
+    ACTION: plug [--cable-A N], charge, pause, vent, unplug, tap UID, fault KIND, clear-fault
     Fault kinds: ground-fault, lock-failure, fixed-cable, power-loss, weld, meter-offline,
-    pilot-short, diode-failure, overcurrent, contactor-stuck-open
+    pilot-short, pilot-negative, diode-failure, overcurrent, contactor-stuck-open, pilot-stall,
+    pp-open, rcd-wire-break
     """
     if action in ACTIONS_WITH_ARGUMENT and not argument:
         raise click.UsageError(f"'{action}' needs a {ACTIONS_WITH_ARGUMENT[action]}")
     if action not in ACTIONS_WITH_ARGUMENT and argument:
         raise click.UsageError(f"'{action}' takes no argument (got {argument!r})")
+    if cable_A is not None:
+        if action != "plug":
+            raise click.UsageError("--cable-A goes with 'plug' only")
+        argument = cable_A
     reply = _request(_load_for_daemon(config_path),
                      {"op": "sim", "connector": connector, "action": action, "argument": argument})
     click.echo(reply["message"])
+
+
+@cli.group(name="fault")
+def fault_group() -> None:
+    """Faults of the running charger: list them, clear latched ones after repair."""
+
+
+@fault_group.command(name="list")
+@config_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="History lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def fault_list(config_path: Path, limit: int, as_json: bool) -> None:
+    """Active faults (latched or not) and the newest lines of the fault log."""
+    reply = _request(_load_for_daemon(config_path), {"op": "fault-list", "limit": limit})
+    data = {"active": reply["active"], "history": reply["history"]}
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    if not data["active"]:
+        click.echo("no active faults")
+    for f in data["active"]:
+        kind = "latched: clear with 'chargepoint fault clear' after repair" if f["latched"] else "clears with its cause"
+        click.echo(f"connector {f['connector_id']}: {f['code']} ({f['error_code']}), {kind}")
+    if data["history"]:
+        click.echo("history:")
+    for h in data["history"]:
+        click.echo(f"  {h['at']}  connector {h['connector_id']}  {h['code']:<20} {h['action']:<8} {h['source']}")
+
+
+@fault_group.command(name="clear")
+@config_option
+@click.option("--connector", type=click.IntRange(min=1), default=None, help="Connector id (default: all).")
+def fault_clear(config_path: Path, connector: int | None) -> None:
+    """Clear latched faults whose condition is gone (weld repaired, RCD reset ...). Exit 1 if any remain."""
+    reply = _request(_load_for_daemon(config_path), {"op": "fault-clear", "connector": connector})
+    remaining = False
+    for c in reply["connectors"]:
+        cleared = ", ".join(c["cleared"]) or "nothing latched"
+        click.echo(f"connector {c['connector_id']}: cleared {cleared}")
+        if c["remaining"]:
+            remaining = True
+            click.echo(f"connector {c['connector_id']}: still latched (the condition is still there): "
+                       f"{', '.join(c['remaining'])}", err=True)
+    sys.exit(1 if remaining else 0)
 
 
 @cli.command()

@@ -68,7 +68,9 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
             station.save(sim_state)  # the simulated car stays plugged in across the reset
         return EXIT_REEXEC if reexec else EXIT_OK
     except BaseException as exc:
-        # The supervisor: the one place that catches everything. Make safe, say why, exit non-zero.
+        # The supervisor: the one place that catches everything. Make safe first, then say why, exit non-zero.
+        if hardware is not None:
+            await hardware.force_safe()
         if isinstance(exc, KeyboardInterrupt):
             log.info("interrupted")
         else:
@@ -104,6 +106,9 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
 
     try:
         await app.run(stop, ready=ready)
+    except BaseException:
+        await hardware.force_safe()  # before the control socket, the store or the log hear of it
+        raise
     finally:
         if watchdog_task is not None:
             watchdog_task.cancel()

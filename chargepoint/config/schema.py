@@ -35,7 +35,14 @@ class ChargerSettings(_Section):
 
     connectors: int = Field(1, ge=1, le=8, description="Number of connectors (EVSEs)")
     max_current_A: float = Field(32.0, ge=6.0, le=80.0, description="Maximum current per phase the installation allows")
-    cable_rating_A: float = Field(32.0, ge=6.0, le=80.0, description="Rating of the tethered cable or socket")
+    cable_rating_A: float = Field(32.0, ge=6.0, le=80.0, description="Rating of the tethered cable (tethered_cable)")
+    tethered_cable: bool = Field(
+        False, description="true: a fixed cable of cable_rating_A; false: a socket outlet, the cable's PP resistor "
+        "sets the rating (13/20/32/63 A) and no cable means no charging"
+    )
+    ventilation_available: bool = Field(
+        False, description="The site ventilates the charging area: only then does an EV asking for it (state D) charge"
+    )
     phases: Literal[1, 3] = Field(3, description="Phases wired to the connector")
     connection_timeout_s: float = Field(60.0, gt=0, le=3600, description="Plug-in/authorization pairing window")
     free_vend: bool | None = Field(
@@ -48,8 +55,32 @@ class ChargerSettings(_Section):
     meter_poll_interval_s: float = Field(1.0, ge=0.1, le=60, description="How often the energy meter is read")
     pwm_min_update_interval_s: float = Field(5.0, ge=0, le=60, description="Minimum time between duty changes")
     contactor_feedback_timeout_s: float = Field(0.5, gt=0, le=5, description="Mirror contact must confirm within")
-    overcurrent_margin_A: float = Field(2.0, ge=0, le=20, description="Draw above the offer tolerated")
+    overcurrent_margin_percent: float = Field(
+        10.0, ge=0, le=50, description="Draw above the offer tolerated, in percent of the offer (highest phase)"
+    )
     overcurrent_grace_s: float = Field(5.0, ge=1, le=60, description="Time the EV gets to follow a lower offer")
+    overcurrent_trip_s: float = Field(
+        2.0, ge=0.5, le=30, description="A draw above the tolerated one lasting this long opens the contactor"
+    )
+    overcurrent_trips_to_latch: int = Field(
+        3, ge=1, le=10, description="Over-current trips within an hour that latch the fault (fault clear)"
+    )
+    rcd_reclose_max: int = Field(
+        2, ge=0, le=5, description="Automatic re-closes after RCD trips within an hour; the next trip latches"
+    )
+    stop_wait_s: float = Field(
+        3.0, ge=0, le=10, description="A stop that is not a fault withdraws the PWM, then waits this long at most "
+        "for the EV to stop drawing before the contactor opens"
+    )
+    contactor_closes_per_min_max: int = Field(
+        10, ge=1, le=60, description="Contactor closes allowed per minute (a flickering pilot must not chatter it)"
+    )
+    pilot_timeout_s: float = Field(
+        0.1, ge=0.02, le=1.0, description="No valid pilot sample for this long is a fault that opens the contactor"
+    )
+    pilot_debounce_samples: int = Field(
+        3, ge=1, le=20, description="Consecutive samples a pilot state needs before it may close the contactor"
+    )
 
 
 class MeterSettings(_Section):
@@ -206,8 +237,6 @@ class HardwareSettings(_Section):
             raise ValueError(f"hardware.board.link {meter_port} is the energy meter's serial port too: give the board "
                              "a line of its own")
         return self
-
-
 
 
 class SimulatorSettings(_Section):

@@ -42,9 +42,10 @@ class Fault(enum.StrEnum):
         return _ERROR_CODES[self]
 
     @property
-    def latched(self) -> bool:
-        """Latched faults stay until a technician clears them; the others clear with their cause."""
-        return self in (Fault.ContactorWelded, Fault.PowerSwitchFailure, Fault.OverCurrentFailure)
+    def always_latched(self) -> bool:
+        """These latch at once: they stay until a technician clears them. Over-current and RCD trips latch when
+        they repeat (``ConnectorSettings``); every other fault clears with its cause."""
+        return self in (Fault.ContactorWelded, Fault.PowerSwitchFailure, Fault.DiodeFailure)
 
 
 _ERROR_CODES = {
@@ -94,6 +95,18 @@ class LockConnector:
 @dataclass(frozen=True, slots=True)
 class UnlockConnector:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class TripShunt:
+    """Drive the second means of disconnection (shunt trip of the upstream breaker): the contactor is welded."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockRefused:
+    """An unlock request that must not be carried out (the plug may be live)."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +160,8 @@ Command = (
     | SetPilotNegative
     | LockConnector
     | UnlockConnector
+    | TripShunt
+    | UnlockRefused
     | StartTimer
     | CancelTimer
     | AuthorizeTag

@@ -79,12 +79,29 @@ class LockCompleted:
     at_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class CableChanged:
+    """The proximity pilot reads a new cable rating; None: no cable (PP open)."""
+
+    max_A: float | None
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LockStateRead:
+    """The lock position read from the hardware at start (unknown reads as locked)."""
+
+    locked: bool
+    at_s: float
+
+
 class TimerName(enum.StrEnum):
     CONNECTION = "connection"  # authorized or plugged, waiting for the other half
     CONTACTOR_FEEDBACK = "contactor_feedback"
     PWM_UPDATE = "pwm_update"
-    OVERCURRENT = "overcurrent"
-    PILOT_WATCHDOG = "pilot_watchdog"
+    OVERCURRENT = "overcurrent"  # a draw above the limit that lasts this long trips
+    STOP_WAIT = "stop_wait"  # PWM withdrawn: the EV has this long to stop drawing before the contactor opens anyway
+    CONTACTOR_COOLDOWN = "contactor_cooldown"  # too many closes in the last minute: wait before the next
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +179,17 @@ class ReservationEnded:
 
 @dataclass(frozen=True, slots=True)
 class FaultsCleared:
-    """A technician cleared latched faults (weld, overcurrent) after inspection."""
+    """A technician cleared latched faults (weld, repeated over-current ...) after inspection."""
 
+    at_s: float
+    source: str = "technician"  # who cleared them, for the fault log
+
+
+@dataclass(frozen=True, slots=True)
+class LatchedFaultsRestored:
+    """Latched faults stored before a restart: they stay until cleared, whatever the restart."""
+
+    faults: tuple[str, ...]
     at_s: float
 
 
@@ -188,4 +214,7 @@ Event = (
     | ReservationMade
     | ReservationEnded
     | FaultsCleared
+    | LatchedFaultsRestored
+    | CableChanged
+    | LockStateRead
 )

@@ -31,6 +31,10 @@ class PilotReading:
     high_V: float
     low_V: float
     measured_at_s: float
+    # What the EVSE drove while the levels were taken (None: the sampler cannot say; the output at classification
+    # time is assumed). A sample taken just before a switch to PWM must not be judged as a PWM sample: it would read
+    # as a missing diode.
+    output: PilotOutput | None = None
 
 
 class PilotState(enum.StrEnum):
@@ -117,17 +121,24 @@ MAX_CURRENT_A = 80.0
 def duty_from_current(current_A: float) -> float | None:
     """Duty cycle in percent that advertises ``current_A`` (IEC 61851-1 table A.8).
 
-    Returns None below 6 A: no PWM can advertise less, the EVSE must pause instead (X1).
+    Returns None below 6 A: no PWM can advertise less, the EVSE must pause instead (X1). Never advertises more than
+    ``current_A``: the duty is rounded down to 0.1 %.
     The 51-52.5 A gap of the norm is closed by rounding down to 51 A.
     """
     if current_A < MIN_CURRENT_A:
         return None
     if current_A <= 51.0:
-        return round(current_A / 0.6, 1)
+        return _floor_tenth(current_A / 0.6)
     if current_A < 52.5:
         return 85.0
     current_A = min(current_A, MAX_CURRENT_A)
-    return round(current_A / 2.5 + 64.0, 1)
+    return _floor_tenth(current_A / 2.5 + 64.0)
+
+
+def _floor_tenth(duty_percent: float) -> float:
+    """Down to 0.1 %: rounding up would advertise more than the limit (13 A is 21.6 %, not 21.7 % = 13.02 A). The
+    epsilon absorbs binary noise such as 6 / 0.6 = 10.000000000000002."""
+    return math.floor(duty_percent * 10.0 + 1e-6) / 10.0
 
 
 def current_from_duty(duty_percent: float) -> float:

@@ -35,17 +35,22 @@ from chargepoint.core.commands import (
     SetPilotNegative,
     SetPwm,
     StartTimer,
+    TripShunt,
     UnlockConnector,
+    UnlockRefused,
 )
 from chargepoint.core.events import (
     AuthorizationDecided,
     AvailabilityChanged,
+    CableChanged,
     ContactorFeedbackChanged,
     CurrentLimitChanged,
     Event,
     FaultsCleared,
+    LatchedFaultsRestored,
     LimitReached,
     LockCompleted,
+    LockStateRead,
     MainsChanged,
     MeterFailed,
     MeterSampled,
@@ -74,9 +79,13 @@ _ALLOWED_SOURCES: dict[ConnectorStatus, list[ConnectorStatus]] = {
                   S.Unavailable, S.Faulted],
     S.Preparing: [S.Available, S.Finishing, S.Reserved, S.Unavailable, S.Faulted],
     # From Finishing: a new session for a plug that is still locked (remote start right after a stop).
-    S.Charging: [S.Available, S.Preparing, S.SuspendedEV, S.SuspendedEVSE, S.Finishing, S.Unavailable, S.Faulted],
-    S.SuspendedEV: [S.Available, S.Preparing, S.Charging, S.SuspendedEVSE, S.Finishing, S.Unavailable, S.Faulted],
-    S.SuspendedEVSE: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.Finishing, S.Unavailable, S.Faulted],
+    # From Reserved (as from Available): the plug was still locked, so the session skips Preparing.
+    S.Charging: [S.Available, S.Preparing, S.SuspendedEV, S.SuspendedEVSE, S.Finishing, S.Reserved, S.Unavailable,
+                 S.Faulted],
+    S.SuspendedEV: [S.Available, S.Preparing, S.Charging, S.SuspendedEVSE, S.Finishing, S.Reserved, S.Unavailable,
+                    S.Faulted],
+    S.SuspendedEVSE: [S.Available, S.Preparing, S.Charging, S.SuspendedEV, S.Finishing, S.Reserved, S.Unavailable,
+                      S.Faulted],
     S.Finishing: [S.Preparing, S.Charging, S.SuspendedEV, S.SuspendedEVSE, S.Unavailable, S.Faulted],
     # A reservation made while a session ran (the adapter refuses that, the core need not trust it) applies once
     # the session is over and the EV gone.
@@ -105,18 +114,32 @@ _PILOT_FAULTS = {
 }
 
 
+# Below this on every phase an EV has stopped drawing: the contactor opens without breaking load.
+NO_LOAD_A = 1.0
+# Over-current and RCD trips count towards latching within this window.
+TRIP_WINDOW_S = 3600.0
+CONTACTOR_WINDOW_S = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorSettings:
     """Per-connector policy. Currents in amperes, durations in seconds."""
 
     max_current_A: float = 32.0
-    cable_rating_A: float = 32.0
+    cable_rating_A: float = 32.0  # the tethered cable's rating; a socket outlet reads the cable's from PP
+    tethered_cable: bool = True
+    ventilation_available: bool = False  # state D (ventilation required) gets energy only where this is true
     connection_timeout_s: float = 60.0
     free_vend_id_tag: str | None = None  # None: a card must be authorized
     pwm_min_update_interval_s: float = 5.0
     contactor_feedback_timeout_s: float = 0.5
-    overcurrent_margin_A: float = 2.0
+    overcurrent_margin_percent: float = 10.0  # tolerated draw above the offer, relative to it
     overcurrent_grace_s: float = 5.0  # IEC 61851-1: the EV has 5 s to follow a lower duty cycle
+    overcurrent_trip_s: float = 2.0  # a draw above the limit lasting this long trips; shorter spikes do not
+    overcurrent_trips_to_latch: int = 3  # this many trips within TRIP_WINDOW_S latch the fault
+    rcd_reclose_max: int = 2  # automatic re-closes after RCD trips within TRIP_WINDOW_S; the next trip latches
+    stop_wait_s: float = 3.0  # a stop that is not a fault withdraws the PWM and waits this long for the EV
+    contactor_closes_per_min_max: int = 10  # a flickering pilot must not make the contactor chatter
     stop_on_ev_disconnect: bool = True  # OCPP StopTransactionOnEVSideDisconnect
     unlock_on_ev_disconnect: bool = True  # OCPP UnlockConnectorOnEVSideDisconnect
 
@@ -134,10 +157,15 @@ class _Facts:
     pilot: PilotState = PilotState.A
     pilot_known: bool = False
     feedback_closed: bool = False
+    feedback_known: bool = False
+    cable_max_A: float | None = None  # from PP; None: no cable
     rcd_tripped: bool = False
     mains_present: bool = True
     operative: bool = True
     faults: set[Fault] = field(default_factory=set)
+    latched: set[Fault] = field(default_factory=set)  # the faults above that stay until a technician clears them
+    overcurrent_trips_s: list[float] = field(default_factory=list)
+    rcd_trips_s: list[float] = field(default_factory=list)
     pending_tag: str | None = None
     authorized_tag: str | None = None
     authorized_parent: str | None = None
@@ -146,7 +174,11 @@ class _Facts:
     connection_timed_out: bool = False
     limits_A: dict[str, float] = field(default_factory=dict)
     meter_energy_Wh: int | None = None
-    overcurrent_since_s: float | None = None
+    max_draw_A: float | None = None  # highest phase of the last meter sample
+    max_draw_at_s: float = 0.0
+    stopping_reason: str | None = None  # a graceful stop is winding down: the session ends when the contactor opens
+    stop_wait_over: bool = False
+    unlock_requested: bool = False
     lock_wanted: bool = False
     locked: bool = False
     lock_pending: bool = False
@@ -179,6 +211,10 @@ class Connector:
         self.pwm_duty_percent: float | None = None  # None: +12 V constant (X1)
         self.pilot_negative = False
         self._last_pwm_change_s: float | None = None
+        self._pwm_off_at_s: float | None = None
+        # (since_s, offered_A) of every offer still inside the grace window: the EV may draw any of them.
+        self._offers: list[tuple[float, float]] = [(0.0, 0.0)]
+        self._close_times_s: list[float] = []
         self._timers: set[TimerName] = set()
         self._reported: tuple[ConnectorStatus, str] | None = None
         self._machine = Machine(
@@ -209,14 +245,33 @@ class Connector:
         """What the pilot offers right now (0 without PWM)."""
         return 0.0 if self.pwm_duty_percent is None else current_from_duty(self.pwm_duty_percent)
 
+    @property
+    def cable_max_A(self) -> float | None:
+        """The rating of the cable in use: the tethered one's, or the plugged one's (None: no cable)."""
+        return self.settings.cable_rating_A if self.settings.tethered_cable else self.facts.cable_max_A
+
+    def cable_limit_A(self) -> float:
+        """The tethered cable's configured rating, or what the plugged cable's PP resistor codes (0: no cable)."""
+        if self.settings.tethered_cable:
+            return self.settings.cable_rating_A
+        return 0.0 if self.facts.cable_max_A is None else self.facts.cable_max_A
+
     def allowed_current_A(self) -> float:
-        """min(configured maximum, cable rating, every external limit)."""
-        return min([self.settings.max_current_A, self.settings.cable_rating_A, *self.facts.limits_A.values()])
+        """min(configured maximum, cable rating, every external limit: smart charging, board, load management)."""
+        return min([self.settings.max_current_A, self.cable_limit_A(), *self.facts.limits_A.values()])
 
     @property
     def error_code(self) -> str:
         faults = sorted(self.facts.faults)
         return faults[0].error_code if faults else "NoError"
+
+    @property
+    def active_faults(self) -> frozenset[Fault]:
+        return frozenset(self.facts.faults)
+
+    @property
+    def latched_faults(self) -> frozenset[Fault]:
+        return frozenset(self.facts.latched)
 
     # ----------------------------------------------------------------- events
 
@@ -234,7 +289,7 @@ class Connector:
                 f.pilot_known = True
                 self._on_pilot(state, event.at_s)
             case PilotFailed():
-                f.faults.add(Fault.PilotLost)
+                self._raise(Fault.PilotLost)
             case TagPresented(id_tag=id_tag):
                 self._on_tag(id_tag, out, event.at_s)
             case AuthorizationDecided(id_tag=id_tag, accepted=accepted, parent_id_tag=parent):
@@ -249,38 +304,47 @@ class Connector:
                         f.connection_timed_out = False
             case ContactorFeedbackChanged(closed=closed):
                 f.feedback_closed = closed
+                f.feedback_known = True
                 if closed == self.contactor_commanded:
                     self._cancel_timer(TimerName.CONTACTOR_FEEDBACK, out)
                 elif TimerName.CONTACTOR_FEEDBACK not in self._timers:
                     # The contact moved without being told to: the switch cannot be trusted.
-                    f.faults.add(Fault.ContactorWelded if closed else Fault.PowerSwitchFailure)
+                    self._switch_failed(closed, out)
             case ResidualCurrentChanged(tripped=tripped):
                 f.rcd_tripped = tripped
                 if tripped:
-                    f.faults.add(Fault.GroundFailure)
+                    f.rcd_trips_s = [t for t in f.rcd_trips_s if event.at_s - t < TRIP_WINDOW_S] + [event.at_s]
+                    # The module resets and the connector re-closes a bounded number of times, then it latches.
+                    self._raise(Fault.GroundFailure, latch=len(f.rcd_trips_s) > self.settings.rcd_reclose_max)
                 else:
-                    f.faults.discard(Fault.GroundFailure)
+                    self._clear_condition(Fault.GroundFailure)
             case MainsChanged(present=present):
                 f.mains_present = present
                 if not present:
                     self._end_session("PowerLoss", out)
             case MeterSampled():
-                f.faults.discard(Fault.PowerMeterFailure)
+                self._clear_condition(Fault.PowerMeterFailure)
                 f.meter_energy_Wh = event.energy_Wh
-                self._check_overcurrent(event)
+                f.max_draw_A, f.max_draw_at_s = max(event.current_A), event.at_s
+                self._check_overcurrent(event, out)
                 if f.session is not None:
                     out.append(RecordMeter(event.energy_Wh))
             case MeterFailed():
-                f.faults.add(Fault.PowerMeterFailure)
+                self._raise(Fault.PowerMeterFailure)
             case LockCompleted(locked=locked, ok=ok):
                 f.lock_pending = False
                 if ok:
                     f.locked = locked
                 else:
-                    f.faults.add(Fault.ConnectorLockFailure)
+                    self._raise(Fault.ConnectorLockFailure)
+            case LockStateRead(locked=locked):
+                f.locked = locked
+            case CableChanged(max_A=max_A):
+                f.cable_max_A = max_A
             case TimerExpired(name=name):
-                self._timers.discard(name)
-                self._on_timer(name, event.at_s)
+                if name in self._timers:  # else cancelled after its expiry was queued: stale
+                    self._timers.discard(name)
+                    self._on_timer(name, event.at_s, out)
             case CurrentLimitChanged(source=source, current_A=current_A):
                 if current_A is None:
                     f.limits_A.pop(source, None)
@@ -288,20 +352,10 @@ class Connector:
                     f.limits_A[source] = max(0.0, current_A)
             case AvailabilityChanged(operative=operative):
                 f.operative = operative
-            case StopRequested(reason=reason):
-                self._end_session(reason, out)
+            case StopRequested(reason=reason) | LimitReached(reason=reason):
+                # Not a fault: the PWM goes first and the EV stops drawing before the contactor opens.
+                self._end_session(reason, out, graceful=True)
                 f.authorized_tag = None
-            case LimitReached(reason=reason):
-                if f.session is not None:
-                    # Not a fault: withdraw the PWM first so the EV sees the end of the offer, then open. The
-                    # contactor still opens in this same batch, so the overshoot stays within one meter sample.
-                    if self.pwm_duty_percent is not None or self.pilot_negative:
-                        self.pwm_duty_percent = None
-                        self.pilot_negative = False
-                        self._last_pwm_change_s = event.at_s
-                        out.append(SetPilotHigh())
-                    self._end_session(reason, out, open_first=False)
-                    f.authorized_tag = None
             case RemoteStartRequested(id_tag=id_tag, pre_authorized=pre_authorized):
                 if f.session is None and f.pending_tag is None and not f.faults and f.operative:
                     if pre_authorized and self._reservation_allows(id_tag, None):
@@ -313,12 +367,10 @@ class Connector:
                         out.append(AuthorizeTag(id_tag))
             case UnlockRequested():
                 if f.session is not None:
-                    self._end_session("UnlockCommand", out)
+                    self._end_session("UnlockCommand", out, graceful=True)
                     # The driver takes the cable: Finishing until it is out, no new session meanwhile (free vend).
                     f.finishing = f.pilot.plugged
-                if f.locked and not f.lock_pending and not f.feedback_closed:
-                    f.lock_pending = True
-                    out.append(UnlockConnector())
+                f.unlock_requested = True
             case ReservationMade():
                 f.reservation = event
             case ReservationEnded(reservation_id=reservation_id):
@@ -326,6 +378,10 @@ class Connector:
                     f.reservation = None
             case FaultsCleared():
                 self._clear_latched_faults()
+            case LatchedFaultsRestored(faults=codes):
+                for code in codes:
+                    if code in Fault.__members__:
+                        self._raise(Fault(code), latch=True)
         self._reconcile(out, event.at_s)
         return out
 
@@ -334,18 +390,19 @@ class Connector:
         if self.pilot_negative and state is PilotState.F:
             return  # our own -12 V: says nothing about the EV
         f.pilot = state
-        f.faults.discard(Fault.PilotLost)
+        self._clear_condition(Fault.PilotLost)
         for pilot_state, fault in _PILOT_FAULTS.items():
             if state is pilot_state:
-                f.faults.add(fault)
+                self._raise(fault)
             else:
-                f.faults.discard(fault)
+                self._clear_condition(fault)
         if state is PilotState.A:
             f.finishing = False
             f.connection_timed_out = False
             if f.session is not None:
                 f.authorized_tag = None  # the stop below needs no new authorization
-            f.faults.discard(Fault.ConnectorLockFailure)
+            self._clear_condition(Fault.ConnectorLockFailure)
+            self._clear_condition(Fault.OverCurrentFailure)  # the EV that over-drew has left
 
     def _on_tag(self, id_tag: str, out: list[Command], at_s: float) -> None:
         f = self.facts
@@ -379,7 +436,7 @@ class Connector:
         r = self.facts.reservation
         return r is None or id_tag == r.id_tag or (r.parent_id_tag is not None and parent_id_tag == r.parent_id_tag)
 
-    def _on_timer(self, name: TimerName, at_s: float) -> None:
+    def _on_timer(self, name: TimerName, at_s: float, out: list[Command]) -> None:
         f = self.facts
         if name is TimerName.CONNECTION:
             if f.session is None:
@@ -387,40 +444,91 @@ class Connector:
                     f.connection_timed_out = True
                 f.authorized_tag = None
         elif name is TimerName.CONTACTOR_FEEDBACK and f.feedback_closed != self.contactor_commanded:
-            f.faults.add(Fault.ContactorWelded if f.feedback_closed else Fault.PowerSwitchFailure)
+            self._switch_failed(f.feedback_closed, out)
+        elif name is TimerName.OVERCURRENT:
+            f.overcurrent_trips_s = [t for t in f.overcurrent_trips_s if at_s - t < TRIP_WINDOW_S] + [at_s]
+            self._raise(Fault.OverCurrentFailure,
+                        latch=len(f.overcurrent_trips_s) >= self.settings.overcurrent_trips_to_latch)
+        elif name is TimerName.STOP_WAIT:
+            f.stop_wait_over = True  # the EV did not stop drawing in time: open under load
 
-    def _check_overcurrent(self, sample: MeterSampled) -> None:
-        f = self.facts
-        offered_A = self.offered_current_A
-        settled = (
-            self._last_pwm_change_s is None
-            or sample.at_s - self._last_pwm_change_s >= self.settings.overcurrent_grace_s
+    def _switch_failed(self, closed: bool, out: list[Command]) -> None:
+        if closed:
+            self._raise(Fault.ContactorWelded)
+            # The contactor cannot cut the supply: the upstream breaker's shunt trip is the second means.
+            out.append(TripShunt())
+        else:
+            self._raise(Fault.PowerSwitchFailure)
+
+    def _raise(self, fault: Fault, latch: bool = False) -> None:
+        self.facts.faults.add(fault)
+        if latch or fault.always_latched:
+            self.facts.latched.add(fault)
+
+    def _clear_condition(self, fault: Fault) -> None:
+        """The cause of ``fault`` is gone: it clears unless it latched."""
+        if fault not in self.facts.latched:
+            self.facts.faults.discard(fault)
+
+    def overcurrent_limit_A(self, at_s: float) -> float:
+        """The highest draw per phase tolerated now: the offer (or, while the EV follows a lower offer, the one
+        before it) plus the relative margin."""
+        return self._offered_within_grace_A(at_s) * (1.0 + self.settings.overcurrent_margin_percent / 100.0)
+
+    def _offered_within_grace_A(self, at_s: float) -> float:
+        """The highest offer in force at any time in the last ``overcurrent_grace_s``."""
+        window_start_s = at_s - self.settings.overcurrent_grace_s
+        offers = self._offers
+        return max(
+            offered_A for i, (_, offered_A) in enumerate(offers)
+            if i == len(offers) - 1 or offers[i + 1][0] > window_start_s
         )
-        limit_A = offered_A + self.settings.overcurrent_margin_A
-        over = self.contactor_commanded and max(sample.current_A) > limit_A
-        if not (over and settled):
-            f.overcurrent_since_s = None
-            return
-        if f.overcurrent_since_s is None:
-            f.overcurrent_since_s = sample.at_s
-        elif sample.at_s - f.overcurrent_since_s >= self.settings.overcurrent_grace_s:
-            f.faults.add(Fault.OverCurrentFailure)
+
+    def _check_overcurrent(self, sample: MeterSampled, out: list[Command]) -> None:
+        # The highest phase decides: one overloaded phase is an overload whatever the others draw.
+        over = self.contactor_commanded and max(sample.current_A) > self.overcurrent_limit_A(sample.at_s)
+        if over:
+            self._start_timer(TimerName.OVERCURRENT, self.settings.overcurrent_trip_s, out)
+        else:
+            self._cancel_timer(TimerName.OVERCURRENT, out)
 
     def _clear_latched_faults(self) -> None:
+        """A technician's clearance: each latched fault whose condition is gone clears; the others stay."""
         f = self.facts
-        for fault in list(f.faults):
-            if not fault.latched:
+        still_present = {
+            Fault.ContactorWelded: f.feedback_closed and not self.contactor_commanded,
+            Fault.PowerSwitchFailure: f.feedback_closed != self.contactor_commanded,
+            Fault.DiodeFailure: f.pilot is PilotState.DIODE_FAILURE,
+            Fault.GroundFailure: f.rcd_tripped,
+        }
+        for fault in list(f.latched):
+            if still_present.get(fault, False):
                 continue
-            if fault is Fault.ContactorWelded and f.feedback_closed and not self.contactor_commanded:
-                continue  # still welded: clearing it would be a lie
+            f.latched.discard(fault)
             f.faults.discard(fault)
-        f.overcurrent_since_s = None
+            if fault is Fault.OverCurrentFailure:
+                f.overcurrent_trips_s.clear()
+            if fault is Fault.GroundFailure:
+                f.rcd_trips_s.clear()
 
-    def _end_session(self, reason: str, out: list[Command], open_first: bool = True) -> None:
+    def _end_session(self, reason: str, out: list[Command], graceful: bool = False) -> None:
         f = self.facts
         if f.session is None:
             return
-        self._open_contactor(out, first=open_first)
+        if graceful and self.contactor_commanded:
+            if f.stopping_reason is None:
+                f.stopping_reason = reason
+                f.stop_wait_over = False
+            return  # _reconcile withdraws the PWM, opens once the EV has stopped drawing, then ends the session
+        if f.stopping_reason is not None:
+            reason = f.stopping_reason  # the stop was asked for first; what ended the wind-down is secondary
+        self._open_contactor(out)
+        self._finish_session(reason, out)
+
+    def _finish_session(self, reason: str, out: list[Command]) -> None:
+        f = self.facts
+        assert f.session is not None
+        f.stopping_reason = None
         meter_stop_Wh = f.meter_energy_Wh if f.meter_energy_Wh is not None else f.session.meter_start_Wh
         out.append(EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh))
         if reason == "EVDisconnected" and not self.settings.unlock_on_ev_disconnect and f.locked:
@@ -436,16 +544,31 @@ class Connector:
 
     # ----------------------------------------------------------------- derivation
 
-    def _contactor_may_close(self) -> bool:
+    def _pilot_may_charge(self) -> bool:
+        """The EV asks for energy, and state D only where the site has ventilation (IEC 61851-1)."""
+        f = self.facts
+        return f.pilot_known and f.pilot.requests_energy and (
+            f.pilot is not PilotState.D or self.settings.ventilation_available
+        )
+
+    def _safe_to_close(self) -> bool:
+        """Safety: while this is false the contactor opens at once, under load if need be."""
         f = self.facts
         return (
             f.session is not None
             and not f.faults
             and not f.rcd_tripped
             and f.mains_present
-            and f.pilot_known
-            and f.pilot.requests_energy
+            and self._pilot_may_charge()
             and self._lock_confirmed()
+        )
+
+    def _energy_wanted(self) -> bool:
+        """Policy: safe, not stopping and offering current. When only this is false the contactor opens gently."""
+        return (
+            self._safe_to_close()
+            and self.facts.stopping_reason is None
+            and self.pwm_duty_percent is not None
             and self._desired_duty() is not None
         )
 
@@ -456,31 +579,60 @@ class Connector:
 
     def _desired_duty(self) -> float | None:
         f = self.facts
-        if f.session is None or f.faults or not f.mains_present or not self._lock_confirmed():
+        if (
+            f.session is None
+            or f.stopping_reason is not None
+            or f.faults
+            or not f.mains_present
+            or not self._lock_confirmed()
+        ):
             return None
         return duty_from_current(self.allowed_current_A())
+
+    def _ev_stopped_drawing(self) -> bool:
+        """A meter sample taken after the PWM went off shows no load on any phase."""
+        f = self.facts
+        return (
+            f.max_draw_A is not None
+            and self._pwm_off_at_s is not None
+            and f.max_draw_at_s > self._pwm_off_at_s
+            and f.max_draw_A < NO_LOAD_A
+        )
 
     def _open_contactor(self, out: list[Command], first: bool = True) -> None:
         if self.contactor_commanded:
             self.contactor_commanded = False
+            self.facts.stop_wait_over = False
+            self._cancel_timer(TimerName.STOP_WAIT, out)
+            self._cancel_timer(TimerName.OVERCURRENT, out)
             if first:
                 out.insert(0, OpenContactor())
             else:
                 out.append(OpenContactor())
             self._start_timer(TimerName.CONTACTOR_FEEDBACK, self.settings.contactor_feedback_timeout_s, out)
 
+    def _may_operate_contactor(self, at_s: float, out: list[Command]) -> bool:
+        """At most ``contactor_closes_per_min_max`` closes a minute: a flickering pilot must not chatter it."""
+        self._close_times_s = [t for t in self._close_times_s if at_s - t < CONTACTOR_WINDOW_S]
+        if len(self._close_times_s) < self.settings.contactor_closes_per_min_max:
+            return True
+        self._start_timer(TimerName.CONTACTOR_COOLDOWN, self._close_times_s[0] + CONTACTOR_WINDOW_S - at_s, out)
+        return False
+
     def _reconcile(self, out: list[Command], at_s: float) -> None:
         f = self.facts
         # 1. Safety first: anything that forbids energy opens the contactor before any other command.
-        if not self._contactor_may_close():
+        if not self._safe_to_close():
             self._open_contactor(out)
-        # 2. A fault or power loss ends the session.
+        # 2. A fault or power loss ends the session (the contactor is already open).
         if f.session is not None:
             if f.faults:
                 fault = sorted(f.faults)[0]
                 self._end_session(_FAULT_STOP_REASON.get(fault, "Other"), out)
             elif f.pilot_known and f.pilot is PilotState.A and self.settings.stop_on_ev_disconnect:
                 self._end_session("EVDisconnected", out)
+            elif f.stopping_reason is not None and not self.contactor_commanded:
+                self._finish_session(f.stopping_reason, out)
         # 3. Free vend: plugging in is the authorization.
         if (
             self.settings.free_vend_id_tag is not None
@@ -505,27 +657,37 @@ class Connector:
             f.session = ActiveSession(f.authorized_tag, f.authorized_parent, f.meter_energy_Wh, at_s)
             f.finishing = False
             f.lock_wanted = True
+            f.unlock_requested = False
             reservation_id = None if f.reservation is None else f.reservation.reservation_id
             f.reservation = None  # used up by this session
             out.append(BeginSession(id_tag=f.authorized_tag, meter_start_Wh=f.meter_energy_Wh,
                                     reservation_id=reservation_id))
-        # 5. Lock follows the session (a tethered cable's lock port succeeds at once).
-        if not f.lock_pending and Fault.ConnectorLockFailure not in f.faults:
-            if f.lock_wanted and not f.locked:
-                f.lock_pending = True
-                out.append(LockConnector())
-            elif not f.lock_wanted and f.locked and not self.contactor_commanded and not f.feedback_closed:
-                # Never release a plug whose contacts may still be live (welded contactor).
-                f.lock_pending = True
-                out.append(UnlockConnector())
+        # 5. Lock follows the session (a tethered cable's lock port succeeds at once); never release a plug whose
+        #    contacts may be live (closed, welded, or not known yet after a restart).
+        self._reconcile_lock(out)
         # 6. Pilot output.
         self._reconcile_pilot(out, at_s)
-        # 7. Close only now that the pilot offers current.
-        if self._contactor_may_close() and not self.contactor_commanded and self.pwm_duty_percent is not None:
+        # 7. Not a safety matter (a stop, a limit below 6 A): the PWM is off; open once the EV has stopped drawing,
+        #    or when it has had stop_wait_s to do so.
+        if self.contactor_commanded and not self._energy_wanted():
+            if self._ev_stopped_drawing() or f.stop_wait_over:
+                self._open_contactor(out, first=False)
+                if f.session is not None and f.stopping_reason is not None:
+                    self._finish_session(f.stopping_reason, out)
+                    self._reconcile_lock(out)
+            else:
+                self._start_timer(TimerName.STOP_WAIT, self.settings.stop_wait_s, out)
+        # 8. Close only now that the pilot offers current.
+        if (
+            self._energy_wanted()
+            and not self.contactor_commanded
+            and self._may_operate_contactor(at_s, out)
+        ):
             self.contactor_commanded = True
+            self._close_times_s.append(at_s)
             out.append(CloseContactor())
             self._start_timer(TimerName.CONTACTOR_FEEDBACK, self.settings.contactor_feedback_timeout_s, out)
-        # 8. Connection timeout while one half of (plugged, authorized) is missing.
+        # 9. Connection timeout while one half of (plugged, authorized) is missing.
         waiting = f.session is None and (
             (f.pilot.plugged and not f.finishing and not f.connection_timed_out)
             or (f.authorized_tag is not None and not f.pilot.plugged)
@@ -534,8 +696,31 @@ class Connector:
             self._start_timer(TimerName.CONNECTION, self.settings.connection_timeout_s, out)
         elif not waiting:
             self._cancel_timer(TimerName.CONNECTION, out)
-        # 9. Status.
+        # 10. Status.
         self._update_status(out)
+
+    def _reconcile_lock(self, out: list[Command]) -> None:
+        f = self.facts
+        live = self.contactor_commanded or f.feedback_closed or not f.feedback_known
+        if f.unlock_requested and not f.lock_pending:
+            if Fault.ContactorWelded in f.faults:
+                f.unlock_requested = False
+                out.append(UnlockRefused("the contactor is welded: the plug may be live"))
+            elif not live:
+                f.unlock_requested = False
+                f.lock_wanted = False
+                f.locked_for = None
+                f.lock_pending = True
+                out.append(UnlockConnector())
+            return  # live but not welded: a stop is winding down, the unlock follows the contactor
+        if f.lock_pending or Fault.ConnectorLockFailure in f.faults:
+            return
+        if f.lock_wanted and not f.locked:
+            f.lock_pending = True
+            out.append(LockConnector())
+        elif not f.lock_wanted and f.locked and not live and f.locked_for is None:
+            f.lock_pending = True
+            out.append(UnlockConnector())
 
     def _reconcile_pilot(self, out: list[Command], at_s: float) -> None:
         f = self.facts
@@ -543,27 +728,40 @@ class Connector:
         duty = None if negative else self._desired_duty()
         if negative:
             if not self.pilot_negative:
+                self._note_offer_change(at_s, 0.0)
                 self.pilot_negative = True
                 self.pwm_duty_percent = None
                 out.append(SetPilotNegative())
             return
         if self.pilot_negative or (duty is None and self.pwm_duty_percent is not None):
+            self._note_offer_change(at_s, 0.0)
+            self._pwm_off_at_s = at_s
             self.pilot_negative = False
             self.pwm_duty_percent = None
-            self._last_pwm_change_s = at_s
             out.append(SetPilotHigh())
         if duty is None or duty == self.pwm_duty_percent:
             self._cancel_timer(TimerName.PWM_UPDATE, out)
             return
-        if self.pwm_duty_percent is not None and self._last_pwm_change_s is not None:
+        over_hard_limit = self.offered_current_A > min(self.settings.max_current_A, self.cable_limit_A())
+        if self.pwm_duty_percent is not None and self._last_pwm_change_s is not None and not over_hard_limit:
             wait_s = self._last_pwm_change_s + self.settings.pwm_min_update_interval_s - at_s
             if wait_s > 0:
                 # The EV needs time to follow each change; bunch changes into one every interval.
                 self._start_timer(TimerName.PWM_UPDATE, wait_s, out)
                 return
+        self._note_offer_change(at_s, current_from_duty(duty))
+        self._pwm_off_at_s = None
         self.pwm_duty_percent = duty
-        self._last_pwm_change_s = at_s
         out.append(SetPwm(duty))
+
+    def _note_offer_change(self, at_s: float, offered_A: float) -> None:
+        """Remember the new offer; the ones that left the grace window are forgotten."""
+        window_start_s = at_s - self.settings.overcurrent_grace_s
+        offers = [*self._offers, (at_s, offered_A)]
+        while len(offers) > 1 and offers[1][0] <= window_start_s:
+            offers.pop(0)
+        self._offers = offers
+        self._last_pwm_change_s = at_s
 
     def _derive_status(self) -> ConnectorStatus:
         f = self.facts
@@ -578,6 +776,8 @@ class Connector:
             if self.pwm_duty_percent is None:
                 return S.SuspendedEVSE
             if f.pilot.requests_energy:
+                if not self._pilot_may_charge():
+                    return S.SuspendedEVSE  # state D where no ventilation is available
                 if self.contactor_commanded and f.feedback_closed:
                     return S.Charging
                 if self.contactor_commanded:

@@ -11,6 +11,7 @@ through their own queue to a single writer so disk latency never sits in the saf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,14 +38,18 @@ from chargepoint.core.commands import (
     SetPilotNegative,
     SetPwm,
     StartTimer,
+    TripShunt,
     UnlockConnector,
+    UnlockRefused,
 )
 from chargepoint.core.events import (
     AuthorizationDecided,
     AvailabilityChanged,
     CurrentLimitChanged,
     Event,
-    LockCompleted,
+    FaultsCleared,
+    LatchedFaultsRestored,
+    LockStateRead,
     RemoteStartRequested,
     StopRequested,
     TimerExpired,
@@ -66,18 +71,18 @@ from chargepoint.ports.events import (
     TransactionEnded,
     TransactionStarted,
 )
-from chargepoint.runtime import hardware_loops, views
+from chargepoint.runtime import actuators, hardware_loops, views
 from chargepoint.runtime.connector import ConnectorRuntime, SessionView
+from chargepoint.runtime.faults import FaultBook
 from chargepoint.runtime.pricing import PricingService
 from chargepoint.runtime.reservations import Reservations
 from chargepoint.runtime.session_writer import SessionWriter
 from chargepoint.store import Store
-from hal.errors import LockError
 from hal.hardware import Hardware
 
 log = logging.getLogger(__name__)
 
-UNLOCK_TIMEOUT_S = 5.0
+UNLOCK_TIMEOUT_S = 5.0  # the actuator's own time, on top of a gentle stop's stop_wait_s
 
 
 class ChargerApp:
@@ -94,14 +99,21 @@ class ChargerApp:
             free_vend_id_tag=config.charger.free_vend_id_tag if config.free_vend else None,
             pwm_min_update_interval_s=config.charger.pwm_min_update_interval_s,
             contactor_feedback_timeout_s=config.charger.contactor_feedback_timeout_s,
-            overcurrent_margin_A=config.charger.overcurrent_margin_A,
+            tethered_cable=config.charger.tethered_cable,
+            ventilation_available=config.charger.ventilation_available,
+            overcurrent_margin_percent=config.charger.overcurrent_margin_percent,
             overcurrent_grace_s=config.charger.overcurrent_grace_s,
+            overcurrent_trip_s=config.charger.overcurrent_trip_s,
+            overcurrent_trips_to_latch=config.charger.overcurrent_trips_to_latch,
+            rcd_reclose_max=config.charger.rcd_reclose_max,
+            stop_wait_s=config.charger.stop_wait_s,
+            contactor_closes_per_min_max=config.charger.contactor_closes_per_min_max,
         )
         self.connectors = {
             hw.connector_id: ConnectorRuntime(hw=hw, core=Connector(hw.connector_id, settings))
             for hw in hardware.connectors
         }
-        self._events: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[int, Event, asyncio.Future[None] | None]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._stopping = False
@@ -116,6 +128,8 @@ class ChargerApp:
         self.writer = SessionWriter(store, self.connectors)
         self.reservations = Reservations(store, self.connectors, self.post, self.spawn)
         self.pricing = PricingService(config, store, self, rejected=pricing_problems)
+        self.faults = FaultBook(store, self.spawn)
+        self._handled = asyncio.Event()
 
     def attach_csms(self, adapter: CsmsAdapter) -> None:
         """The adapter that connects the charger to its CSMS (before ``run``); it hears every event too."""
@@ -152,12 +166,22 @@ class ChargerApp:
             writer_task = tg.create_task(self.writer.run())
             self.spawn(self._process_events())
             interval_s = self.config.charger.meter_poll_interval_s
+            latched = await self.faults.restore(self.connectors.values())
+            charger = self.config.charger
             for c in self.connectors.values():
-                self.spawn(hardware_loops.pilot_loop(c, self.post, lambda: self._stopping))
+                self.spawn(hardware_loops.pilot_loop(c, self.post, lambda: self._stopping, charger.pilot_timeout_s,
+                                                     charger.pilot_debounce_samples))
                 for loop in hardware_loops.device_loops(c, self.post):
                     self.spawn(loop)
                 self.spawn(hardware_loops.meter_loop(c, self.post, self._publish, interval_s))
                 await self._execute(c, c.core.start(time.monotonic()))
+                self.faults.note(c, None)
+                now = time.monotonic()
+                if c.connector_id in latched:
+                    self.post(c.connector_id, LatchedFaultsRestored(latched[c.connector_id], now))
+                self.post(c.connector_id, LockStateRead(actuators.lock_position(c), now))
+                if c.hw.max_current_A is not None:
+                    self.post(c.connector_id, CurrentLimitChanged("hardware", c.hw.max_current_A, now))
                 if await self.store.get_kv(f"availability.{c.connector_id}") == "Inoperative":
                     self.post(c.connector_id, AvailabilityChanged(False, time.monotonic()))
             await self.reservations.restore()
@@ -173,30 +197,56 @@ class ChargerApp:
             await writer_task
 
     def spawn(self, coro: Awaitable[Any]) -> None:
-        """Run ``coro`` in the application's task group."""
+        """Run ``coro`` in the application's task group; if it fails, the hardware is made safe first."""
         assert self._tg is not None
-        self._tasks.append(self._tg.create_task(coro))  # type: ignore[arg-type]
+        self._tasks.append(self._tg.create_task(self._guarded(coro)))
+
+    async def _guarded(self, coro: Awaitable[Any]) -> None:
+        try:
+            await coro
+        except Exception:
+            # The very first thing on an unhandled exception: contactors open, pilots at +12 V. The task group then
+            # cancels the others and the supervisor logs, flushes and tears down - all of it after this.
+            await self.hardware.force_safe()
+            raise
 
     async def _shutdown(self) -> None:
-        """End running sessions cleanly and leave the hardware safe before the tasks stop."""
+        """End running sessions gently (PWM off, then the contactor once the EV has stopped drawing, at most
+        stop_wait_s), then leave the hardware safe before the tasks stop."""
         self._stopping = True
-        now = time.monotonic()
         for c in self.connectors.values():
-            await self._execute(c, c.core.handle(StopRequested(self._reset_reason, now)))
+            await self.handled(c.connector_id, StopRequested(self._reset_reason, time.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.charger.stop_wait_s + 0.5):
+                # Each event handled (a meter sample, the stop_wait timer) may be the one that opens the contactor.
+                while any(c.core.contactor_commanded for c in self.connectors.values()):
+                    self._handled.clear()
+                    await self._handled.wait()
+        for c in self.connectors.values():
             for handle in c.timers.values():
                 handle.cancel()
         await self.hardware.force_safe()
 
     def post(self, connector_id: int, event: Event) -> None:
-        self._events.put_nowait((connector_id, event))
+        self._events.put_nowait((connector_id, event, None))
+
+    async def handled(self, connector_id: int, event: Event) -> None:
+        """Post ``event`` and wait until the core has handled it and its commands have run."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._events.put_nowait((connector_id, event, done))
+        await done
 
     # ----------------------------------------------------------------- event processing
 
     async def _process_events(self) -> None:
         while True:
-            connector_id, event = await self._events.get()
+            connector_id, event, done = await self._events.get()
             c = self.connectors[connector_id]
             await self._execute(c, c.core.handle(event))
+            self.faults.note(c, event)
+            self._handled.set()
+            if done is not None and not done.done():
+                done.set_result(None)
 
     async def _execute(self, c: ConnectorRuntime, commands: list[Command]) -> None:
         hw = c.hw
@@ -213,9 +263,14 @@ class ChargerApp:
                 case SetPilotNegative():
                     await hw.pilot.set_negative()
                 case LockConnector():
-                    self.spawn(self._move_lock(c, lock=True))
+                    self.spawn(actuators.move_lock(c, True, self.post))
                 case UnlockConnector():
-                    self.spawn(self._move_lock(c, lock=False))
+                    self.spawn(actuators.move_lock(c, False, self.post))
+                case UnlockRefused(reason=reason):
+                    log.error("connector %d: unlock refused: %s", c.connector_id, reason)
+                    actuators.resolve_unlock(c, False)
+                case TripShunt():
+                    await actuators.trip_shunt(c)
                 case StartTimer(name=name, duration_s=duration_s):
                     self._start_timer(c, name, duration_s)
                 case CancelTimer(name=name):
@@ -290,20 +345,6 @@ class ChargerApp:
 
         c.timers[name] = asyncio.get_running_loop().call_later(duration_s, expire)
 
-    async def _move_lock(self, c: ConnectorRuntime, lock: bool) -> None:
-        try:
-            await (c.hw.lock.lock() if lock else c.hw.lock.unlock())
-            ok = True
-        except LockError as exc:
-            log.error("connector %d: lock actuator failed: %s", c.connector_id, exc)
-            ok = False
-        self.post(c.connector_id, LockCompleted(locked=lock, ok=ok, at_s=time.monotonic()))
-        if not lock:
-            waiters, c.unlock_waiters = c.unlock_waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(ok)
-
     def _authorize_locally(self, c: ConnectorRuntime, id_tag: str) -> None:
         """Standalone: the configured allow list and the prepaid balances on the charger decide."""
         accepted = self.allow_list.accepts(id_tag) or self.pricing.prepaid_accepts(id_tag)
@@ -373,21 +414,18 @@ class ChargerApp:
             self.post(connector_id, AvailabilityChanged(operative, time.monotonic()))
 
     async def unlock(self, connector_id: int) -> str:
-        """UnlockConnector: 'Unlocked', 'UnlockFailed' or 'NotSupported' (tethered cable)."""
+        """UnlockConnector: 'Unlocked', 'UnlockFailed' or 'NotSupported' (tethered cable).
+
+        Always through the core: it ends a running session gently first, and it refuses while the contacts may be
+        live (closed, welded, or not known yet)."""
         c = self.connectors[connector_id]
         if c.hw.lock.tethered:
             return "NotSupported"
-        if c.session is None and not c.core.facts.locked:
-            try:
-                await c.hw.lock.unlock()
-            except LockError:
-                return "UnlockFailed"
-            return "Unlocked"
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         c.unlock_waiters.append(waiter)
         self.post(connector_id, UnlockRequested(time.monotonic()))
         try:
-            async with asyncio.timeout(UNLOCK_TIMEOUT_S):
+            async with asyncio.timeout(UNLOCK_TIMEOUT_S + self.config.charger.stop_wait_s):
                 return "Unlocked" if await waiter else "UnlockFailed"
         except TimeoutError:
             return "UnlockFailed"
@@ -406,6 +444,24 @@ class ChargerApp:
         self._reset_reason = "HardReset" if hard else "SoftReset"
         if self._stop is not None:
             self._stop.set()
+
+    async def clear_faults(self, connector_id: int | None, source: str) -> dict[str, Any]:
+        """``chargepoint fault clear``: latched faults whose condition is gone clear; the others stay, said why."""
+        targets = [c for c in self.connectors.values() if connector_id is None or c.connector_id == connector_id]
+        if not targets:
+            raise ValueError(f"no connector {connector_id}; this charger has 1..{len(self.connectors)}")
+        result: list[dict[str, Any]] = []
+        for c in targets:
+            before = c.core.latched_faults
+            await self.handled(c.connector_id, FaultsCleared(time.monotonic(), source))
+            after = c.core.latched_faults
+            result.append({"connector_id": c.connector_id, "cleared": sorted(map(str, before - after)),
+                           "remaining": sorted(map(str, after))})
+        return {"connectors": result}
+
+    async def fault_listing(self, limit: int) -> dict[str, Any]:
+        await asyncio.sleep(0)  # let the log writes already posted reach the store first
+        return await self.faults.listing(self.connectors.values(), limit)
 
     # ----------------------------------------------------------------- views (control socket, diagnostics)
 
@@ -436,3 +492,4 @@ class ChargerApp:
     async def flush_store(self) -> None:
         """Wait until every queued store write is done (used before answering session queries)."""
         await self.writer.flush()
+

@@ -83,6 +83,13 @@ class ControlServer:
             await self.app.flush_store()
             accounts = await self.app.prepaid(request.get("id_tag"), request.get("balance"), request.get("add"))
             return {"ok": True, "accounts": accounts}
+        if op == "fault-list":
+            return {"ok": True, **await self.app.fault_listing(int(request.get("limit", 50)))}
+        if op == "fault-clear":
+            connector = request.get("connector")
+            cleared = await self.app.clear_faults(None if connector is None else int(connector),
+                                                  "technician (chargepoint fault clear)")
+            return {"ok": True, **cleared}
         if op == "sim":
             return self._sim(request)
         raise ValueError(f"unknown op {op!r}")

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.core.events import (
+    CableChanged,
     ContactorFeedbackChanged,
     Event,
     MainsChanged,
@@ -25,7 +26,7 @@ from chargepoint.core.events import (
     ResidualCurrentChanged,
     TagPresented,
 )
-from chargepoint.core.pilot import classify
+from chargepoint.core.pilot import PilotReading, PilotState, classify
 from chargepoint.ports.events import ChargerEvent, MeterRead
 from chargepoint.runtime.connector import ConnectorRuntime
 from hal.errors import HalError
@@ -39,17 +40,57 @@ Post = Callable[[int, Event], None]
 _T = TypeVar("_T")
 
 
-async def pilot_loop(c: ConnectorRuntime, post: Post, stopping: Callable[[], bool]) -> None:
+async def pilot_loop(c: ConnectorRuntime, post: Post, stopping: Callable[[], bool], timeout_s: float = 0.1,
+                     debounce_samples: int = 1) -> None:
+    """Classify every pilot sample; post each new state.
+
+    Freshness: no sample within ``timeout_s`` is a fault (``PilotFailed``) that opens the contactor; the next sample
+    is reported afresh. Debounce: a state that asks for energy (C, D) must be seen in ``debounce_samples``
+    consecutive samples before it is posted (and so must a diode fault, which latches), while any other state is
+    posted at once: a flickering B/C can delay a close, never an open.
+    """
+    readings = aiter(c.hw.pilot.readings())
+    # anext() runs as a task of its own: a timeout must not cancel it, that would close the sampler's generator.
+    next_sample: asyncio.Future[PilotReading] = asyncio.ensure_future(anext(readings))
+    candidate: PilotState | None = None
+    seen = 0
+    lost = False
     try:
-        async for reading in c.hw.pilot.readings():
-            output, _ = c.hw.pilot.output()
+        while True:
+            done, _ = await asyncio.wait({next_sample}, timeout=timeout_s)
+            if not done:
+                if not lost:
+                    lost = True
+                    c.pilot_state = None
+                    reason = f"no pilot sample for {timeout_s * 1000:.0f} ms"
+                    log.error("connector %d: %s", c.connector_id, reason)
+                    post(c.connector_id, PilotFailed(reason, time.monotonic()))
+                continue
+            try:
+                reading = next_sample.result()
+            except StopAsyncIteration:
+                break
+            next_sample = asyncio.ensure_future(anext(readings))
+            lost = False
+            output = reading.output if reading.output is not None else c.hw.pilot.output()[0]
             state = classify(reading, output, c.pilot_state)
-            if state != c.pilot_state:
-                c.pilot_state = state
-                post(c.connector_id, PilotChanged(state, time.monotonic()))
+            if state == c.pilot_state:
+                candidate = None
+                continue
+            if (state.requests_energy or state is PilotState.DIODE_FAILURE) and debounce_samples > 1:
+                # Energy waits for a steady C/D; a diode fault latches, so one odd sample must not raise it.
+                seen = seen + 1 if state == candidate else 1
+                candidate = state
+                if seen < debounce_samples:
+                    continue
+            candidate = None
+            c.pilot_state = state
+            post(c.connector_id, PilotChanged(state, time.monotonic()))
     except HalError as exc:
         post(c.connector_id, PilotFailed(str(exc), time.monotonic()))
         raise
+    finally:
+        next_sample.cancel()
     if not stopping():
         post(c.connector_id, PilotFailed("pilot readings ended", time.monotonic()))
 
@@ -67,6 +108,7 @@ def device_loops(c: ConnectorRuntime, post: Post) -> list[Coroutine[Any, Any, No
         forward(c, c.hw.rcd.trips(), ResidualCurrentChanged, post),
         forward(c, c.hw.mains.changes(), MainsChanged, post),
         forward(c, c.hw.rfid.tags(), TagPresented, post),
+        forward(c, c.hw.pp.changes(), CableChanged, post),
     ]
 
 

@@ -35,6 +35,8 @@ def connector_status(c: ConnectorRuntime, session_pricing: dict[str, Any]) -> di
         "offered_current_A": round(c.core.offered_current_A, 2),
         "pilot_state": None if c.pilot_state is None else str(c.pilot_state),
         "contactor_closed": c.hw.contactor.feedback_closed(),
+        "cable_max_A": c.core.cable_max_A,
+        "faults": sorted(str(fault) for fault in c.core.active_faults),
         "power_W": None if reading is None else round(reading.power_W, 1),
         "meter_energy_Wh": None if reading is None else reading.energy_Wh_import,
         "session": session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chargepoint.store.faults import FaultChange
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 from chargepoint.store.store import (
     BUSY_TIMEOUT_ms,
@@ -13,6 +14,7 @@ from chargepoint.store.store import (
 
 __all__ = [
     "BUSY_TIMEOUT_ms",
+    "FaultChange",
     "OutboxMessage",
     "OutboxRow",
     "PrepaidAccount",

@@ -131,11 +131,30 @@ CREATE TABLE user_prices (
 );
 """
 
+# Faults: every raise and clearance with time, code and source; the latched ones survive restarts.
+_0005_FAULTS: Final = """
+CREATE TABLE fault_log (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           TEXT NOT NULL,
+    connector_id INTEGER NOT NULL,
+    code         TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN ('raised', 'latched', 'cleared')),
+    source       TEXT NOT NULL
+);
+CREATE TABLE latched_faults (
+    connector_id INTEGER NOT NULL,
+    code         TEXT NOT NULL,
+    since        TEXT NOT NULL,
+    PRIMARY KEY (connector_id, code)
+);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
     (3, _0003_OCPP),
     (4, _0004_PRICING),
+    (5, _0005_FAULTS),
 )
 """(number, sql) pairs in the order they are applied."""
 

@@ -137,12 +137,17 @@ def debit(conn: sqlite3.Connection, id_tag: str, amount: Decimal, session_id: st
         return
     if conn.execute("SELECT 1 FROM prepaid_ledger WHERE session_id = ?", (session_id,)).fetchone() is not None:
         return
-    balance = Decimal(account["balance"]) - amount
+    # A balance never goes below zero: what the last meter sample and the EV's stop drew beyond the budget is taken
+    # from what is left and the rest is written down as a shortfall (the session's cost stays the full cost).
+    available = max(Decimal(0), Decimal(account["balance"]))
+    taken = min(amount, available)
+    balance = available - taken
+    note = "session" if taken == amount else f"session (shortfall {amount - taken})"
     conn.execute("UPDATE prepaid_accounts SET balance = ?, updated_at = ? WHERE id_tag = ?",
                  (str(balance), at_text, id_tag))
     conn.execute(
         "INSERT INTO prepaid_ledger (id_tag, session_id, amount, balance_after, at, note) VALUES (?, ?, ?, ?, ?, ?)",
-        (id_tag, session_id, str(-amount), str(balance), at_text, "session"),
+        (id_tag, session_id, str(-taken), str(balance), at_text, note),
     )
 
 

@@ -39,7 +39,9 @@ from typing import Any, Final, TypeVar
 from chargepoint.core.ocpp_auth import IdTagEntry
 from chargepoint.core.reservation import Reservation
 from chargepoint.errors import StoreError
+from chargepoint.store import faults as _faults
 from chargepoint.store import pricing as _pricing
+from chargepoint.store.faults import FaultChange
 from chargepoint.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 
@@ -798,6 +800,23 @@ class Store:
             return {row["id_tag"]: row["data"] for row in conn.execute("SELECT id_tag, data FROM user_prices")}
 
         return await self._run(work)
+
+    # -- faults ----------------------------------------------------------------------------------------
+
+    async def record_faults(self, connector_id: int, changes: Sequence[FaultChange], latched: Sequence[str]) -> None:
+        """Append ``changes`` to the fault log and make ``latched`` the connector's latched faults, atomically."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _faults.record(conn, connector_id, changes, latched)
+
+        await self._run(work)
+
+    async def latched_faults(self) -> dict[int, list[tuple[str, str]]]:
+        return await self._run(_faults.latched)
+
+    async def fault_log(self, limit: int = 50, connector_id: int | None = None) -> list[FaultChange]:
+        return await self._run(lambda conn: _faults.log(conn, limit, connector_id))
 
     async def get_kv(self, key: str) -> str | None:
         def work(conn: sqlite3.Connection) -> str | None:

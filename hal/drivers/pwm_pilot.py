@@ -37,7 +37,6 @@ from hal.errors import BackendUnavailable, HalError
 _log = logging.getLogger(__name__)
 
 PERIOD_NS: Final = 1_000_000  # 1 kHz
-DEADBAND_V: Final = 0.3
 EXPORT_POLL_S: Final = 0.01
 
 
@@ -54,17 +53,9 @@ class AdcSampler(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _moved(deadband_V: float) -> Callable[[PilotReading, PilotReading], bool]:
-    def moved(old: PilotReading, new: PilotReading) -> bool:
-        for before, after in ((old.high_V, new.high_V), (old.low_V, new.low_V)):
-            if math.isnan(before) or math.isnan(after):
-                if math.isnan(before) != math.isnan(after):
-                    return True
-            elif abs(after - before) > deadband_V:
-                return True
-        return False
-
-    return moved
+def _every_sample(old: PilotReading, new: PilotReading) -> bool:
+    """Every sample is news: the runtime judges the sampler alive by their arrival (pilot freshness)."""
+    return True
 
 
 class SysfsPwmPilot:
@@ -72,8 +63,8 @@ class SysfsPwmPilot:
 
     Construction exports the channel if needed and drives +12 V (100 % duty, enabled) before it
     returns. Readings are polled every ``poll_interval_s`` by a task that starts with the first
-    ``readings()`` subscriber and stops in ``aclose()``; a reading is published only when the high or
-    the low level moved by more than ``deadband_V`` since the last one published.
+    ``readings()`` subscriber and stops in ``aclose()``; every sample is published, tagged with the output
+    driven while it was taken (a sample during which the output changed is dropped: it belongs to neither).
     """
 
     def __init__(
@@ -84,7 +75,6 @@ class SysfsPwmPilot:
         channel: int = 0,
         sysfs_root: str | os.PathLike[str] = "/sys/class/pwm",
         poll_interval_s: float = 0.01,
-        deadband_V: float = DEADBAND_V,
         export_timeout_s: float = 1.0,
     ) -> None:
         if chip < 0 or channel < 0:
@@ -104,7 +94,7 @@ class SysfsPwmPilot:
         self._prepare()
         self._drive(PilotOutput.HIGH, 0.0)
         self._readings: ValueWatch[PilotReading] = ValueWatch(
-            None, self._poll, name=f"pilot {self._dir}", changed=_moved(deadband_V)
+            None, self._poll, name=f"pilot {self._dir}", changed=_every_sample
         )
 
     # ------------------------------------------------------------------ sysfs
@@ -193,8 +183,10 @@ class SysfsPwmPilot:
 
     async def _poll(self, publish: Callable[[PilotReading], bool]) -> None:
         while True:
+            output = self._output
             high_V, low_V = await self._sampler.sample()
-            publish(PilotReading(high_V=high_V, low_V=low_V, measured_at_s=time.monotonic()))
+            if self._output is output:
+                publish(PilotReading(high_V=high_V, low_V=low_V, measured_at_s=time.monotonic(), output=output))
             await asyncio.sleep(self._poll_interval_s)
 
     def readings(self) -> AsyncIterator[PilotReading]:

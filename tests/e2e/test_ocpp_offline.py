@@ -200,4 +200,5 @@ async def test_tc037_2_invalid_card_charges_up_to_max_energy_on_invalid_id(tmp_p
         await charger.wait_status("SuspendedEVSE", timeout_s=15)
         assert charger.status()["session"]["energy_Wh"] >= 300
         assert csms.calls("StopTransaction") == []
-        assert not charger.sim().contactor.commanded_closed()
+        # No energy any more: the PWM went first, the contactor follows once the EV has stopped drawing.
+        await charger.wait_for(lambda: not charger.sim().contactor.commanded_closed(), what="contactor open")

@@ -215,8 +215,10 @@ async def test_prepaid_card_stops_at_its_budget_online_and_offline(tmp_path: Pat
             await charger.wait_status("Finishing", timeout_s=20)
             record = await finished(charger)
             assert record["stop_reason"] == "CostLimitReached", (online, record)
-            # 1 EUR/kWh: the budget is 250 Wh; a meter sample at this speed is < 50 Wh.
-            assert Decimal("0.25") <= Decimal(record["cost"]) <= Decimal("0.30"), (online, record)
+            # 1 EUR/kWh: the budget is 250 Wh; a meter sample at this speed is < 50 Wh, and the EV's stop after
+            # the PWM went off (~0.3 s of real time at 60x) is billed too: < 120 Wh here, ~6 Wh on a real charger.
+            assert Decimal("0.25") <= Decimal(record["cost"]) <= Decimal("0.42"), (online, record)
+            assert Decimal((await charger.app.prepaid(CARD))[0]["balance"]) == 0
             charger.sim().apply("unplug")
             await charger.wait_status("Available")
         csms.accepting = True

@@ -79,7 +79,8 @@ async def test_tc066_composite_schedule_and_profiles_survive_a_restart(tmp_path:
         assert reply["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 16
         assert (await csms.call(CP_ID, "GetCompositeSchedule", {"connectorId": 9, "duration": 60}))["status"] == \
             "Rejected"
-        await charger.wait_for(lambda: charger.app.connectors[1].core.allowed_current_A() == 16, what="cap")
+        await charger.wait_for(lambda: min(charger.app.connectors[1].core.facts.limits_A.values(), default=None) == 16,
+                               what="cap")
 
 
 async def test_tc059_remote_start_with_a_charging_profile(tmp_path: Path, csms: TestCsms) -> None:

@@ -1,5 +1,9 @@
 """Safety invariants of the connector state machine under random event sequences.
 
+The invariants are judged against an independent model of IEC 61851-1 kept by the harness from the events it
+sent and the commands it got back (never from the connector's own facts): what the pilot, RCD, mains, lock, cable
+and meter last said, what the pilot offered and since when. Meter samples draw unequal phase currents.
+
 Hypothesis draws sequences of 1-60 actions over every event type. Some actions are concrete events
 (an arbitrary pilot state, a card, an RCD trip ...); others are *replies* that a real runtime would
 produce (the contactor feedback following the last command, the lock completing, a running timer
@@ -13,6 +17,7 @@ run: ``CHARGEPOINT_HYPOTHESIS_EXAMPLES=20000 pytest tests/unit/test_core_invaria
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,12 +47,15 @@ from chargepoint.core.commands import (
 from chargepoint.core.events import (
     AuthorizationDecided,
     AvailabilityChanged,
+    CableChanged,
     ContactorFeedbackChanged,
     CurrentLimitChanged,
     Event,
     FaultsCleared,
+    LatchedFaultsRestored,
     LimitReached,
     LockCompleted,
+    LockStateRead,
     MainsChanged,
     MeterFailed,
     MeterSampled,
@@ -63,7 +71,7 @@ from chargepoint.core.events import (
     TimerName,
     UnlockRequested,
 )
-from chargepoint.core.pilot import PilotState
+from chargepoint.core.pilot import PilotState, current_from_duty
 from chargepoint.core.session import Connector, ConnectorSettings
 
 MAX_EXAMPLES = int(os.environ.get("CHARGEPOINT_HYPOTHESIS_EXAMPLES", "300"))
@@ -75,11 +83,13 @@ OPENING_PILOT_STATES = frozenset(
 
 SETTINGS = (
     ConnectorSettings(),
-    ConnectorSettings(free_vend_id_tag="FREEVEND"),
+    ConnectorSettings(free_vend_id_tag="FREEVEND", tethered_cable=False),
     ConnectorSettings(
         max_current_A=16.0, connection_timeout_s=3.0, pwm_min_update_interval_s=1.0,
-        overcurrent_grace_s=1.0,
+        overcurrent_grace_s=1.0, overcurrent_trip_s=0.5, cable_rating_A=13.0, ventilation_available=True,
+        stop_wait_s=1.0,
     ),
+    ConnectorSettings(tethered_cable=False, ventilation_available=True, contactor_closes_per_min_max=2),
 )
 
 # ----------------------------------------------------------------------------- action strategies
@@ -119,6 +129,9 @@ _random_actions: st.SearchStrategy[tuple[Any, ...]] = st.one_of(
     st.tuples(st.just("unlock")),
     st.tuples(st.just("reserve"), st.sampled_from([1, 2]), st.sampled_from(TAGS), st.sampled_from([None, "FLEET"])),
     st.tuples(st.just("reservation_ended"), st.sampled_from([1, 2])),
+    st.tuples(st.just("cable"), st.sampled_from([None, 13.0, 20.0, 32.0, 63.0])),
+    st.tuples(st.just("lock_state"), st.booleans()),
+    st.tuples(st.just("restore"), st.sampled_from(["ContactorWelded", "OverCurrentFailure", "GroundFailure"])),
 )
 # "assist" is the cooperative next step towards charging (see ``_Harness.assist``); without it
 # fewer than one sequence in ten ever closes the contactor.
@@ -135,8 +148,110 @@ _steps = st.lists(
 
 
 @dataclass
+class _Model:
+    """What IEC 61851-1 lets the contactor do, rebuilt from the events sent and the commands received."""
+
+    settings: ConnectorSettings
+    pilot: PilotState | None = None
+    pilot_lost: bool = False
+    rcd_tripped: bool = False
+    mains_present: bool = True
+    meter_failed: bool = False
+    cable_A: float | None = None
+    locked: bool = False  # the last lock movement that completed
+    lock_in_flight: bool = False
+    limits_A: dict[str, float] = field(default_factory=dict)
+    offers: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 0.0)])  # (since_s, offered_A)
+    pwm_off_since_s: float | None = 0.0
+    over_since_s: float | None = None  # first of an unbroken run of samples above the tolerated draw
+
+    def cable_limit_A(self) -> float:
+        if self.settings.tethered_cable:
+            return self.settings.cable_rating_A
+        return 0.0 if self.cable_A is None else self.cable_A
+
+    def offered_within_grace_A(self, at_s: float) -> float:
+        window_start_s = at_s - self.settings.overcurrent_grace_s
+        return max(
+            offered_A for i, (_, offered_A) in enumerate(self.offers)
+            if i == len(self.offers) - 1 or self.offers[i + 1][0] > window_start_s
+        )
+
+    def event(self, event: Event, contactor_closed: bool) -> None:
+        match event:
+            case PilotChanged(state=state):
+                self.pilot, self.pilot_lost = state, False
+            case PilotFailed():
+                self.pilot_lost = True
+            case ResidualCurrentChanged(tripped=tripped):
+                self.rcd_tripped = tripped
+            case MainsChanged(present=present):
+                self.mains_present = present
+            case MeterFailed():
+                self.meter_failed = True
+            case MeterSampled(current_A=current_A, at_s=at_s):
+                self.meter_failed = False
+                tolerated_A = self.offered_within_grace_A(at_s) * (1 + self.settings.overcurrent_margin_percent / 100)
+                if contactor_closed and max(current_A) > tolerated_A:
+                    self.over_since_s = at_s if self.over_since_s is None else self.over_since_s
+                else:
+                    self.over_since_s = None
+            case CableChanged(max_A=max_A):
+                self.cable_A = max_A
+            case LockCompleted(locked=locked, ok=ok):
+                self.lock_in_flight = False
+                if ok:
+                    self.locked = locked
+            case LockStateRead(locked=locked):
+                self.locked = locked
+            case CurrentLimitChanged(source=source, current_A=current_A):
+                if current_A is None:
+                    self.limits_A.pop(source, None)
+                else:
+                    self.limits_A[source] = max(0.0, current_A)
+
+    def command(self, command: Command, at_s: float) -> None:
+        match command:
+            case SetPwm(duty_percent=duty):
+                self.offers.append((at_s, current_from_duty(duty)))
+                self.pwm_off_since_s = None
+            case SetPilotHigh() | SetPilotNegative():
+                self.offers.append((at_s, 0.0))
+                if self.pwm_off_since_s is None:
+                    self.pwm_off_since_s = at_s
+            case OpenContactor():
+                self.over_since_s = None
+            case LockConnector() | UnlockConnector():
+                self.lock_in_flight = True
+                if isinstance(command, UnlockConnector):
+                    self.locked = False  # not confirmed locked any more, whatever the actuator does
+
+    def check(self, closed: bool, session_open: bool, pwm_duty: float | None, at_s: float) -> None:
+        s = self.settings
+        if pwm_duty is not None:
+            offered_A = current_from_duty(pwm_duty)
+            assert offered_A <= self.cable_limit_A() + 1e-9, f"offered {offered_A} A over the cable's rating"
+            assert offered_A <= s.max_current_A + 1e-9, f"offered {offered_A} A over the maximum"
+        if not closed:
+            return
+        assert session_open, "closed without a session"
+        assert self.pilot is PilotState.C or (self.pilot is PilotState.D and s.ventilation_available), (
+            f"closed with pilot {self.pilot} (ventilation {s.ventilation_available})")
+        assert not self.pilot_lost, "closed while the pilot sampler is lost"
+        assert not self.rcd_tripped, "closed with RCD tripped"
+        assert self.mains_present, "closed without mains"
+        assert not self.meter_failed, "closed without a meter"
+        assert self.locked and not self.lock_in_flight, "closed without a confirmed lock"
+        if pwm_duty is None:
+            assert self.pwm_off_since_s is not None
+            assert at_s - self.pwm_off_since_s <= s.stop_wait_s + 1e-9, "closed without PWM beyond stop_wait_s"
+        if self.over_since_s is not None:
+            assert at_s - self.over_since_s <= s.overcurrent_trip_s + 1e-9, "over-current not cut within its bound"
+
+
+@dataclass
 class _Harness:
-    """A runtime stand-in: feeds events, mirrors outputs from the commands, checks invariants."""
+    """A runtime stand-in: feeds events, fires timers when due, mirrors outputs, checks the model's invariants."""
 
     connector: Connector
     now_s: float = 0.0
@@ -149,6 +264,10 @@ class _Harness:
     timers_due_s: dict[TimerName, float] = field(default_factory=dict)
     statuses: list[ConnectorStatus] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
+    model: _Model = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.model = _Model(self.connector.settings)
 
     def to_event(self, action: tuple[Any, ...], at_s: float) -> Event | None:
         c = self.connector
@@ -188,6 +307,8 @@ class _Harness:
                 locked, self.last_lock_cmd = self.last_lock_cmd, None
                 return LockCompleted(locked=locked, ok=args[0], at_s=at_s)
             case "lock":
+                if self.last_lock_cmd is not None:
+                    return None  # a movement is in flight: its completion is the only one that can come
                 return LockCompleted(locked=args[0], ok=args[1], at_s=at_s)
             case "timer_running":
                 if not self.timers_due_s:
@@ -214,6 +335,12 @@ class _Harness:
                 return ReservationMade(args[0], args[1], args[2], at_s)
             case "reservation_ended":
                 return ReservationEnded(args[0], at_s)
+            case "cable":
+                return CableChanged(args[0], at_s)
+            case "lock_state":
+                return LockStateRead(args[0], at_s)
+            case "restore":
+                return LatchedFaultsRestored((args[0],), at_s)
         raise AssertionError(f"unknown action {kind}")
 
     def assist(self, at_s: float) -> Event:
@@ -234,6 +361,8 @@ class _Harness:
             return MainsChanged(True, at_s)
         if not f.pilot.plugged:
             return PilotChanged(PilotState.B, at_s)
+        if not c.settings.tethered_cable and self.model.cable_A is None:
+            return CableChanged(32.0, at_s)
         if f.pending_tag is not None:
             return AuthorizationDecided(f.pending_tag, True, at_s)
         if f.session is None:
@@ -244,39 +373,39 @@ class _Harness:
             return PilotChanged(PilotState.C, at_s)
         return MeterSampled(self.energy_Wh, 0.0, (0.0, 0.0, 0.0), at_s)
 
+    def fire_due_timers(self, until_s: float) -> None:
+        """A runtime's timers fire on time: every timer due before the next event expires first."""
+        while self.timers_due_s:
+            name = min(self.timers_due_s, key=lambda n: self.timers_due_s[n])
+            due_s = self.timers_due_s[name]
+            if due_s > until_s:
+                return
+            self.feed(TimerExpired(name, max(due_s, self.now_s)))
+
     def feed(self, event: Event) -> list[Command]:
         c = self.connector
         was_closed = c.contactor_commanded
-        faults_before = set(c.facts.faults)
+        pwm_before = c.pwm_duty_percent
         sessions_before = c.session
         self.now_s = event.at_s
         if isinstance(event, TimerExpired):
             self.timers_due_s.pop(event.name, None)
+        self.model.event(event, self.contactor_closed_cmd)
 
         out = c.handle(event)  # any exception (MachineError: illegal status move) fails the test
 
         self.commands.extend(out)
         self._mirror(out)
         self._check_command_stream(out, sessions_before is not None)
-        self._check_safety()
-        opening_cause = (
-            (isinstance(event, PilotChanged) and event.state in OPENING_PILOT_STATES)
-            or (isinstance(event, ResidualCurrentChanged) and event.tripped)
-            or (isinstance(event, MainsChanged) and not event.present)
-            or bool(c.facts.faults - faults_before)
-        )
-        if was_closed and opening_cause:
-            assert out[:1] == [OpenContactor()], f"{event} while closed must open first: {out}"
-        if was_closed and not c.contactor_commanded:
-            if isinstance(event, LimitReached):
-                # Not a fault: the offer is withdrawn first, and the contactor opens in the very same batch.
-                assert out[:2] == [SetPilotHigh(), OpenContactor()], f"limit stop must be PWM off, open: {out}"
-            else:
-                assert out[:1] == [OpenContactor()], f"contactor released but not first: {out}"
+        self.model.check(self.contactor_closed_cmd, self.session_open, self.pwm_cmd, self.now_s)
+        if was_closed and not c.contactor_commanded and out[:1] != [OpenContactor()]:
+            # Only a gentle stop may put anything before the open: its PWM was already off.
+            assert pwm_before is None and c.pwm_duty_percent is None, f"released under an offer: {out}"
         return out
 
     def _mirror(self, out: list[Command]) -> None:
         for cmd in out:
+            self.model.command(cmd, self.now_s)
             match cmd:
                 case CloseContactor():
                     assert not self.contactor_closed_cmd, "CloseContactor while already closed"
@@ -332,21 +461,6 @@ class _Harness:
         if self.statuses:
             assert self.statuses[-1] == c.status
 
-    def _check_safety(self) -> None:
-        c = self.connector
-        f = c.facts
-        if not c.contactor_commanded:
-            return
-        assert f.session is not None, "closed without a session"
-        assert f.authorized_tag is not None and f.authorized_tag == f.session.id_tag, "not authorized"
-        assert f.pilot_known and f.pilot in (PilotState.C, PilotState.D), f"pilot {f.pilot}"
-        assert not f.faults, f"closed with faults {f.faults}"
-        assert f.mains_present, "closed without mains"
-        assert not f.rcd_tripped, "closed with RCD tripped"
-        assert f.locked and not f.lock_pending, "closed without a confirmed lock"
-        assert c.pwm_duty_percent is not None, "closed without PWM"
-        assert not c.pilot_negative
-
 
 def _run(settings_index: int, steps: list[tuple[float, tuple[Any, ...]]]) -> _Harness:
     harness = _Harness(Connector(1, SETTINGS[settings_index]))
@@ -355,6 +469,7 @@ def _run(settings_index: int, steps: list[tuple[float, tuple[Any, ...]]]) -> _Ha
     at_s = 0.01
     for dt_s, action in steps:
         at_s += dt_s
+        harness.fire_due_timers(at_s)
         event = harness.to_event(action, at_s)
         if event is None:
             continue
@@ -413,7 +528,7 @@ def test_harness_fires_running_timers_at_their_due_time() -> None:
 class _RecklessConnector(Connector):
     """A deliberately broken core: it never opens the contactor."""
 
-    def _open_contactor(self, out: list[Command]) -> None:
+    def _open_contactor(self, out: list[Command], first: bool = True) -> None:
         pass
 
 
@@ -428,3 +543,66 @@ def test_harness_detects_a_contactor_left_closed_against_the_invariant() -> None
         harness.feed(event)
     with pytest.raises(AssertionError, match="pilot"):
         harness.feed(PilotChanged(PilotState.B, at_s + 1.0))
+
+
+# Mutants of the core that once went unnoticed: the independent model must catch each of them.
+
+
+class _IgnoresCableRating(Connector):
+    def cable_limit_A(self) -> float:
+        return self.settings.max_current_A
+
+
+class _JudgesLowestPhase(Connector):
+    def _check_overcurrent(self, sample: MeterSampled, out: list[Command]) -> None:
+        Connector._check_overcurrent(self, dataclasses.replace(sample, current_A=(min(sample.current_A),) * 3), out)
+
+
+class _IgnoresVentilation(Connector):
+    def _pilot_may_charge(self) -> bool:
+        return self.facts.pilot_known and self.facts.pilot.requests_energy
+
+
+def _drive_to_charging(harness: _Harness) -> float:
+    harness.feed(MeterSampled(harness.energy_Wh, 0.0, (0.0, 0.0, 0.0), 0.01))
+    at_s = 0.01
+    for dt_s, action in _TO_CHARGING:
+        at_s += dt_s
+        event = harness.to_event(action, at_s)
+        assert event is not None
+        harness.feed(event)
+    return at_s
+
+
+def test_model_catches_a_core_that_offers_above_a_16A_cable() -> None:
+    settings = ConnectorSettings(max_current_A=32.0, cable_rating_A=16.0)
+    _drive_to_charging(_Harness(Connector(1, settings)))  # the real core passes
+    with pytest.raises(AssertionError, match="over the cable's rating"):
+        _drive_to_charging(_Harness(_IgnoresCableRating(1, settings)))
+
+
+def _overdraw_on_one_phase(harness: _Harness) -> None:
+    at_s = _drive_to_charging(harness) + 6.0  # past the grace time
+    for _ in range(6):  # phase 1 at 45 A on a 32 A offer, the others idle, for 3 s
+        at_s += 0.5
+        harness.fire_due_timers(at_s)
+        if harness.connector.contactor_commanded:
+            harness.feed(MeterSampled(harness.energy_Wh, 0.0, (45.0, 0.0, 0.0), at_s))
+
+
+def test_model_catches_a_core_that_judges_over_current_on_the_lowest_phase() -> None:
+    _overdraw_on_one_phase(_Harness(Connector(1, ConnectorSettings())))
+    with pytest.raises(AssertionError, match="over-current not cut"):
+        _overdraw_on_one_phase(_Harness(_JudgesLowestPhase(1, ConnectorSettings())))
+
+
+def test_model_catches_a_core_that_gives_energy_in_D_without_ventilation() -> None:
+    for connector_class in (Connector, _IgnoresVentilation):
+        harness = _Harness(connector_class(1, ConnectorSettings()))
+        at_s = _drive_to_charging(harness)
+        if connector_class is Connector:
+            harness.feed(PilotChanged(PilotState.D, at_s + 0.1))
+            assert not harness.connector.contactor_commanded
+        else:
+            with pytest.raises(AssertionError, match="closed with pilot D"):
+                harness.feed(PilotChanged(PilotState.D, at_s + 0.1))

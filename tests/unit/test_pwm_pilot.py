@@ -237,17 +237,19 @@ async def test_sampled_levels_classify_into_the_iec_states(pilot: SysfsPwmPilot,
     await readings.aclose()
 
 
-async def test_changes_within_the_deadband_are_not_published(pilot: SysfsPwmPilot, sampler: ScriptedSampler) -> None:
+async def test_every_sample_is_published_with_the_output_it_was_taken_under(
+    pilot: SysfsPwmPilot, sampler: ScriptedSampler
+) -> None:
     readings = subscribe(pilot)
     sampler.feed(12.0, 12.0)
-    assert (await next_reading(readings)).high_V == 12.0
-    for high_V, low_V in [(12.2, 11.8), (11.75, 12.25), (12.1, 12.0)]:
-        sampler.feed(high_V, low_V)
-    sampler.feed(9.0, 9.0)
-    reading = await next_reading(readings)
-    assert (reading.high_V, reading.low_V) == (9.0, 9.0)  # the noise before it never surfaced
-    assert sampler.samples == 5
-    assert pilot.latest() == reading
+    first = await next_reading(readings)
+    sampler.feed(12.0, 12.0)  # unchanged levels still arrive: the runtime judges the sampler alive by them
+    second = await next_reading(readings)
+    assert (second.high_V, second.output) == (12.0, PilotOutput.HIGH)
+    assert second.measured_at_s > first.measured_at_s
+    await pilot.set_pwm(50.0)
+    sampler.feed(9.0, -12.0)
+    assert (await next_reading(readings)).output is PilotOutput.PWM
     await readings.aclose()
 
 

@@ -1,0 +1,88 @@
+"""The connectors' faults at run time: every raise, latch and clearance goes to the store's fault log with its
+time, code and source; latched faults are stored so that a restart brings them back instead of clearing them.
+
+Recording happens after the commands of an event have run: the contactor has opened before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from chargepoint.core.commands import Fault
+from chargepoint.core.events import Event, FaultsCleared, PilotChanged, TimerExpired
+from chargepoint.runtime.connector import ConnectorRuntime
+from chargepoint.store import FaultChange, Store
+
+log = logging.getLogger(__name__)
+
+Spawn = Callable[[Awaitable[Any]], None]
+
+
+def source_of(event: Event | None) -> str:
+    """What caused a change, in the words of the log: the event, with the detail that tells it apart."""
+    match event:
+        case None:
+            return "start"
+        case FaultsCleared(source=source):
+            return source
+        case PilotChanged(state=state):
+            return f"pilot {state}"
+        case TimerExpired(name=name):
+            return f"timer {name}"
+    return type(event).__name__
+
+
+class FaultBook:
+    """Diffs each connector's faults after every event and writes the changes in order (one store writer)."""
+
+    def __init__(self, store: Store, spawn: Spawn) -> None:
+        self.store = store
+        self._spawn = spawn
+        self._seen: dict[int, tuple[frozenset[Fault], frozenset[Fault]]] = {}
+
+    async def restore(self, connectors: Iterable[ConnectorRuntime]) -> dict[int, tuple[str, ...]]:
+        """The latched faults stored for each connector (to be posted to the core as ``LatchedFaultsRestored``)."""
+        stored = await self.store.latched_faults()
+        restored: dict[int, tuple[str, ...]] = {}
+        for c in connectors:
+            codes = tuple(code for code, _ in stored.get(c.connector_id, []))
+            if codes:
+                log.warning("connector %d: latched faults from before the restart: %s (clear them with "
+                            "'chargepoint fault clear' once the cause is repaired)", c.connector_id, ", ".join(codes))
+                restored[c.connector_id] = codes
+        return restored
+
+    def note(self, c: ConnectorRuntime, event: Event | None) -> None:
+        active, latched = c.core.active_faults, c.core.latched_faults
+        before_active, before_latched = self._seen.get(c.connector_id, (frozenset(), frozenset()))
+        if (active, latched) == (before_active, before_latched):
+            return
+        self._seen[c.connector_id] = (active, latched)
+        at = datetime.now(UTC).isoformat()
+        source = source_of(event)
+        cid = c.connector_id
+        changes = [FaultChange(at, cid, str(f), "raised", source) for f in sorted(active - before_active)]
+        changes += [FaultChange(at, cid, str(f), "latched", source) for f in sorted(latched - before_latched)]
+        cleared_by = source if isinstance(event, FaultsCleared) else "condition gone"
+        changes += [FaultChange(at, c.connector_id, str(f), "cleared", cleared_by)
+                    for f in sorted(before_active - active)]
+        for change in changes:
+            level = logging.INFO if change.action == "cleared" else logging.WARNING
+            log.log(level, "connector %d: fault %s %s (%s)", c.connector_id, change.code, change.action, change.source)
+        self._spawn(self.store.record_faults(c.connector_id, changes, sorted(str(f) for f in latched)))
+
+    async def listing(self, connectors: Iterable[ConnectorRuntime], limit: int) -> dict[str, Any]:
+        """``chargepoint fault list``: the faults active now and the newest log lines."""
+        active = [
+            {"connector_id": c.connector_id, "code": str(f), "latched": f in c.core.latched_faults,
+             "error_code": f.error_code}
+            for c in connectors for f in sorted(c.core.active_faults)
+        ]
+        history = [
+            {"at": h.at, "connector_id": h.connector_id, "code": h.code, "action": h.action, "source": h.source}
+            for h in await self.store.fault_log(limit)
+        ]
+        return {"active": active, "history": history}
