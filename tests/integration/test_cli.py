@@ -205,3 +205,47 @@ def test_sigterm_ends_the_session_cleanly(daemon: Daemon, config_path: Path) -> 
             await store.close()
 
     assert asyncio.run(last_session()) == "Reboot"
+
+
+def test_latched_fault_needs_fault_clear_and_every_step_is_logged(daemon: Daemon) -> None:
+    assert daemon.sim("plug", "--cable-A", "20").returncode == 0
+    assert daemon.sim("charge").returncode == 0
+    connector = daemon.wait_status("Charging")
+    assert connector["cable_max_A"] == 20.0 and connector["contactor_closed"] is True and connector["faults"] == []
+    assert connector["offered_current_A"] == pytest.approx(19.98)
+    assert daemon.sim("fault", "diode-failure").returncode == 0
+    connector = daemon.wait_status("Faulted")
+    assert connector["faults"] == ["DiodeFailure"] and connector["contactor_closed"] is False
+    # The simulated EV is repaired, but a latched fault stays until a technician clears it.
+    assert daemon.sim("clear-fault").returncode == 0
+    time.sleep(0.3)
+    assert daemon.connector()["faults"] == ["DiodeFailure"]
+    listing = json.loads(cli("fault", "list", "--json", "--config", str(daemon.config_path), check=True).stdout)
+    assert listing["active"] == [{"connector_id": 1, "code": "DiodeFailure", "latched": True,
+                                  "error_code": "EVCommunicationError"}]
+    cleared = cli("fault", "clear", "--connector", "1", "--config", str(daemon.config_path))
+    assert cleared.returncode == 0, cleared.stderr
+    assert "cleared DiodeFailure" in cleared.stdout
+    assert daemon.connector()["faults"] == []
+    history = json.loads(cli("fault", "list", "--json", "--config", str(daemon.config_path), check=True).stdout)
+    actions = [(h["code"], h["action"], h["source"]) for h in history["history"]]
+    assert ("DiodeFailure", "raised", "pilot DiodeFailure") in actions
+    assert ("DiodeFailure", "latched", "pilot DiodeFailure") in actions
+    assert actions[-1] == ("DiodeFailure", "cleared", "technician (chargepoint fault clear)")
+    assert all(h["at"] for h in history["history"])
+    assert "no active faults" in cli("fault", "list", "--config", str(daemon.config_path), check=True).stdout
+    assert daemon.stop() == 0
+
+
+def test_fault_clear_keeps_a_fault_whose_condition_remains(daemon: Daemon) -> None:
+    assert daemon.sim("fault", "weld").returncode == 0
+    assert daemon.sim("plug").returncode == 0
+    assert daemon.sim("charge").returncode == 0
+    daemon.wait_status("Charging")
+    assert daemon.sim("unplug").returncode == 0  # opens: the welded contacts stay closed
+    connector = daemon.wait_status("Faulted")
+    assert "ContactorWelded" in connector["faults"] and connector["contactor_closed"] is True
+    result = cli("fault", "clear", "--config", str(daemon.config_path))
+    assert result.returncode == 1 and "ContactorWelded" in result.stderr
+    assert "ContactorWelded" in daemon.connector()["faults"]
+    assert daemon.stop() == 0
