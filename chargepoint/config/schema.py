@@ -551,9 +551,8 @@ class Config(_Section):
     @model_validator(mode="after")
     def _board_cable(self) -> Config:
         board = self.hardware.board
-        # getattr: charger.tethered_cable arrives with the proximity-pilot work in ChargerSettings.
-        if self.hardware.backend == "board" and board is not None and board.kind == "openevse" and not getattr(
-            self.charger, "tethered_cable", False
+        if self.hardware.backend == "board" and board is not None and board.kind == "openevse" and not (
+            self.charger.tethered_cable
         ):
             raise ValueError("an OpenEVSE board has no proximity-pilot input: it needs charger.tethered_cable = true "
                              "(a fixed cable of charger.cable_rating_A)")
