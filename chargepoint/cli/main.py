@@ -117,7 +117,13 @@ def reference() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(config_path: Path, as_json: bool) -> None:
     """Show the state of the running charger."""
-    reply = _request(_load_for_daemon(config_path), {"op": "status"})
+    try:
+        config, problems = load_config_for_service(config_path)
+    except ConfigError as exc:
+        _status_held_safe(config_path, exc, as_json)
+    for problem in problems:
+        click.echo(f"warning: {problem} (the charger keeps its last valid prices)", err=True)
+    reply = _request(config, {"op": "status"})
     data = reply["status"]
     if as_json:
         click.echo(json.dumps(data))
@@ -142,6 +148,32 @@ def status(config_path: Path, as_json: bool) -> None:
                     cost += f", tariff {session['tariff_id']}"
             click.echo(f"  session {session['transaction_id']} for {session['id_tag']}: "
                        f"{session['energy_Wh'] / 1000:.3f} kWh since {session['started_at']}{cost}")
+
+
+def _status_held_safe(config_path: Path, exc: ConfigError, as_json: bool) -> None:
+    """The file does not validate: say why, and show what a daemon held safe by it reports (exit 2 either way)."""
+    import tomllib
+
+    from chargepoint.cli.control_client import request
+    from chargepoint.composition.safe_mode import socket_path
+
+    for problem in exc.problems:
+        click.echo(f"error: {problem}", err=True)
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raw = {}
+    try:
+        reply = asyncio.run(request(socket_path(raw), {"op": "status"}))
+    except ControlError:
+        click.echo("no daemon is answering", err=True)
+        sys.exit(EXIT_CONFIG)
+    data = reply.get("status", {})
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        click.echo(f"charger: {data.get('mode', 'unknown')}; it is held safe (no charging) until the file validates")
+    sys.exit(EXIT_CONFIG)
 
 
 @cli.command()

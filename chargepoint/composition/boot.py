@@ -47,6 +47,13 @@ def _raw_hardware(path: Path) -> tuple[str, int, dict[str, Any], dict[str, Any]]
     return backend, connectors, simulator, hardware
 
 
+def _raw_table(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
 async def _early_safe(path: Path) -> Hardware | None:
     """Build and command the devices safe from the raw file; None if the file is not usable yet."""
     from chargepoint.composition.devices import create_hardware
@@ -78,9 +85,16 @@ async def _boot(path: Path, t0: float) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
-        if hardware is not None:
-            await hardware.aclose()
-        return EXIT_CONFIG
+        from chargepoint.composition.safe_mode import run_safe_mode
+
+        try:
+            valid_now = await run_safe_mode(path, hardware, list(exc.problems), _raw_table(path))
+        finally:
+            if hardware is not None:
+                await hardware.aclose()
+        from chargepoint.composition.daemon import EXIT_REEXEC
+
+        return EXIT_REEXEC if valid_now else EXIT_CONFIG
     configure_logging(config.logging.level)
     if hardware is not None and not matches(hardware, config):
         # The raw values differ from the validated ones (a default, a coercion): rebuild from the latter.

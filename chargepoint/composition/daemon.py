@@ -20,7 +20,7 @@ from chargepoint.composition.charger import build_charger
 from chargepoint.composition.devices import create_hardware_for, station_of
 from chargepoint.config.loader import redacted_json
 from chargepoint.config.schema import Config
-from chargepoint.runtime.control import ControlServer, SimActions
+from chargepoint.runtime.control import ChargerControl, ControlServer, SimActions
 from chargepoint.runtime.notify import sd_notify, watchdog_interval_s
 from chargepoint.store import Store
 from hal.hardware import Hardware
@@ -92,7 +92,7 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    control = ControlServer(app, config.storage.control_socket_path, sim=_sim_actions(hardware))
+    control = ControlServer(config.storage.control_socket_path, ChargerControl(app, _sim_actions(hardware)).dispatch)
     watchdog_task: asyncio.Task[None] | None = None
 
     async def ready() -> None:

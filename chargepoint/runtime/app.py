@@ -471,6 +471,7 @@ class ChargerApp:
             "mode": "free-vend" if self.config.free_vend else "allow-list",
             "hardware": self.config.hardware.backend,
             "started_at": self.started_at.isoformat(),
+            "config_errors": [],
             "connectors": [views.connector_status(c, self.pricing.status(c)) for c in self.connectors.values()],
         }
 

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,16 @@ SimActions = Callable[[int, str, str | None], str]
 simulated world cannot do it. Given by the composition root when the charger runs on simulators."""
 
 
+Dispatch = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Answers one request (a JSON object with an "op"); ``ValueError``/``KeyError``/``TypeError`` become an error reply."""
+
+
 class ControlServer:
-    def __init__(self, app: ChargerApp, path: Path, sim: SimActions | None = None) -> None:
-        self.app = app
+    """The socket: one JSON request line in, one JSON reply line out; what the ops do is ``dispatch``'s business."""
+
+    def __init__(self, path: Path, dispatch: Dispatch) -> None:
         self.path = path
-        self.sim = sim
+        self._dispatch = dispatch
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -72,7 +77,16 @@ class ControlServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
+
+
+class ChargerControl:
+    """The ops of a running charger: status, sessions, prepaid, faults and, on simulators, sim stimuli."""
+
+    def __init__(self, app: ChargerApp, sim: SimActions | None = None) -> None:
+        self.app = app
+        self.sim = sim
+
+    async def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "status":
             return {"ok": True, "status": self.app.status()}

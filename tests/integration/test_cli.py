@@ -249,3 +249,42 @@ def test_fault_clear_keeps_a_fault_whose_condition_remains(daemon: Daemon) -> No
     assert result.returncode == 1 and "ContactorWelded" in result.stderr
     assert "ContactorWelded" in daemon.connector()["faults"]
     assert daemon.stop() == 0
+
+
+def test_a_bad_config_holds_the_charger_safe_and_reports_until_it_is_fixed(tmp_path: Path) -> None:
+    config_path = tmp_path / "config.toml"
+    good = CONFIG.format(dir=tmp_path)
+    config_path.write_text(good.replace("[charger]\n", "[charger]\nmax_current_A = 500\n"))
+    daemon = Daemon(config_path)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    with daemon.log_path.open("ab") as log:
+        daemon.process = subprocess.Popen(
+            [sys.executable, "-m", "chargepoint", "run", "--config", str(config_path)],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            result = cli("status", "--json", "--config", str(config_path))
+            if result.stdout:
+                break
+            assert daemon.process.poll() is None, daemon.log()  # it stays up: systemd does not loop
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.1)
+        assert result.returncode == 2
+        assert "max_current_A" in result.stderr
+        status = json.loads(result.stdout)
+        assert status["mode"] == "safe: invalid configuration" and status["connectors"] == []
+        assert any("max_current_A" in problem for problem in status["config_errors"])
+        assert "holding the charger safe" in daemon.log()
+        assert cli("sim", "plug", "--config", str(config_path)).returncode == 2  # nothing to drive
+        config_path.write_text(good)  # the technician fixes the file: the charger comes back by itself
+        deadline = time.monotonic() + 15
+        while daemon.status()["config_errors"] != []:  # answered by the held-safe daemon until it restarts
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.2)
+        assert daemon.connector()["status"] == "Available"
+        assert daemon.stop() == 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
