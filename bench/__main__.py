@@ -1,5 +1,6 @@
-"""Run the benchmarks and print their figures: ``python -m bench [--events N] [--quick]``.
+"""Run the benchmarks and print their figures: ``python -m bench [--safety-events N] ...``.
 
+``python -m bench --safety`` runs only the end-to-end safety reaction (about a minute with the default sizes).
 ``python -m bench --durability`` runs only the kill -9 durability scenario (long: see its flags).
 ``python -m bench --pricing`` runs only the pricing benchmark (cost per meter sample)."""
 
@@ -27,7 +28,6 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--events", type=int, default=10_000, help="safety events to measure (default 10000)")
     parser.add_argument("--starts", type=int, default=10, help="process starts to time (default 10)")
     parser.add_argument("--idle-window", type=float, default=10.0, help="seconds of idle CPU measurement")
     ocpp_group = parser.add_argument_group("OCPP")
@@ -40,6 +40,15 @@ def main() -> None:
                             help="durable enqueues to time (default 2000)")
     ocpp_group.add_argument("--drain-messages", type=int, default=2_000,
                             help="queued transaction messages to drain to the CSMS (default 2000)")
+    safety_group = parser.add_argument_group(
+        "safety reaction, end to end (pilot change at the device -> contactor command at the device)")
+    safety_group.add_argument("--safety", action="store_true", help="run only the safety reaction benchmark")
+    safety_group.add_argument("--safety-events", "--events", dest="safety_events", type=int, default=200, metavar="N",
+                              help="events with the simulated hardware in the charger's process, the four pilot "
+                              "changes in turn (default 200; 0 skips this set-up)")
+    safety_group.add_argument("--safety-connectors", type=int, default=4, choices=range(1, 8), metavar="1..7",
+                              help="connectors measured in turn, at most one event a second each (default 4; one "
+                              "more charges all along)")
     pricing_group = parser.add_argument_group("pricing (CostMeter per meter sample, 50-element tariff, 24 h session)")
     pricing_group.add_argument("--pricing", action="store_true", help="run only the pricing benchmark")
     pricing_group.add_argument("--pricing-samples", type=int, default=pricing.SESSION_S, metavar="N",
@@ -58,7 +67,7 @@ def main() -> None:
                             help="sampled MeterValues only (halves the message rate)")
     durability.add_argument("--seed", type=int, default=None, help="seed of the durability run (default random)")
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}", flush=True)
     if args.durability:
         for line in ocpp.durability_run(args.durability_messages, args.durability_kills, args.durability_connectors,
                                         args.durability_backlog, args.seed, aligned=not args.durability_no_aligned):
@@ -67,8 +76,10 @@ def main() -> None:
     if args.pricing:
         pricing.run(args.pricing_samples, show_machine=False)
         return
-    for line in safety.run(args.events):
-        print(line)
+    for line in safety.run(args.safety_events, args.safety_connectors):
+        print(line, flush=True)
+    if args.safety:
+        return
     pricing.run(args.pricing_samples, show_machine=False)
     for line in process.startup(args.starts):
         print(line)
