@@ -1,6 +1,6 @@
 """Run the benchmarks and print their figures: ``python -m bench [--safety-events N] ...``.
 
-``python -m bench --safety`` runs only the end-to-end safety reaction (about a minute with the default sizes).
+``python -m bench --safety`` runs only the end-to-end safety reaction (about 2.5 minutes with the default sizes).
 ``python -m bench --durability`` runs only the kill -9 durability scenario (long: see its flags).
 ``python -m bench --pricing`` runs only the pricing benchmark (cost per meter sample)."""
 
@@ -49,6 +49,8 @@ def main() -> None:
     safety_group.add_argument("--safety-connectors", type=int, default=4, choices=range(1, 8), metavar="1..7",
                               help="connectors measured in turn, at most one event a second each (default 4; one "
                               "more charges all along)")
+    safety_group.add_argument("--safety-board-events", type=int, default=30, metavar="N",
+                              help="events through each board simulator, about 1.2 s each (default 30; 0 skips them)")
     pricing_group = parser.add_argument_group("pricing (CostMeter per meter sample, 50-element tariff, 24 h session)")
     pricing_group.add_argument("--pricing", action="store_true", help="run only the pricing benchmark")
     pricing_group.add_argument("--pricing-samples", type=int, default=pricing.SESSION_S, metavar="N",
@@ -76,7 +78,7 @@ def main() -> None:
     if args.pricing:
         pricing.run(args.pricing_samples, show_machine=False)
         return
-    for line in safety.run(args.safety_events, args.safety_connectors):
+    for line in safety.run(args.safety_events, args.safety_board_events, args.safety_connectors):
         print(line, flush=True)
     if args.safety:
         return

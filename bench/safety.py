@@ -1,6 +1,6 @@
 """Safety reaction, end to end: a pilot change at the (simulated) device -> the contactor command at the device.
 
-With the event loop loaded as in production:
+Two set-ups, with the event loop loaded as in production:
 
 1. **Simulated hardware in the charger's process** (``[hardware] backend = "sim"``), built by the composition root
    as the daemon builds it. The clock starts when the simulated EV changes its pilot state (the reading the
@@ -9,6 +9,8 @@ With the event loop loaded as in production:
    loop, the runtime's queue, the core, the command. Meanwhile every connector charges, with an OCPP 1.6 session
    to the test CSMS (another process, on 127.0.0.1) sending MeterValues every second, the meter read every 0.1 s
    over Modbus TCP, the sessions and meter values journaled in SQLite and logging at INFO.
+2. **Each EVSE board simulator** (``chargepoint board-sim``, its own process on a pty) driven by the daemon
+   (``chargepoint run``, ``[hardware] backend = "board"``): see ``bench.safety_boards``.
 
 Each cycle is charge -> event -> re-arm. The core allows ``contactor_closes_per_min_max`` closes a minute per
 connector (10 by default); the benchmark sets 60, the most the schema allows, and spaces one connector's closes by
@@ -235,9 +237,14 @@ def run_simulated(events: int, connectors: int) -> list[str]:
     return lines
 
 
-def run(events: int, connectors: int = 4) -> Iterator[str]:
-    """The in-process set-up, ``events`` events on ``connectors`` connectors in turn."""
+def run(events: int, board_events: int = 30, connectors: int = 4) -> Iterator[str]:
+    """Both set-ups, their lines as each ends; ``events`` in the charger's process, ``board_events`` through each
+    board (0: none)."""
     yield (f"safety reaction, end to end (targets: p99 <= {P99_TARGET_MS:g} ms, max <= {MAX_TARGET_MS:g} ms; "
            f"contactor_closes_per_min_max = {CLOSES_PER_MIN_MAX} for the benchmark):")
     if events > 0:
         yield from run_simulated(events, connectors)
+    if board_events > 0:
+        from bench import safety_boards
+
+        yield from safety_boards.run(board_events)
