@@ -84,6 +84,8 @@ class Hardware:
             # The display last: a broken screen must not keep the safety devices from closing.
             for device in (hw.meter, hw.rfid, hw.lock, hw.rcd, hw.mains, hw.pp, hw.pilot, hw.contactor, hw.display):
                 await device.aclose()
+            if hw.shunt_trip is not None:
+                await hw.shunt_trip.aclose()
 
 
 class NoProximityInput:

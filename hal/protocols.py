@@ -17,7 +17,7 @@ from chargepoint.core.pilot import PilotOutput, PilotReading
 __all__ = [
     "ConnectorLock", "Contactor", "ControlPilot", "Display", "DisplayKind", "DisplayMessage", "EnergyMeter",
     "MainsMonitor", "MeterReading", "PilotOutput", "PilotReading", "ProximityPilot", "ResidualCurrentMonitor",
-    "RfidReader", "ShuntTrip",
+    "RfidReader", "SelfTestingRcd", "ShuntTrip",
 ]
 
 
@@ -137,6 +137,21 @@ class ResidualCurrentMonitor(Protocol):
     def trips(self) -> AsyncIterator[bool]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SelfTestingRcd(Protocol):
+    """An RCD module with its TEST input wired (optional capability of a ``ResidualCurrentMonitor``).
+
+    Contract: ``self_test()`` makes the module trip and reset and returns when it has; it raises ``HalError`` if the
+    module does not trip, does not reset, or reads tripped before the test. The test's own trip is not reported
+    through ``trips()``.
+    """
+
+    @property
+    def has_test_input(self) -> bool: ...
+
+    async def self_test(self) -> None: ...
 
 
 @runtime_checkable

@@ -19,6 +19,8 @@ BACKENDS: dict[tuple[str, str], str] = {
     ("lock", "gpio"): "hal.drivers.gpio_devices:GpioLock",
     ("rcd", "gpio"): "hal.drivers.gpio_devices:GpioResidualCurrentMonitor",
     ("mains", "gpio"): "hal.drivers.gpio_devices:GpioMainsMonitor",
+    ("shunt-trip", "gpio"): "hal.drivers.gpio_devices:GpioShuntTrip",
+    ("pp", "mcp3008"): "hal.drivers.adc_pp:Mcp3008ProximityPilot",
     ("pilot", "sysfs-pwm"): "hal.drivers.pwm_pilot:SysfsPwmPilot",
     ("pilot-adc", "mcp3008"): "hal.drivers.pwm_pilot:Mcp3008PilotSampler",
     ("rfid", "nfc"): "hal.drivers.nfc_reader:NfcRfidReader",

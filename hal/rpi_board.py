@@ -9,30 +9,39 @@ validated, without pydantic, so that the daemon reaches the safe state before it
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+from hal.drivers import pi_platform
 from hal.errors import BackendUnavailable
 from hal.hardware import ConnectorHardware, Hardware, LazyMeter, NoProximityInput
-from hal.protocols import ConnectorLock, EnergyMeter
+from hal.protocols import ConnectorLock, EnergyMeter, ProximityPilot, ShuntTrip
 from hal.registry import load_backend
+
+_log = logging.getLogger(__name__)
 
 # The defaults below repeat those of chargepoint.config.schema's hardware sections, because the raw TOML
 # table is used before validation; a test checks that they agree. NamedTuples, not dataclasses: they are built on
 # the early safe path, where eight dataclasses would cost 5 ms on a fast machine and several times that on a Pi.
 
 
+# chip = -1: the 40-pin header's gpiochip, found by its label; pwm_chip/pwm_channel = -1: GPIO 18's PWM, found by the
+# Pi model (hal.drivers.pi_platform).
+
+
 class ContactorWiring(NamedTuple):
-    chip: int = 0
+    chip: int = -1
     relay_pin: int = 17
     feedback_pin: int = 27
     debounce_s: float = 0.01
+    persistent_gpio_acknowledged: bool = False
 
 
 class PilotWiring(NamedTuple):
-    pwm_chip: int = 0
-    pwm_channel: int = 0
+    pwm_chip: int = -1
+    pwm_channel: int = -1
     sysfs_root: str = "/sys/class/pwm"
     spi_bus: int = 0
     spi_device: int = 0
@@ -43,7 +52,7 @@ class PilotWiring(NamedTuple):
 
 
 class LockWiring(NamedTuple):
-    chip: int = 0
+    chip: int = -1
     lock_pin: int = 5
     unlock_pin: int = 6
     sense_pin: int = 13
@@ -53,14 +62,33 @@ class LockWiring(NamedTuple):
 
 
 class RcdWiring(NamedTuple):
-    chip: int = 0
+    chip: int = -1
     pin: int = 22
     active_low: bool = True
+    pull_down: bool = True
+    test_pin: int = -1
+    test_active_low: bool = False
 
 
 class MainsWiring(NamedTuple):
-    chip: int = 0
+    chip: int = -1
     pin: int = 23
+    active_low: bool = False
+
+
+class PpWiring(NamedTuple):
+    spi_bus: int = 0
+    spi_device: int = 0
+    adc_channel: int = 1
+    pullup_ohm: float = 330.0
+    supply_V: float = 3.3
+    volts_per_count: float = 3.3 / 1023.0
+    poll_interval_s: float = 0.1
+
+
+class ShuntTripWiring(NamedTuple):
+    chip: int = -1
+    pin: int = 24
     active_low: bool = False
 
 
@@ -94,6 +122,8 @@ class RpiSettings(NamedTuple):
     mains: MainsWiring
     rfid: RfidSettings
     meter: MeterSettings | None  # None: DEFAULT_METER
+    pp: PpWiring | None = None  # None: no PP input (a tethered cable only)
+    shunt_trip: ShuntTripWiring | None = None
 
 
 _S = TypeVar("_S", bound=tuple[Any, ...])
@@ -139,6 +169,8 @@ def rpi_settings(hardware: Mapping[str, Any]) -> RpiSettings:
         mains=_section(MainsWiring, "mains", hardware.get("mains") or {}),
         rfid=_section(RfidSettings, "rfid", hardware.get("rfid") or {}),
         meter=meter,
+        pp=optional(PpWiring, "pp"),
+        shunt_trip=optional(ShuntTripWiring, "shunt_trip"),
     )
 
 
@@ -149,8 +181,26 @@ class RpiHardware(Hardware):
     settings: RpiSettings
 
 
+# Where the Pi's kernel interfaces are; tests point these at a tree that mimics them.
+SYS_ROOT = "/sys"
+DEV_ROOT = "/dev"
+DT_ROOT = "/proc/device-tree"
+
+
 def _chip(number: int) -> str:
-    return f"/dev/gpiochip{number}"
+    if number >= 0:
+        return f"{DEV_ROOT}/gpiochip{number}"
+    from hal.drivers.gpio_lines import import_gpiod
+
+    import_gpiod()  # without gpiod, say which package is missing, not that no chip was found
+    return pi_platform.find_gpio_chip(pi_platform.platform(DT_ROOT).gpio_label, DEV_ROOT)
+
+
+def _pwm(pilot: PilotWiring) -> tuple[int, int]:
+    found = pi_platform.platform(DT_ROOT)
+    chip = pilot.pwm_chip if pilot.pwm_chip >= 0 else pi_platform.find_pwm_chip(found.pwm_device, pilot.sysfs_root)
+    channel = pilot.pwm_channel if pilot.pwm_channel >= 0 else found.pwm18_channel
+    return chip, channel
 
 
 def rpi_lock(settings: RpiSettings) -> ConnectorLock:
@@ -192,9 +242,11 @@ def create_rpi_hardware(connector_count: int, settings: RpiSettings) -> RpiHardw
         raise BackendUnavailable(
             f"hardware backend 'rpi' drives one connector per Pi board, the config asks for {connector_count}"
         )
+    c = settings.contactor
+    # Before any line is driven: a kernel that keeps released outputs driven would leave the coil on after a crash.
+    _log.info("GPIO release: %s", pi_platform.check_released_lines(c.persistent_gpio_acknowledged, SYS_ROOT))
     cleanup: list[Callable[[], None]] = []
     try:
-        c = settings.contactor
         contactor = load_backend("contactor", "gpio")(
             _chip(c.chip), c.relay_pin, c.feedback_pin, debounce_s=c.debounce_s
         )
@@ -205,12 +257,15 @@ def create_rpi_hardware(connector_count: int, settings: RpiSettings) -> RpiHardw
             offset_V=p.offset_V,
         )
         cleanup.append(sampler.close)
+        pwm_chip, pwm_channel = _pwm(p)
         pilot = load_backend("pilot", "sysfs-pwm")(
-            sampler, chip=p.pwm_chip, channel=p.pwm_channel, sysfs_root=p.sysfs_root,
+            sampler, chip=pwm_chip, channel=pwm_channel, sysfs_root=p.sysfs_root,
             poll_interval_s=p.poll_interval_s,
         )
+        r = settings.rcd
         rcd = load_backend("rcd", "gpio")(
-            _chip(settings.rcd.chip), settings.rcd.pin, active_low=settings.rcd.active_low
+            _chip(r.chip), r.pin, active_low=r.active_low, bias="pull-down" if r.pull_down else "as-is",
+            test_offset=None if r.test_pin < 0 else r.test_pin, test_active_low=r.test_active_low,
         )
         cleanup.append(rcd.release)
         mains = load_backend("mains", "gpio")(
@@ -219,6 +274,19 @@ def create_rpi_hardware(connector_count: int, settings: RpiSettings) -> RpiHardw
         cleanup.append(mains.release)
         lock = rpi_lock(settings)
         cleanup.append(getattr(lock, "release", lambda: None))
+        pp: ProximityPilot = NoProximityInput()
+        if settings.pp is not None:
+            w = settings.pp
+            pp = load_backend("pp", "mcp3008")(
+                spi_bus=w.spi_bus, spi_device=w.spi_device, channel=w.adc_channel, pullup_ohm=w.pullup_ohm,
+                supply_V=w.supply_V, volts_per_count=w.volts_per_count, poll_interval_s=w.poll_interval_s,
+            )
+            cleanup.append(getattr(pp, "release", lambda: None))
+        shunt_trip: ShuntTrip | None = None
+        if settings.shunt_trip is not None:
+            t = settings.shunt_trip
+            shunt_trip = load_backend("shunt-trip", "gpio")(_chip(t.chip), t.pin, active_low=t.active_low)
+            cleanup.append(getattr(shunt_trip, "release", lambda: None))
         rfid_class = load_backend("rfid", settings.rfid.backend)
         rfid = rfid_class() if settings.rfid.backend == "none" else rfid_class(settings.rfid.device)
         # No panel driver yet: what a screen would show goes to the journal.
@@ -230,6 +298,6 @@ def create_rpi_hardware(connector_count: int, settings: RpiSettings) -> RpiHardw
         raise
     connector = ConnectorHardware(
         connector_id=1, pilot=pilot, contactor=contactor, meter=rpi_meter(settings.meter), rfid=rfid, lock=lock,
-        rcd=rcd, mains=mains, display=display, pp=NoProximityInput(),
+        rcd=rcd, mains=mains, display=display, pp=pp, shunt_trip=shunt_trip,
     )
     return RpiHardware(connectors=[connector], settings=settings)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from chargepoint.core.pilot import PilotOutput, PilotReading
-from hal.errors import LockError
+from hal.errors import HalError, LockError
 from simulators.ev import PILOT_HIGH_V, EvState, SimulatedEv
 
 T = TypeVar("T")
@@ -372,11 +372,29 @@ class SimLock:
 
 
 class SimRcd:
-    """``ResidualCurrentMonitor`` tripped by the "ground-fault" fault."""
+    """``ResidualCurrentMonitor`` tripped by the "ground-fault" fault, with a TEST input (``SelfTestingRcd``)."""
+
+    TEST_TRIP_S = 0.02  # a module trips on its test current within tens of milliseconds
 
     def __init__(self) -> None:
         self._tripped = _Broadcast(False)
         self.history: list[tuple[float, bool]] = []
+        self.tests: list[tuple[float, bool]] = []  # (when, passed)
+        self.test_works = True  # False: a module that no longer trips on its test current
+
+    @property
+    def has_test_input(self) -> bool:
+        return True
+
+    async def self_test(self) -> None:
+        """Trips and resets the module; fails while it already reads tripped (a fault or a broken wire)."""
+        if self._tripped.value:
+            self.tests.append((time.monotonic(), False))
+            raise HalError("RCD reads tripped before its test (fault, or a broken wire)")
+        await asyncio.sleep(self.TEST_TRIP_S)
+        self.tests.append((time.monotonic(), self.test_works))
+        if not self.test_works:
+            raise HalError(f"RCD did not trip within {self.TEST_TRIP_S:g} s of its test")
 
     def set_tripped(self, tripped: bool) -> None:
         if self._tripped.publish(tripped):

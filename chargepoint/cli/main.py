@@ -267,6 +267,23 @@ def sim(config_path: Path, connector: int, cable_A: str | None, action: str, arg
     click.echo(reply["message"])
 
 
+@cli.command(name="selftest")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of the checks.")
+def selftest_command(config_path: Path, as_json: bool) -> None:
+    """Check the devices of an idle charger: pilot, diode, RCD, contactor, meter, card reader, lock. Exit 1 on any
+    failure. The contactor closes for 100 ms and the lock cycles when no EV is plugged in."""
+    reply = _request(_load_for_daemon(config_path), {"op": "selftest"})
+    checks = reply["checks"]
+    if as_json:
+        click.echo(json.dumps(checks))
+    else:
+        click.echo(f"{'connector':<10} {'check':<10} {'result':<7} detail")
+        for row in checks:
+            click.echo(f"{row['connector_id']:<10} {row['check']:<10} {row['result'].upper():<7} {row['detail']}")
+    sys.exit(1 if any(row["result"] == "fail" for row in checks) else 0)
+
+
 @cli.group(name="fault")
 def fault_group() -> None:
     """Faults of the running charger: list them, clear latched ones after repair."""

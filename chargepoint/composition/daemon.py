@@ -18,6 +18,7 @@ import time
 
 from chargepoint.composition.charger import build_charger
 from chargepoint.composition.devices import create_hardware_for, station_of
+from chargepoint.composition.watchdogs import SafetyFeeder, open_hardware_watchdog
 from chargepoint.config.loader import redacted_json
 from chargepoint.config.schema import Config
 from chargepoint.runtime.control import ChargerControl, ControlServer, SimActions
@@ -93,14 +94,12 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     control = ControlServer(config.storage.control_socket_path, ChargerControl(app, _sim_actions(hardware)).dispatch)
-    watchdog_task: asyncio.Task[None] | None = None
+    hardware_watchdog = open_hardware_watchdog(*_watchdog_device(config))
+    feeder = SafetyFeeder(app.connectors, systemd=watchdog_interval_s() is not None, hardware=hardware_watchdog)
 
     async def ready() -> None:
-        nonlocal watchdog_task
         await control.start()
-        interval_s = watchdog_interval_s()
-        if interval_s is not None:
-            watchdog_task = asyncio.create_task(_watchdog(interval_s))
+        app.on_safety_tick = feeder.tick  # systemd's and the hardware watchdog: fed from the safety loop only
         sd_notify("READY=1")
         log.info("ready: %d connector(s), control socket %s", len(app.connectors), control.path)
 
@@ -110,19 +109,20 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
         await hardware.force_safe()  # before the control socket, the store or the log hear of it
         raise
     finally:
-        if watchdog_task is not None:
-            watchdog_task.cancel()
+        app.on_safety_tick = None
+        if hardware_watchdog is not None:
+            hardware_watchdog.close()  # a clean stop disarms it (unless the kernel has nowayout)
         await control.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     return app.reexec_requested
 
 
-async def _watchdog(interval_s: float) -> None:
-    # Pinged from the event loop itself: a blocked loop stops the pings and systemd restarts us.
-    while True:
-        sd_notify("WATCHDOG=1")
-        await asyncio.sleep(interval_s)
+def _watchdog_device(config: Config) -> tuple[str, int]:
+    device = config.hardware.watchdog_device
+    if device == "auto":
+        device = "" if config.hardware.backend == "sim" else "/dev/watchdog"
+    return device, config.hardware.watchdog_timeout_s
 
 
 def _sim_actions(hardware: Hardware) -> SimActions | None:

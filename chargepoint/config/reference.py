@@ -87,7 +87,7 @@ def _emit(model: type[BaseModel], prefix: str, lines: list[str], optional: bool)
         lines.append("")
         doc = (model.__doc__ or "").strip()
         if doc:
-            lines.append(f"# {doc}")
+            lines.extend(f"# {line.strip()}" for line in doc.splitlines())
         lines.append(f"{'# ' if optional else ''}[{prefix}]")
     for name, info, _ in scalars:
         key = f"{prefix}.{name}" if prefix else name

@@ -100,17 +100,21 @@ class MeterSettings(_Section):
 class GpioContactorSettings(_Section):
     """Contactor on GPIO lines (rpi backend). The coil driver needs a pull-down: a released line means open."""
 
-    chip: int = Field(0, ge=0, description="gpiochip number (/dev/gpiochipN)")
+    chip: int = Field(-1, ge=-1, description="gpiochip number (/dev/gpiochipN); -1: the 40-pin header's, by label")
     relay_pin: int = Field(17, ge=0, description="Output that drives the contactor coil (active high)")
     feedback_pin: int = Field(27, ge=0, description="Input of the mirror contact (high = closed)")
     debounce_s: float = Field(0.01, ge=0, le=1, description="Debounce of the mirror contact input")
+    persistent_gpio_acknowledged: bool = Field(
+        False, description="Start even though the kernel keeps released outputs driven (no dtparam=strict_gpiod=on): "
+        "only where a watchdog relay also cuts the coil when the daemon dies (docs/hardware.md)"
+    )
 
 
 class PwmPilotSettings(_Section):
     """Control pilot on a kernel PWM channel (dtoverlay=pwm) with an MCP3008 ADC sampling it (rpi backend)."""
 
-    pwm_chip: int = Field(0, ge=0, description="PWM chip number (/sys/class/pwm/pwmchipN)")
-    pwm_channel: int = Field(0, ge=0, description="PWM channel on that chip (pwmM)")
+    pwm_chip: int = Field(-1, ge=-1, description="PWM chip number (/sys/class/pwm/pwmchipN); -1: GPIO 18's, found")
+    pwm_channel: int = Field(-1, ge=-1, description="PWM channel on that chip (pwmM); -1: GPIO 18's (Pi 5: 2, else 0)")
     sysfs_root: str = Field("/sys/class/pwm", min_length=1, description="Kernel PWM sysfs directory")
     spi_bus: int = Field(0, ge=0, description="SPI bus of the MCP3008 (/dev/spidevB.D: B)")
     spi_device: int = Field(0, ge=0, description="SPI chip select of the MCP3008 (/dev/spidevB.D: D)")
@@ -125,7 +129,7 @@ class PwmPilotSettings(_Section):
 class GpioLockSettings(_Section):
     """Socket-outlet plug lock: motor outputs pulsed to lock/unlock, and a position sensor. Absent = tethered cable."""
 
-    chip: int = Field(0, ge=0, description="gpiochip number (/dev/gpiochipN)")
+    chip: int = Field(-1, ge=-1, description="gpiochip number (/dev/gpiochipN); -1: the 40-pin header's, by label")
     lock_pin: int = Field(5, ge=0, description="Output that drives the motor towards locked (active high)")
     unlock_pin: int = Field(6, ge=0, description="Output that drives the motor towards unlocked (active high)")
     sense_pin: int = Field(13, ge=0, description="Input of the position sensor (active = locked)")
@@ -137,16 +141,20 @@ class GpioLockSettings(_Section):
 class GpioInputSettings(_Section):
     """One digital input on a GPIO line."""
 
-    chip: int = Field(0, ge=0, description="gpiochip number (/dev/gpiochipN)")
+    chip: int = Field(-1, ge=-1, description="gpiochip number (/dev/gpiochipN); -1: the 40-pin header's, by label")
     pin: int = Field(22, ge=0, description="Line offset on that chip")
     active_low: bool = Field(False, description="The signal is asserted when the line is low")
 
 
 class RcdInputSettings(GpioInputSettings):
-    """Fault output of the RDC-DD (6 mA DC) module, e.g. an open-collector output that pulls low on a trip."""
+    """Fault output of the RDC-DD (6 mA DC) module, wired fail-safe: the module holds the line high while healthy
+    (its relay contact closed to 3.3 V), the pull-down makes a trip, a dead module and a broken wire all read low."""
 
     pin: int = Field(22, ge=0, description="Line offset on that chip")
-    active_low: bool = Field(True, description="The fault output is asserted when the line is low")
+    active_low: bool = Field(True, description="A trip is a low line (with the pull-down: so is a broken wire)")
+    pull_down: bool = Field(True, description="Enable the Pi's pull-down on the input (fail-safe wiring)")
+    test_pin: int = Field(-1, ge=-1, description="Output to the module's TEST input; -1: none (no self-test)")
+    test_active_low: bool = Field(False, description="The module's TEST input is asserted by a low line")
 
 
 class MainsInputSettings(GpioInputSettings):
@@ -154,6 +162,27 @@ class MainsInputSettings(GpioInputSettings):
 
     pin: int = Field(23, ge=0, description="Line offset on that chip")
     active_low: bool = Field(False, description="Mains present is signalled by a low line")
+
+
+class PpInputSettings(_Section):
+    """Proximity pilot through an MCP3008 channel (rpi backend): PP to a pull-up resistor, the ADC reads the divider
+    the cable's PP resistor makes with it (1.5 kOhm 13 A, 680 Ohm 20 A, 220 Ohm 32 A, 100 Ohm 63 A, open: none)."""
+
+    spi_bus: int = Field(0, ge=0, description="SPI bus of the MCP3008")
+    spi_device: int = Field(0, ge=0, description="SPI chip select of the MCP3008")
+    adc_channel: int = Field(1, ge=0, le=7, description="MCP3008 input wired to PP")
+    pullup_ohm: float = Field(330.0, gt=0, description="Pull-up resistor from PP to the supply")
+    supply_V: float = Field(3.3, gt=0, le=5.5, description="Voltage the pull-up is tied to")
+    volts_per_count: float = Field(3.3 / 1023.0, gt=0, description="ADC volts per count")
+    poll_interval_s: float = Field(0.1, ge=0.01, le=1, description="How often PP is read")
+
+
+class ShuntTripSettings(_Section):
+    """Output to the shunt-trip release of the upstream breaker: driven when the contactor welds (rpi backend)."""
+
+    chip: int = Field(-1, ge=-1, description="gpiochip number (/dev/gpiochipN); -1: the 40-pin header's, by label")
+    pin: int = Field(24, ge=0, description="Line offset of the shunt-trip driver")
+    active_low: bool = Field(False, description="The driver is switched on by a low line")
 
 
 class NfcSettings(_Section):
@@ -225,6 +254,17 @@ class HardwareSettings(_Section):
         default_factory=lambda: MainsInputSettings(), description="Mains-present input (rpi backend)"
     )
     rfid: NfcSettings = Field(default_factory=lambda: NfcSettings(), description="Card reader (rpi backend)")
+    pp: PpInputSettings | None = Field(
+        None, description="Proximity-pilot input (rpi backend); absent: none, so only a tethered cable can charge"
+    )
+    shunt_trip: ShuntTripSettings | None = Field(
+        None, description="Shunt-trip output, the second means of disconnection (rpi backend); absent: none wired"
+    )
+    watchdog_device: str = Field(
+        "auto", description="Hardware watchdog fed from the safety loop; auto: /dev/watchdog on rpi and board, none "
+        "on sim; empty: none"
+    )
+    watchdog_timeout_s: int = Field(10, ge=1, le=60, description="Hardware watchdog timeout (bcm2835: at most 15)")
 
     @model_validator(mode="after")
     def _board_needs(self) -> HardwareSettings:
@@ -556,6 +596,9 @@ class Config(_Section):
         ):
             raise ValueError("an OpenEVSE board has no proximity-pilot input: it needs charger.tethered_cable = true "
                              "(a fixed cable of charger.cable_rating_A)")
+        if self.hardware.backend == "rpi" and self.hardware.pp is None and not self.charger.tethered_cable:
+            raise ValueError("a socket outlet reads the cable's rating from its PP resistor: wire it and add a "
+                             "[hardware.pp] table, or set charger.tethered_cable = true for a fixed cable")
         return self
 
     @property

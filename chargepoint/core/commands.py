@@ -35,6 +35,8 @@ class Fault(enum.StrEnum):
     ConnectorLockFailure = "ConnectorLockFailure"
     OverCurrentFailure = "OverCurrentFailure"
     PilotLost = "PilotLost"
+    RcdTestFailed = "RcdTestFailed"  # the RCD module did not trip (or reset) on its test
+    PilotTestFailed = "PilotTestFailed"  # the pilot generator's self-test failed (no -12 V half, dead PWM)
 
     @property
     def error_code(self) -> str:
@@ -45,7 +47,8 @@ class Fault(enum.StrEnum):
     def always_latched(self) -> bool:
         """These latch at once: they stay until a technician clears them. Over-current and RCD trips latch when
         they repeat (``ConnectorSettings``); every other fault clears with its cause."""
-        return self in (Fault.ContactorWelded, Fault.PowerSwitchFailure, Fault.DiodeFailure)
+        return self in (Fault.ContactorWelded, Fault.PowerSwitchFailure, Fault.DiodeFailure, Fault.RcdTestFailed,
+                        Fault.PilotTestFailed)
 
 
 _ERROR_CODES = {
@@ -59,6 +62,8 @@ _ERROR_CODES = {
     Fault.ConnectorLockFailure: "ConnectorLockFailure",
     Fault.OverCurrentFailure: "OverCurrentFailure",
     Fault.PilotLost: "InternalError",
+    Fault.RcdTestFailed: "GroundFailure",
+    Fault.PilotTestFailed: "InternalError",
 }
 
 
@@ -100,6 +105,11 @@ class UnlockConnector:
 @dataclass(frozen=True, slots=True)
 class TripShunt:
     """Drive the second means of disconnection (shunt trip of the upstream breaker): the contactor is welded."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRcdTest:
+    """Run the RCD module's self-test (before a session may close the contactor); the answer is ``SelfTested``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +171,7 @@ Command = (
     | LockConnector
     | UnlockConnector
     | TripShunt
+    | RunRcdTest
     | UnlockRefused
     | StartTimer
     | CancelTimer

@@ -95,6 +95,16 @@ class LockStateRead:
     at_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class SelfTested:
+    """The result of a device self-test: ``check`` is "rcd" (the module tripped and reset on its test) or "pilot"
+    (the generator shows both halves)."""
+
+    check: str
+    ok: bool
+    at_s: float
+
+
 class TimerName(enum.StrEnum):
     CONNECTION = "connection"  # authorized or plugged, waiting for the other half
     CONTACTOR_FEEDBACK = "contactor_feedback"
@@ -217,4 +227,5 @@ Event = (
     | LatchedFaultsRestored
     | CableChanged
     | LockStateRead
+    | SelfTested
 )

@@ -152,3 +152,30 @@ def current_from_duty(duty_percent: float) -> float:
     if 96.0 < duty_percent <= 97.0:
         return 80.0
     return 0.0
+
+
+# Proximity pilot (IEC 61851-1 annex B, IEC 62196-2): the cable's PP resistor codes its rating. Bands between the
+# nominal values (1.5 kOhm 13 A, 680 Ohm 20 A, 220 Ohm 32 A, 100 Ohm 63 A), as other EVSEs decide them.
+_PP_BANDS_OHM: tuple[tuple[float, float, float], ...] = (
+    (75.0, 150.0, 63.0),
+    (150.0, 330.0, 32.0),
+    (330.0, 1000.0, 20.0),
+    (1000.0, 2200.0, 13.0),
+)
+
+
+def cable_rating_from_resistance(resistance_ohm: float) -> float | None:
+    """The current rating a PP resistance codes; None for an open PP (no cable) or a value in no band."""
+    if math.isnan(resistance_ohm):
+        return None
+    for low_ohm, high_ohm, rating_A in _PP_BANDS_OHM:
+        if low_ohm <= resistance_ohm < high_ohm:
+            return rating_A
+    return None
+
+
+def pp_resistance_ohm(pp_V: float, supply_V: float, pullup_ohm: float) -> float:
+    """The resistance from PP to PE that makes ``pp_V`` with a pull-up of ``pullup_ohm`` to ``supply_V`` (inf: open)."""
+    if pp_V >= supply_V:
+        return math.inf
+    return pullup_ohm * max(pp_V, 0.0) / (supply_V - pp_V)

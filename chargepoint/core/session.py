@@ -31,6 +31,7 @@ from chargepoint.core.commands import (
     OpenContactor,
     RecordMeter,
     ReportStatus,
+    RunRcdTest,
     SetPilotHigh,
     SetPilotNegative,
     SetPwm,
@@ -60,6 +61,7 @@ from chargepoint.core.events import (
     ReservationEnded,
     ReservationMade,
     ResidualCurrentChanged,
+    SelfTested,
     StopRequested,
     TagPresented,
     TimerExpired,
@@ -140,6 +142,7 @@ class ConnectorSettings:
     rcd_reclose_max: int = 2  # automatic re-closes after RCD trips within TRIP_WINDOW_S; the next trip latches
     stop_wait_s: float = 3.0  # a stop that is not a fault withdraws the PWM and waits this long for the EV
     contactor_closes_per_min_max: int = 10  # a flickering pilot must not make the contactor chatter
+    rcd_test_before_session: bool = False  # the RCD module has a TEST input: it must pass before each session
     stop_on_ev_disconnect: bool = True  # OCPP StopTransactionOnEVSideDisconnect
     unlock_on_ev_disconnect: bool = True  # OCPP UnlockConnectorOnEVSideDisconnect
 
@@ -179,6 +182,7 @@ class _Facts:
     stopping_reason: str | None = None  # a graceful stop is winding down: the session ends when the contactor opens
     stop_wait_over: bool = False
     unlock_requested: bool = False
+    rcd_tested: bool = False  # the RCD passed its test since the session began
     lock_wanted: bool = False
     locked: bool = False
     lock_pending: bool = False
@@ -341,6 +345,13 @@ class Connector:
                 f.locked = locked
             case CableChanged(max_A=max_A):
                 f.cable_max_A = max_A
+            case SelfTested(check=check, ok=ok):
+                if check == "rcd":
+                    f.rcd_tested = ok
+                    if not ok:
+                        self._raise(Fault.RcdTestFailed)
+                elif check == "pilot" and not ok:
+                    self._raise(Fault.PilotTestFailed)
             case TimerExpired(name=name):
                 if name in self._timers:  # else cancelled after its expiry was queued: stale
                     self._timers.discard(name)
@@ -561,6 +572,7 @@ class Connector:
             and f.mains_present
             and self._pilot_may_charge()
             and self._lock_confirmed()
+            and (f.rcd_tested or not self.settings.rcd_test_before_session)
         )
 
     def _energy_wanted(self) -> bool:
@@ -662,6 +674,9 @@ class Connector:
             f.reservation = None  # used up by this session
             out.append(BeginSession(id_tag=f.authorized_tag, meter_start_Wh=f.meter_energy_Wh,
                                     reservation_id=reservation_id))
+            if self.settings.rcd_test_before_session:
+                f.rcd_tested = False
+                out.append(RunRcdTest())
         # 5. Lock follows the session (a tethered cable's lock port succeeds at once); never release a plug whose
         #    contacts may be live (closed, welded, or not known yet after a restart).
         self._reconcile_lock(out)

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from chargepoint.config.schema import Config
@@ -34,6 +33,7 @@ from chargepoint.core.commands import (
     OpenContactor,
     RecordMeter,
     ReportStatus,
+    RunRcdTest,
     SetPilotHigh,
     SetPilotNegative,
     SetPwm,
@@ -47,7 +47,6 @@ from chargepoint.core.events import (
     AvailabilityChanged,
     CurrentLimitChanged,
     Event,
-    FaultsCleared,
     LatchedFaultsRestored,
     LockStateRead,
     RemoteStartRequested,
@@ -71,7 +70,7 @@ from chargepoint.ports.events import (
     TransactionEnded,
     TransactionStarted,
 )
-from chargepoint.runtime import actuators, hardware_loops, views
+from chargepoint.runtime import actuators, hardware_loops, selftest, views
 from chargepoint.runtime.connector import ConnectorRuntime, SessionView
 from chargepoint.runtime.faults import FaultBook
 from chargepoint.runtime.pricing import PricingService
@@ -79,6 +78,7 @@ from chargepoint.runtime.reservations import Reservations
 from chargepoint.runtime.session_writer import SessionWriter
 from chargepoint.store import Store
 from hal.hardware import Hardware
+from hal.protocols import SelfTestingRcd
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ class ChargerApp:
             contactor_closes_per_min_max=config.charger.contactor_closes_per_min_max,
         )
         self.connectors = {
-            hw.connector_id: ConnectorRuntime(hw=hw, core=Connector(hw.connector_id, settings))
+            hw.connector_id: ConnectorRuntime(hw=hw, core=Connector(hw.connector_id, replace(
+                settings, rcd_test_before_session=isinstance(hw.rcd, SelfTestingRcd) and hw.rcd.has_test_input,
+            )))
             for hw in hardware.connectors
         }
         self._events: asyncio.Queue[tuple[int, Event, asyncio.Future[None] | None]] = asyncio.Queue()
@@ -118,6 +120,8 @@ class ChargerApp:
         self._tg: asyncio.TaskGroup | None = None
         self._stopping = False
         self.started_at = datetime.now(UTC)
+        # Called with the connector id for every pilot sample processed: the daemon feeds its watchdogs there.
+        self.on_safety_tick: Callable[[int], None] | None = None
         # Hook for benchmarks/tests: called right after each command is executed.
         self.on_command: Callable[[int, Command], None] | None = None
         self._stop: asyncio.Event | None = None
@@ -129,6 +133,7 @@ class ChargerApp:
         self.reservations = Reservations(store, self.connectors, self.post, self.spawn)
         self.pricing = PricingService(config, store, self, rejected=pricing_problems)
         self.faults = FaultBook(store, self.spawn)
+        self.tests = selftest.SelfTests(self.connectors, self.post, hardware)
         self._handled = asyncio.Event()
 
     def attach_csms(self, adapter: CsmsAdapter) -> None:
@@ -170,7 +175,7 @@ class ChargerApp:
             charger = self.config.charger
             for c in self.connectors.values():
                 self.spawn(hardware_loops.pilot_loop(c, self.post, lambda: self._stopping, charger.pilot_timeout_s,
-                                                     charger.pilot_debounce_samples))
+                                                     charger.pilot_debounce_samples, self._safety_tick))
                 for loop in hardware_loops.device_loops(c, self.post):
                     self.spawn(loop)
                 self.spawn(hardware_loops.meter_loop(c, self.post, self._publish, interval_s))
@@ -182,6 +187,7 @@ class ChargerApp:
                 self.post(c.connector_id, LockStateRead(actuators.lock_position(c), now))
                 if c.hw.max_current_A is not None:
                     self.post(c.connector_id, CurrentLimitChanged("hardware", c.hw.max_current_A, now))
+                self.spawn(self.tests.at_start(c))
                 if await self.store.get_kv(f"availability.{c.connector_id}") == "Inoperative":
                     self.post(c.connector_id, AvailabilityChanged(False, time.monotonic()))
             await self.reservations.restore()
@@ -195,6 +201,10 @@ class ChargerApp:
                 task.cancel()
             self.writer.close()
             await writer_task
+
+    def _safety_tick(self, connector_id: int) -> None:
+        if self.on_safety_tick is not None:
+            self.on_safety_tick(connector_id)
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         """Run ``coro`` in the application's task group; if it fails, the hardware is made safe first."""
@@ -242,6 +252,9 @@ class ChargerApp:
         while True:
             connector_id, event, done = await self._events.get()
             c = self.connectors[connector_id]
+            if c.testing and not isinstance(event, TimerExpired):
+                c.held.append(event)  # what the devices say while a self-test drives them is not the EV's doing
+                continue
             await self._execute(c, c.core.handle(event))
             self.faults.note(c, event)
             self._handled.set()
@@ -271,6 +284,8 @@ class ChargerApp:
                     actuators.resolve_unlock(c, False)
                 case TripShunt():
                     await actuators.trip_shunt(c)
+                case RunRcdTest():
+                    self.spawn(self.tests.rcd(c))
                 case StartTimer(name=name, duration_s=duration_s):
                     self._start_timer(c, name, duration_s)
                 case CancelTimer(name=name):
@@ -445,19 +460,13 @@ class ChargerApp:
         if self._stop is not None:
             self._stop.set()
 
+    async def selftest(self) -> list[dict[str, Any]]:
+        """``chargepoint selftest``: every check of every connector; the charger must be idle."""
+        return await self.tests.run_idle()
+
     async def clear_faults(self, connector_id: int | None, source: str) -> dict[str, Any]:
         """``chargepoint fault clear``: latched faults whose condition is gone clear; the others stay, said why."""
-        targets = [c for c in self.connectors.values() if connector_id is None or c.connector_id == connector_id]
-        if not targets:
-            raise ValueError(f"no connector {connector_id}; this charger has 1..{len(self.connectors)}")
-        result: list[dict[str, Any]] = []
-        for c in targets:
-            before = c.core.latched_faults
-            await self.handled(c.connector_id, FaultsCleared(time.monotonic(), source))
-            after = c.core.latched_faults
-            result.append({"connector_id": c.connector_id, "cleared": sorted(map(str, before - after)),
-                           "remaining": sorted(map(str, after))})
-        return {"connectors": result}
+        return await self.faults.clear(self.connectors.values(), connector_id, source, self.handled)
 
     async def fault_listing(self, limit: int) -> dict[str, Any]:
         await asyncio.sleep(0)  # let the log writes already posted reach the store first
@@ -481,14 +490,7 @@ class ChargerApp:
     async def prepaid(self, id_tag: str | None = None, balance: str | None = None, add: str | None = None
                       ) -> list[dict[str, Any]]:
         """Show, set (``balance``) or top up (``add``) prepaid balances held on the charger (CLI)."""
-        if id_tag is not None and (balance is not None or add is not None):
-            amount = views.parse_amount(balance if balance is not None else add or "0")
-            if balance is None:
-                current = self.pricing.prepaid.get(id_tag.upper())
-                amount += Decimal(0) if current is None else current.balance
-            await self.pricing.set_prepaid(id_tag, amount, "set" if balance is not None else "top-up")
-        accounts = await self.store.prepaid_accounts()
-        return [views.prepaid_row(a) for a in accounts if id_tag is None or a.id_tag == id_tag.upper()]
+        return await self.pricing.prepaid_command(id_tag, balance, add)
 
     async def flush_store(self) -> None:
         """Wait until every queued store write is done (used before answering session queries)."""

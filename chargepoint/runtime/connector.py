@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from chargepoint.core.commands import ConnectorStatus
-from chargepoint.core.events import TimerName
+from chargepoint.core.events import Event, TimerName
 from chargepoint.core.metering import MeterReading
 from chargepoint.core.pilot import PilotState
 from chargepoint.core.session import Connector
@@ -38,6 +38,8 @@ class ConnectorRuntime:
     timers: dict[TimerName, asyncio.TimerHandle] = field(default_factory=dict)
     unlock_waiters: list[asyncio.Future[bool]] = field(default_factory=list)
     reported_error_code: str = "NoError"  # the last one told to the adapters, to tell faults raised and cleared
+    testing: bool = False  # a technician's self-test drives the devices: their reports are held back meanwhile
+    held: list[Event] = field(default_factory=list)
 
     @property
     def connector_id(self) -> int:

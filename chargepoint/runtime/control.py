@@ -97,6 +97,8 @@ class ChargerControl:
             await self.app.flush_store()
             accounts = await self.app.prepaid(request.get("id_tag"), request.get("balance"), request.get("add"))
             return {"ok": True, "accounts": accounts}
+        if op == "selftest":
+            return {"ok": True, "checks": await self.app.selftest()}
         if op == "fault-list":
             return {"ok": True, **await self.app.fault_listing(int(request.get("limit", 50)))}
         if op == "fault-clear":

@@ -7,6 +7,7 @@ Recording happens after the commands of an event have run: the contactor has ope
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -86,3 +87,19 @@ class FaultBook:
             for h in await self.store.fault_log(limit)
         ]
         return {"active": active, "history": history}
+
+    async def clear(self, connectors: Iterable[ConnectorRuntime], connector_id: int | None, source: str,
+                    handled: Callable[[int, Event], Awaitable[None]]) -> dict[str, Any]:
+        """Post ``FaultsCleared`` to each connector (or one) and say what cleared and what stays latched."""
+        every = list(connectors)
+        targets = [c for c in every if connector_id is None or c.connector_id == connector_id]
+        if not targets:
+            raise ValueError(f"no connector {connector_id}; this charger has 1..{len(every)}")
+        result: list[dict[str, Any]] = []
+        for c in targets:
+            before = c.core.latched_faults
+            await handled(c.connector_id, FaultsCleared(time.monotonic(), source))
+            after = c.core.latched_faults
+            result.append({"connector_id": c.connector_id, "cleared": sorted(map(str, before - after)),
+                           "remaining": sorted(map(str, after))})
+        return {"connectors": result}

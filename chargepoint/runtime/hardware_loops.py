@@ -41,13 +41,14 @@ _T = TypeVar("_T")
 
 
 async def pilot_loop(c: ConnectorRuntime, post: Post, stopping: Callable[[], bool], timeout_s: float = 0.1,
-                     debounce_samples: int = 1) -> None:
+                     debounce_samples: int = 1, tick: Callable[[int], None] | None = None) -> None:
     """Classify every pilot sample; post each new state.
 
     Freshness: no sample within ``timeout_s`` is a fault (``PilotFailed``) that opens the contactor; the next sample
     is reported afresh. Debounce: a state that asks for energy (C, D) must be seen in ``debounce_samples``
     consecutive samples before it is posted (and so must a diode fault, which latches), while any other state is
-    posted at once: a flickering B/C can delay a close, never an open.
+    posted at once: a flickering B/C can delay a close, never an open. ``tick`` hears of every sample processed:
+    the watchdogs are fed from there (the safety loop), and from nowhere else.
     """
     readings = aiter(c.hw.pilot.readings())
     # anext() runs as a task of its own: a timeout must not cancel it, that would close the sampler's generator.
@@ -72,6 +73,8 @@ async def pilot_loop(c: ConnectorRuntime, post: Post, stopping: Callable[[], boo
                 break
             next_sample = asyncio.ensure_future(anext(readings))
             lost = False
+            if tick is not None:
+                tick(c.connector_id)
             output = reading.output if reading.output is not None else c.hw.pilot.output()[0]
             state = classify(reading, output, c.pilot_state)
             if state == c.pilot_state:

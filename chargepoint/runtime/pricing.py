@@ -42,6 +42,7 @@ from chargepoint.pricing.text import (
     running_lines,
     text_lines,
 )
+from chargepoint.runtime import views
 from chargepoint.runtime.connector import ConnectorRuntime
 from chargepoint.runtime.csms_prices import CsmsPriceCache, price_lines_of
 from chargepoint.runtime.price_screen import PriceScreen
@@ -180,6 +181,16 @@ class PricingService:
         """Standalone: a card with a positive prepaid balance on this charger is accepted."""
         account = self.prepaid.get(id_tag.upper())
         return account is not None and account.balance > 0
+
+    async def prepaid_command(self, id_tag: str | None, balance: str | None, add: str | None) -> list[dict[str, Any]]:
+        if id_tag is not None and (balance is not None or add is not None):
+            amount = views.parse_amount(balance if balance is not None else add or "0")
+            if balance is None:
+                current = self.prepaid.get(id_tag.upper())
+                amount += Decimal(0) if current is None else current.balance
+            await self.set_prepaid(id_tag, amount, "set" if balance is not None else "top-up")
+        accounts = await self.store.prepaid_accounts()
+        return [views.prepaid_row(a) for a in accounts if id_tag is None or a.id_tag == id_tag.upper()]
 
     async def set_prepaid(self, id_tag: str, balance: Decimal, note: str = "set") -> PrepaidAccount:
         account = await self.store.prepaid_set(id_tag.upper(), balance, self.currency, note)

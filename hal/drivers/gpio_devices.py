@@ -16,20 +16,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from hal.drivers.gpio_lines import Bias, InputLine, OutputLine, ValueWatch
-from hal.errors import LockError
+from hal.errors import HalError, LockError
 
 _log = logging.getLogger(__name__)
 
 LOCK_SENSE_POLL_S: Final = 0.01
+TEST_SETTLE_S: Final = 0.05
 
 
-def _watch_line(line: InputLine) -> Callable[[Callable[[bool], bool]], Awaitable[None]]:
-    """A ``ValueWatch`` producer that publishes the level at start, then the level after each edge."""
+def _watch_line(
+    line: InputLine, muted: Callable[[], bool] = lambda: False
+) -> Callable[[Callable[[bool], bool]], Awaitable[None]]:
+    """A ``ValueWatch`` producer that publishes the level at start, then the level after each edge (none while
+    ``muted()``: a device's own self-test)."""
 
     async def produce(publish: Callable[[bool], bool]) -> None:
         publish(line.value())  # anything that changed between construction and the first subscriber
         async for active in line.edges():
-            publish(active)
+            if not muted():
+                publish(active)
 
     return produce
 
@@ -39,7 +44,12 @@ class _WatchedInput:
 
     def __init__(self, chip_path: str, offset: int, *, active_low: bool, debounce_s: float, bias: Bias) -> None:
         self._line = InputLine(chip_path, offset, active_low=active_low, debounce_s=debounce_s, bias=bias)
-        self._watch: ValueWatch[bool] = ValueWatch(self._line.value(), _watch_line(self._line), name=self._line.name)
+        self._watch: ValueWatch[bool] = ValueWatch(
+            self._line.value(), _watch_line(self._line, self._muted), name=self._line.name
+        )
+
+    def _muted(self) -> bool:
+        return False
 
     def active(self) -> bool:
         return self._line.value()
@@ -241,20 +251,97 @@ class GpioLock:
 class GpioResidualCurrentMonitor(_WatchedInput):
     """``ResidualCurrentMonitor`` on the fault output of an RDC-DD module (IEC 62955, 6 mA DC).
 
-    Such outputs are usually open-collector and pull low on a fault (``active_low=True``), so a broken
-    wire with the pull-up enabled reads "no fault": wire the module's test output to check it at start.
+    Wired fail-safe (the default): the module holds the line high while healthy, the Pi's pull-down makes a trip, a
+    dead module and a broken wire all read low = tripped (``active_low``). With a ``test_offset`` wired to the
+    module's TEST input, ``self_test()`` makes the module trip and reset, hidden from ``trips()`` subscribers.
     """
 
     def __init__(
-        self, chip_path: str, offset: int, *, active_low: bool = True, debounce_s: float = 0.005, bias: Bias = "as-is"
+        self, chip_path: str, offset: int, *, active_low: bool = True, debounce_s: float = 0.005,
+        bias: Bias = "pull-down", test_offset: int | None = None, test_active_low: bool = False,
     ) -> None:
-        super().__init__(chip_path, offset, active_low=active_low, debounce_s=debounce_s, bias=bias)
+        self._testing = False
+        self._test: OutputLine | None = None
+        if test_offset is not None:
+            self._test = OutputLine(chip_path, test_offset, active_high=not test_active_low, initial=False)
+        try:
+            super().__init__(chip_path, offset, active_low=active_low, debounce_s=debounce_s, bias=bias)
+        except BaseException:
+            if self._test is not None:
+                self._test.close()
+            raise
+
+    @property
+    def has_test_input(self) -> bool:
+        return self._test is not None
+
+    async def self_test(self, trip_within_s: float = 1.0, reset_within_s: float = 2.0) -> None:
+        """Drive TEST until the module trips, release it, and wait for the reset; ``HalError`` if either fails."""
+        if self._test is None:
+            raise HalError(f"{self._line.name}: the RCD module has no test input wired")
+        if self.active():
+            raise HalError(f"{self._line.name}: the RCD reads tripped before its test (fault, or a broken wire)")
+        self._testing = True
+        try:
+            self._test.set(True)
+            try:
+                if not await _becomes(self.active, True, trip_within_s):
+                    raise HalError(f"{self._line.name}: the RCD did not trip within {trip_within_s:g} s of its test")
+            finally:
+                self._test.set(False)
+            if not await _becomes(self.active, False, reset_within_s):
+                raise HalError(f"{self._line.name}: the RCD did not reset within {reset_within_s:g} s of its test")
+        finally:
+            await asyncio.sleep(TEST_SETTLE_S)  # the test's edges, still queued, are read while muted
+            self._testing = False
+            self._watch.publish(self.active())  # what the module says now, test or no test
+
+    def _muted(self) -> bool:
+        return self._testing
 
     def tripped(self) -> bool:
-        return self.active()
+        return self.active() and not self._testing
 
     def trips(self) -> AsyncIterator[bool]:
         return self.subscribe()
+
+    def release(self) -> None:
+        try:
+            _WatchedInput.release(self)
+        finally:
+            if self._test is not None:
+                self._test.close()
+
+
+async def _becomes(read: Callable[[], bool], wanted: bool, within_s: float) -> bool:
+    deadline_s = time.monotonic() + within_s
+    while read() != wanted:
+        if time.monotonic() > deadline_s:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+class GpioShuntTrip:
+    """``ShuntTrip``: an output that energises the upstream breaker's shunt-trip release (through its driver)."""
+
+    def __init__(self, chip_path: str, offset: int, *, active_low: bool = False) -> None:
+        self._line = OutputLine(chip_path, offset, active_high=not active_low, initial=False)
+        self._tripped = False
+
+    async def trip(self) -> None:
+        self._line.set(True)
+        self._tripped = True
+
+    def tripped(self) -> bool:
+        return self._tripped
+
+    def release(self) -> None:
+        self._line.close()
+
+    async def aclose(self) -> None:
+        """Released: the release coil's driver falls off; the breaker, once tripped, stays open by itself."""
+        self.release()
 
 
 class GpioMainsMonitor(_WatchedInput):

@@ -10,6 +10,7 @@ from chargepoint.core.commands import (
     ConnectorStatus,
     Fault,
     OpenContactor,
+    RunRcdTest,
     SetPilotHigh,
     SetPwm,
     StartTimer,
@@ -29,6 +30,7 @@ from chargepoint.core.events import (
     MeterSampled,
     PilotChanged,
     ResidualCurrentChanged,
+    SelfTested,
     StopRequested,
     TagPresented,
     TimerExpired,
@@ -266,3 +268,26 @@ def test_a_flickering_pilot_cannot_make_the_contactor_chatter() -> None:
     assert driver.status() is S.SuspendedEVSE
     out = driver.send(TimerExpired(T.CONTACTOR_COOLDOWN, 0.0), after_s=60.0)
     assert CloseContactor() in out
+
+
+# ----------------------------------------------------------------------------- self-tests
+
+
+def test_rcd_must_pass_its_test_before_the_contactor_closes() -> None:
+    driver = _charging(ConnectorSettings(rcd_test_before_session=True))
+    assert RunRcdTest() in driver.commands
+    assert not driver.connector.contactor_commanded  # EV in C, PWM on, but the RCD is not tested yet
+    out = driver.send(SelfTested("rcd", True, 0.0))
+    assert CloseContactor() in out
+
+
+def test_failed_self_tests_latch_their_faults() -> None:
+    driver = _charging(ConnectorSettings(rcd_test_before_session=True))
+    driver.send(SelfTested("rcd", False, 0.0))
+    assert driver.connector.latched_faults == {Fault.RcdTestFailed}
+    assert driver.connector.error_code == "GroundFailure"
+    driver = Driver()
+    driver.send(SelfTested("pilot", False, 0.0))
+    assert driver.connector.latched_faults == {Fault.PilotTestFailed}
+    driver.send(FaultsCleared(0.0))
+    assert driver.status() is S.Available

@@ -353,7 +353,8 @@ def test_the_installer_follows_the_hardware_backend_and_the_config(
     ocpp: dict[str, object] = {"csms_url": "ws://127.0.0.1:9/ocpp", "charge_point_id": "CP-1"}
     if command is not None:
         ocpp["firmware_install_command"] = command
-    installer = firmware_installer(make_config(tmp_path, hardware={"backend": backend}, ocpp=ocpp))
+    installer = firmware_installer(make_config(tmp_path, hardware={"backend": backend}, ocpp=ocpp,
+                                              charger={"tethered_cable": True}))
     assert type(installer) is expected
     if isinstance(installer, CommandInstaller):
         assert installer.command == command

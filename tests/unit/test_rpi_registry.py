@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -26,9 +26,11 @@ from chargepoint.composition import boot
 from chargepoint.composition.devices import create_hardware, create_hardware_for, matches
 from chargepoint.config.loader import load_config
 from chargepoint.config.schema import Config, HardwareSettings
+from hal import rpi_board as hal_rpi_board
 from hal.drivers.gpio_devices import GpioContactor, GpioLock
+from hal.drivers.pi_platform import UnsafeGpio
 from hal.errors import BackendUnavailable, HalError, LockError, MeterError
-from hal.protocols import ConnectorLock, PilotOutput
+from hal.protocols import ConnectorLock, PilotOutput, SelfTestingRcd
 from hal.registry import load_backend
 from hal.rpi_board import RpiHardware, rpi_lock, rpi_settings
 
@@ -52,7 +54,7 @@ def test_rpi_without_gpiod_names_the_package_and_the_extra(monkeypatch: pytest.M
 
 def test_validated_rpi_config_without_gpiod_fails_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "gpiod", None)
-    config = Config.model_validate({"hardware": {"backend": "rpi"}})
+    config = Config.model_validate({"hardware": {"backend": "rpi"}, "charger": {"tethered_cable": True}})
     with pytest.raises(BackendUnavailable, match=r"gpiod.*chargepoint\[rpi\]"):
         create_hardware_for(config)
 
@@ -91,7 +93,7 @@ def test_nfc_reader_without_nfcpy_names_the_package(monkeypatch: pytest.MonkeyPa
 
 def test_without_a_lock_section_the_cable_is_tethered(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('[hardware]\nbackend = "rpi"\n')
+    path.write_text('[charger]\ntethered_cable = true\n[hardware]\nbackend = "rpi"\n')
     config = load_config(path)
     assert config.hardware.lock is None
     assert rpi_settings(config.hardware.model_dump()).lock is None
@@ -296,15 +298,25 @@ class FakeBoard:
         (chip / "export").write_text("")
         for name, value in (("period", "0"), ("duty_cycle", "0"), ("enable", "0"), ("polarity", "normal")):
             (channel / name).write_text(value)
-        return {"backend": "rpi", "pilot": {"sysfs_root": str(root)}, "rfid": {"backend": "none"}, **sections}
+        table: dict[str, Any] = {"backend": "rpi", "pilot": {"sysfs_root": str(root)}, "rfid": {"backend": "none"},
+                                 **sections}
+        # The fake board's lines are on /dev/gpiochip0 and its PWM on pwmchip0/pwm0 (auto-detection: test_pi_platform).
+        for name in ("contactor", "rcd", "mains", "lock", "shunt_trip"):
+            if name in table or name in ("contactor", "rcd", "mains"):
+                table[name] = {"chip": 0, **table.get(name, {})}
+        table["pilot"] = {"pwm_chip": 0, "pwm_channel": 0, **table["pilot"]}
+        return table
 
 
 class FakeSpiDev:
+    counts: ClassVar[dict[int, int]] = {}  # ADC counts per MCP3008 channel; absent: full scale (+12 V pilot, open PP)
+
     def open(self, bus: int, device: int) -> None:
         pass
 
     def xfer2(self, data: list[int]) -> list[int]:
-        return [0, 0x03, 0xFF]  # +12 V
+        count = self.counts.get((data[1] >> 4) & 0x07, 1023)
+        return [0, (count >> 8) & 0x03, count & 0xFF]
 
     def close(self) -> None:
         pass
@@ -474,10 +486,10 @@ async def test_early_hardware_from_the_raw_file_matches_the_validated_config(
     table = fake_board.table(tmp_path)
     path = tmp_path / "config.toml"
     path.write_text(
-        '[hardware]\nbackend = "rpi"\n'
-        f'[hardware.pilot]\nsysfs_root = "{table["pilot"]["sysfs_root"]}"\n'
+        '[charger]\ntethered_cable = true\n[hardware]\nbackend = "rpi"\n'
+        f'[hardware.pilot]\nsysfs_root = "{table["pilot"]["sysfs_root"]}"\npwm_chip = 0\npwm_channel = 0\n'
         '[hardware.rfid]\nbackend = "none"\n'
-        "[hardware.contactor]\nrelay_pin = 16\n"
+        "[hardware.contactor]\nrelay_pin = 16\nchip = 0\n[hardware.rcd]\nchip = 0\n[hardware.mains]\nchip = 0\n"
     )
     hardware = await boot._early_safe(path)
     assert hardware is not None
@@ -485,8 +497,76 @@ async def test_early_hardware_from_the_raw_file_matches_the_validated_config(
         assert set(fake_board.chip.requests) >= {16, 27}
         assert matches(hardware, load_config(path))
         other = load_config(path).model_copy(
-            update={"hardware": HardwareSettings.model_validate({**table, "contactor": {"relay_pin": 18}})}
+            update={"hardware": HardwareSettings.model_validate({**table, "contactor": {"relay_pin": 18, "chip": 0}})}
         )
         assert not matches(hardware, other)
     finally:
         await hardware.aclose()
+
+
+# --------------------------------------------------------------------- hardening
+
+
+async def test_contactor_is_refused_when_released_lines_stay_driven(
+    tmp_path: Path, fake_board: FakeBoard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys_root = tmp_path / "sys"
+    parameter = sys_root / "module" / "pinctrl_bcm2835" / "parameters" / "persist_gpio_outputs"
+    parameter.parent.mkdir(parents=True)
+    parameter.write_text("Y\n")  # Raspberry Pi OS without dtparam=strict_gpiod=on
+    monkeypatch.setattr(hal_rpi_board, "SYS_ROOT", str(sys_root))
+    with pytest.raises(UnsafeGpio, match="strict_gpiod"):
+        create_hardware("rpi", 1, {}, fake_board.table(tmp_path))
+    assert fake_board.chip.requests == {}  # nothing was driven
+    acknowledged = fake_board.table(tmp_path, contactor={"persistent_gpio_acknowledged": True})
+    hardware = create_hardware("rpi", 1, {}, acknowledged)
+    await hardware.aclose()
+
+
+async def test_rcd_input_is_fail_safe_and_its_self_test_is_hidden_from_trips(
+    tmp_path: Path, fake_board: FakeBoard
+) -> None:
+    chip = fake_board.chip
+    hardware = create_hardware("rpi", 1, {}, fake_board.table(tmp_path, rcd={"test_pin": 25}))
+    rcd = hardware.connectors[0].rcd
+    try:
+        assert chip.requests[22]._settings.bias is Bias.PULL_DOWN
+        assert rcd.tripped()  # nothing drives the input: a broken wire reads as a trip
+        chip.drive_input(22, True)  # the healthy module holds the line high
+        assert not rcd.tripped()
+        trips = as_generator(rcd.trips())
+        while await next_value(trips):  # the level at construction (tripped) may come first
+            pass
+        # The module trips while TEST is driven and resets when it is released.
+        chip.on_output = lambda offset, level: chip.drive_input(22, not level) if offset == 25 else None
+        assert isinstance(rcd, SelfTestingRcd) and rcd.has_test_input
+        await rcd.self_test()
+        assert (25, True) in chip.history and chip.level(25) is False
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await anext(trips)  # the test's own trip never reached the runtime
+        chip.on_output = lambda offset, level: None  # a module that no longer trips on its test
+        with pytest.raises(HalError, match="did not trip"):
+            await rcd.self_test()
+        await trips.aclose()
+    finally:
+        await hardware.aclose()
+
+
+async def test_shunt_trip_output_and_pp_input(tmp_path: Path, fake_board: FakeBoard,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FakeSpiDev, "counts", {1: round(3.3 * 680 / (330 + 680) / (3.3 / 1023))})  # a 20 A cable
+    table = fake_board.table(tmp_path, shunt_trip={"pin": 24}, pp={"adc_channel": 1})
+    hardware = create_hardware("rpi", 1, {}, table)
+    hw = hardware.connectors[0]
+    try:
+        assert hw.pp.cable_max_A() == 20.0
+        assert hw.shunt_trip is not None and not hw.shunt_trip.tripped()
+        await hw.shunt_trip.trip()
+        assert chip_level(fake_board, 24) and hw.shunt_trip.tripped()
+    finally:
+        await hardware.aclose()
+
+
+def chip_level(board: FakeBoard, offset: int) -> bool:
+    return board.chip.level(offset)
