@@ -42,6 +42,7 @@ class Fault(enum.StrEnum):
     DiodeFailure = "diode-failure"
     Overcurrent = "overcurrent"
     ContactorStuckOpen = "contactor-stuck-open"
+    LockForced = "lock-forced"
     PilotStall = "pilot-stall"
     PpOpen = "pp-open"
     RcdWireBreak = "rcd-wire-break"
@@ -361,7 +362,7 @@ class SimLock:
         await self._move(False)
 
     def is_locked(self) -> bool:
-        return self._locked
+        return self._locked and Fault.LockForced not in self._faults
 
     def restore(self, locked: bool) -> None:
         """Where the bolt was before a restart: the actuator does not move by itself."""

@@ -296,6 +296,7 @@ class SimConnector:
             Fault.DiodeFailure: "EV diode missing",
             Fault.Overcurrent: "EV ignores the offered current",
             Fault.ContactorStuckOpen: "contactor stuck open",
+            Fault.LockForced: "plug lock forced open (its sensor reads unlocked)",
             Fault.PilotStall: "pilot samples stopped arriving",
             Fault.PpOpen: "PP resistor open (no cable rating)",
             Fault.RcdWireBreak: "RCD input wire broken",

@@ -89,7 +89,7 @@ class CableChanged:
 
 @dataclass(frozen=True, slots=True)
 class LockStateRead:
-    """The lock position read from the hardware at start (unknown reads as locked)."""
+    """The lock position read from its sensor: at start (unknown reads as locked), then on every change."""
 
     locked: bool
     at_s: float

@@ -342,7 +342,11 @@ class Connector:
                 else:
                     self._raise(Fault.ConnectorLockFailure)
             case LockStateRead(locked=locked):
-                f.locked = locked
+                if not f.lock_pending:  # a movement in flight reports through LockCompleted
+                    if f.locked and not locked and f.session is not None:
+                        # The bolt moved without being told to (forced, broken): the plug may come out under load.
+                        self._raise(Fault.ConnectorLockFailure)
+                    f.locked = locked
             case CableChanged(max_A=max_A):
                 f.cable_max_A = max_A
             case SelfTested(check=check, ok=ok):

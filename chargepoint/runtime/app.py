@@ -178,6 +178,7 @@ class ChargerApp:
                                                      charger.pilot_debounce_samples, self._safety_tick))
                 for loop in hardware_loops.device_loops(c, self.post):
                     self.spawn(loop)
+                self.spawn(hardware_loops.lock_monitor(c, self.post))
                 self.spawn(hardware_loops.meter_loop(c, self.post, self._publish, interval_s))
                 await self._execute(c, c.core.start(time.monotonic()))
                 self.faults.note(c, None)

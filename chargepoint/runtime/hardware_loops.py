@@ -18,6 +18,7 @@ from chargepoint.core.events import (
     CableChanged,
     ContactorFeedbackChanged,
     Event,
+    LockStateRead,
     MainsChanged,
     MeterFailed,
     MeterSampled,
@@ -96,6 +97,24 @@ async def pilot_loop(c: ConnectorRuntime, post: Post, stopping: Callable[[], boo
         next_sample.cancel()
     if not stopping():
         post(c.connector_id, PilotFailed("pilot readings ended", time.monotonic()))
+
+
+LOCK_POLL_S = 0.2
+
+
+async def lock_monitor(c: ConnectorRuntime, post: Post) -> None:
+    """The lock's position sensor, watched: a bolt that is not where the core put it (forced, broken) is reported."""
+    if c.hw.lock.tethered:
+        return
+    while True:
+        await asyncio.sleep(LOCK_POLL_S)
+        try:
+            locked = c.hw.lock.is_locked()
+        except HalError:
+            locked = True  # a sensor that cannot say: assume the plug held (unknown = locked)
+        facts = c.core.facts
+        if locked != facts.locked and not facts.lock_pending:
+            post(c.connector_id, LockStateRead(locked, time.monotonic()))
 
 
 async def forward(c: ConnectorRuntime, values: AsyncIterator[_T], event: Callable[[_T, float], Event],

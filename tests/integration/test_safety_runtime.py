@@ -194,3 +194,12 @@ async def test_on_an_unhandled_exception_the_contactor_opens_before_anything_els
     charging_at = max(i for i, e in enumerate(events) if "Charging" in e)
     # Between the failure (right after "Charging" was reported) and the open, nothing: no log, no store, no teardown.
     assert first == charging_at + 1, events[charging_at:first + 3]
+
+
+async def test_a_lock_forced_open_mid_session_opens_the_contactor(tmp_path: Path) -> None:
+    async with running_charger(make_config(tmp_path)) as charger:
+        await charger.charge()
+        charger.sim().apply("fault", "lock-forced")
+        await charger.wait_status("Faulted", timeout_s=2)
+        assert charger.status()["faults"] == ["ConnectorLockFailure"]
+        assert not charger.sim().contactor.commanded_closed()
