@@ -491,5 +491,6 @@ def create_board_hardware(
     connector = ConnectorHardware(
         connector_id=1, pilot=BoardPilot(ports), contactor=BoardContactor(ports), meter=meter, rfid=rfid, lock=lock,
         rcd=BoardRcd(ports), mains=BoardMains(), display=display, pp=pp, max_current_A=settings.max_current_A,
+        board_controlled=True,
     )
     return BoardHardware(connectors=[connector], settings=settings, board=ports, built_from=built_from)

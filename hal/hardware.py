@@ -41,6 +41,9 @@ class ConnectorHardware:
     # The most the device itself can switch or generate (an EVSE board's configured maximum); None: no such limit.
     max_current_A: float | None = None
     shunt_trip: ShuntTrip | None = None  # None: no second means of disconnection is wired
+    # An EVSE board generates the pilot and switches the relay itself (and tests them at its own power-on): the Pi
+    # must not drive PWM or close the relay to test them - a board offers PWM to an EV and closes on state C.
+    board_controlled: bool = False
 
 
 class TetheredCable:

@@ -100,3 +100,15 @@ async def test_the_pilot_generator_is_tested_at_start_with_no_ev(tmp_path: Path)
         await charger.wait_for(lambda: len(charger.sim().pilot.history) >= 2, what="pilot test at start")
         assert [c.output.value for c in charger.sim().pilot.history[:2]] == ["pwm", "high"]
         assert charger.status()["faults"] == []
+
+
+async def test_on_an_evse_board_the_pi_neither_drives_pwm_nor_closes_the_relay_to_test(tmp_path: Path) -> None:
+    async with running_charger(make_config(tmp_path, charger={"free_vend": False})) as charger:
+        await charger.wait_for(lambda: len(charger.sim().pilot.history) >= 2, what="start-up tests done")
+        charger.hardware.connectors[0].board_controlled = True  # as hal.boards builds it
+        pilot_commands = len(charger.sim().pilot.history)
+        rows = await _selftest(charger)
+        assert rows["diode"]["result"] == "skip" and rows["contactor"]["result"] == "pass"
+        assert "board" in rows["contactor"]["detail"]
+        assert len(charger.sim().pilot.history) == pilot_commands + 1  # only the final make-safe (+12 V)
+        assert not any(entry.closed for entry in charger.sim().contactor.history)
