@@ -185,7 +185,7 @@ async def _cycle(app: ChargerApp, events: int, sims: list[SimConnector], backgro
             }
             for i in range(events):
                 sim = sims[i % len(sims)]
-                kind = KINDS[(i + i // len(sims)) % len(KINDS)]  # every connector sees every kind
+                kind = KINDS[(i // len(sims) + i % len(sims)) % len(KINDS)]  # each connector sees every kind
                 watch = watches[sim.connector_id]
                 closed_s = await arming[sim.connector_id]
                 await asyncio.sleep(rng.uniform(0, EVENT_DELAY_MAX_S))
