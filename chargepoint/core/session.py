@@ -307,6 +307,9 @@ class Connector:
                         f.finishing = False
                         f.connection_timed_out = False
             case ContactorFeedbackChanged(closed=closed):
+                if closed and not f.feedback_closed and not self.contactor_commanded:
+                    # A close we did not command (an EVSE board closes its relay by itself) counts too.
+                    self._close_times_s.append(event.at_s)
                 f.feedback_closed = closed
                 f.feedback_known = True
                 if closed == self.contactor_commanded:
@@ -594,6 +597,9 @@ class Connector:
         return f.locked and not f.lock_pending
 
     def _desired_duty(self) -> float | None:
+        """The PWM to offer, or None. An offer is a promise to close on C (an EVSE board closes its relay by itself
+        then), so it is withheld while a close would be held back: RCD not tested yet, closes rate-limited, state D
+        without ventilation."""
         f = self.facts
         if (
             f.session is None
@@ -601,6 +607,9 @@ class Connector:
             or f.faults
             or not f.mains_present
             or not self._lock_confirmed()
+            or (self.settings.rcd_test_before_session and not f.rcd_tested)
+            or (TimerName.CONTACTOR_COOLDOWN in self._timers and not self.contactor_commanded)
+            or (f.pilot is PilotState.D and not self.settings.ventilation_available)
         ):
             return None
         return duty_from_current(self.allowed_current_A())
@@ -684,7 +693,10 @@ class Connector:
         # 5. Lock follows the session (a tethered cable's lock port succeeds at once); never release a plug whose
         #    contacts may be live (closed, welded, or not known yet after a restart).
         self._reconcile_lock(out)
-        # 6. Pilot output.
+        # 6. Pilot output (none while the closes of the last minute are used up and the contactor is open: an EVSE
+        #    board would close by itself the moment the EV asks).
+        if not self.contactor_commanded:
+            self._may_operate_contactor(at_s, out)
         self._reconcile_pilot(out, at_s)
         # 7. Not a safety matter (a stop, a limit below 6 A): the PWM is off; open once the EV has stopped drawing,
         #    or when it has had stop_wait_s to do so.
@@ -697,15 +709,14 @@ class Connector:
             else:
                 self._start_timer(TimerName.STOP_WAIT, self.settings.stop_wait_s, out)
         # 8. Close only now that the pilot offers current.
-        if (
-            self._energy_wanted()
-            and not self.contactor_commanded
-            and self._may_operate_contactor(at_s, out)
-        ):
-            self.contactor_commanded = True
-            self._close_times_s.append(at_s)
-            out.append(CloseContactor())
-            self._start_timer(TimerName.CONTACTOR_FEEDBACK, self.settings.contactor_feedback_timeout_s, out)
+        if self._energy_wanted() and not self.contactor_commanded:
+            if self._may_operate_contactor(at_s, out):
+                self.contactor_commanded = True
+                self._close_times_s.append(at_s)
+                out.append(CloseContactor())
+                self._start_timer(TimerName.CONTACTOR_FEEDBACK, self.settings.contactor_feedback_timeout_s, out)
+            else:
+                self._reconcile_pilot(out, at_s)  # held back: withdraw the offer until the cooldown is over
         # 9. Connection timeout while one half of (plugged, authorized) is missing.
         waiting = f.session is None and (
             (f.pilot.plugged and not f.finishing and not f.connection_timed_out)

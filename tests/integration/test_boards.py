@@ -381,3 +381,53 @@ async def test_kill_9_mid_charge_leaves_the_board_doing_what_its_firmware_does(k
         daemon.cleanup()
         sim.stop()
         await meter.stop()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_close_held_back_by_the_rate_limit_withdraws_the_offer_so_the_board_cannot_close(
+    kind: str, tmp_path: Path
+) -> None:
+    """A board closes its relay by itself for an EV in C under PWM: while the core holds a close back it must not
+    offer PWM, or the board's close reads as a welded contactor."""
+    meter = MeterServer(lambda: MeterValues((230.0,) * 3, (0.0,) * 3, 1_000.0, (0.0,) * 3, online=True))
+    await meter.start()
+    sim = BoardSim(kind, tmp_path)
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(DAEMON_CONFIG.format(
+        kind=kind, link=sim.link, meter_port=meter.port, dir=tmp_path,
+        cable="tethered_cable = true\ncontactor_closes_per_min_max = 2" if kind == "openevse"
+        else "contactor_closes_per_min_max = 2",
+        supervision=f"supervision_s = {SUPERVISION_S}" if kind == "openevse" else "",
+    ))
+    daemon = Daemon(config_path)
+    try:
+        daemon.start()
+        await until(lambda: (tmp_path / "control.sock").exists(), 20, "the daemon ready")
+        sim.send("plug")
+        for _ in range(2):  # two closes: the limit for this minute (each held long enough for the daemon to see)
+            since_s = time.time()
+            sim.send("charge")
+            await sim.wait_for(lambda line: line["contactor_closed"], 10, "the relay closed", since_s)
+            await asyncio.sleep(0.5)
+            since_s = time.time()
+            sim.send("pause")
+            await sim.wait_for(lambda line: not line["contactor_closed"], 10, "the relay open", since_s)
+            await asyncio.sleep(0.5)
+        # The daemon has used up its closes: it withdraws the offer (a real EV takes far longer than this to ask again).
+        await sim.wait_for(lambda line: line["duty_percent"] != 53.3, 5, "the offer withdrawn", since_s)
+        held_s = time.time()
+        sim.send("charge")
+        await until(lambda: time.time() > held_s + 2, 3, "2 s")
+        assert not any(line["contactor_closed"] for line in sim.since(held_s)), sim.since(held_s)
+        status_cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "chargepoint", "status", "--json", "--config", str(config_path),
+            stdout=asyncio.subprocess.PIPE, env=_env(), cwd=ROOT)
+        stdout, _ = await asyncio.wait_for(status_cli.communicate(), 20)
+        status = json.loads(stdout)
+        connector = status["connectors"][0]
+        assert connector["faults"] == [] and connector["status"] == "SuspendedEVSE", connector
+        assert daemon.signal(signal.SIGTERM) == 0, daemon.log()
+    finally:
+        daemon.cleanup()
+        sim.stop()
+        await meter.stop()

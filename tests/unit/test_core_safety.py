@@ -111,6 +111,7 @@ def test_state_D_without_ventilation_opens_and_suspends() -> None:
     out = driver.send(PilotChanged(P.D, 0.0))
     assert out[0] == OpenContactor()
     assert driver.status() is S.SuspendedEVSE
+    assert driver.connector.pwm_duty_percent is None
     driver.send(ContactorFeedbackChanged(False, 0.0))
     assert not driver.connector.contactor_commanded
 
@@ -266,6 +267,8 @@ def test_a_flickering_pilot_cannot_make_the_contactor_chatter() -> None:
         closes += driver.send(PilotChanged(P.C, 0.0), after_s=0.01).count(CloseContactor())
     assert closes <= 3  # 4 a minute, one of them the first close
     assert driver.status() is S.SuspendedEVSE
+    # The offer is withdrawn while closes are held back: an EVSE board would otherwise close its relay by itself.
+    assert driver.connector.pwm_duty_percent is None
     out = driver.send(TimerExpired(T.CONTACTOR_COOLDOWN, 0.0), after_s=60.0)
     assert CloseContactor() in out
 
@@ -276,7 +279,8 @@ def test_a_flickering_pilot_cannot_make_the_contactor_chatter() -> None:
 def test_rcd_must_pass_its_test_before_the_contactor_closes() -> None:
     driver = _charging(ConnectorSettings(rcd_test_before_session=True))
     assert RunRcdTest() in driver.commands
-    assert not driver.connector.contactor_commanded  # EV in C, PWM on, but the RCD is not tested yet
+    assert not driver.connector.contactor_commanded  # EV in C, but the RCD is not tested yet ...
+    assert driver.connector.pwm_duty_percent is None  # ... so nothing is offered either
     out = driver.send(SelfTested("rcd", True, 0.0))
     assert CloseContactor() in out
 
