@@ -44,6 +44,7 @@ WITHDRAWN_GRACE_S: Final = 12.0
 # A duty is rounded to 0.1 %, i.e. 0.06 A: without this margin 32 A would come back as 31.98 A and be cut to 31.
 _DUTY_ROUNDING_A: Final = 0.06
 
+
 class BoardSettings(NamedTuple):
     """``[hardware.board]``. The defaults repeat the schema's (raw TOML is read before validation; a test checks that
     they agree); None means "the default of the board's kind" (see the drivers)."""

@@ -40,6 +40,7 @@ from pymodbus.pdu import ExceptionResponse
 
 from chargepoint.core.pilot import PilotOutput, PilotState
 from hal.boards import BoardPorts, BoardSettings, BoardState
+from hal.drivers.outage import OutageLog
 from hal.errors import HalError, HalTimeout
 
 _log = logging.getLogger(__name__)
@@ -212,17 +213,13 @@ class EvseDinBoard:
             self._ports.update(state)
 
     async def _run(self) -> None:
-        failing = False
+        outage = OutageLog(self.name)
         while True:
             try:
                 await self._refresh()
-                if failing:
-                    _log.info("%s: answering again", self.name)
-                failing = False
-            except HalError as exc:  # the ports time the silence out; log once per outage
-                if not failing:
-                    _log.error("%s: %s", self.name, exc)
-                failing = True
+                outage.ended()
+            except HalError as exc:  # the ports time the silence out
+                outage.began(exc)
             await asyncio.sleep(self._poll_interval_s)
 
     # ------------------------------------------------------------------ BoardDriver

@@ -35,6 +35,7 @@ from typing import Final
 
 from chargepoint.core.pilot import PilotOutput, PilotState
 from hal.boards import BoardPorts, BoardSettings, BoardState
+from hal.drivers.outage import OutageLog
 from hal.errors import HalError, HalTimeout
 
 _log = logging.getLogger(__name__)
@@ -405,7 +406,7 @@ class OpenEvseBoard:
     async def _run(self) -> None:
         heartbeat_s = self._supervision_s / 3
         next_heartbeat_s = time.monotonic() + heartbeat_s
-        failing = False
+        outage = OutageLog(self.name)
         while True:
             try:
                 if self._rebooted:
@@ -416,13 +417,9 @@ class OpenEvseBoard:
                     await self._heartbeat()
                     next_heartbeat_s = time.monotonic() + heartbeat_s
                 await self._refresh()
-                if failing:
-                    _log.info("%s: answering again", self.name)
-                failing = False
-            except HalError as exc:  # the ports time the silence out; log once per outage
-                if not failing:
-                    _log.error("%s: %s", self.name, exc)
-                failing = True
+                outage.ended()
+            except HalError as exc:  # the ports time the silence out
+                outage.began(exc)
             await asyncio.sleep(self._poll_interval_s)
 
     # ------------------------------------------------------------------ BoardDriver
