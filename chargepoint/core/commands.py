@@ -146,6 +146,7 @@ class BeginSession:
 class EndSession:
     reason: str
     meter_stop_Wh: int
+    stopped_by: str | None = None  # the idTag that asked for the stop (a card of the group may stop another's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,7 @@ class _Facts:
     max_draw_A: float | None = None  # highest phase of the last meter sample
     max_draw_at_s: float = 0.0
     stopping_reason: str | None = None  # a graceful stop is winding down: the session ends when the contactor opens
+    stopped_by: str | None = None  # the idTag that asked for the stop being wound down
     stop_wait_over: bool = False
     unlock_requested: bool = False
     rcd_tested: bool = False  # the RCD passed its test since the session began
@@ -301,7 +302,7 @@ class Connector:
                     f.pending_tag = None
                     if f.session is not None:
                         if parent is not None and parent == f.session.parent_id_tag:
-                            self._end_session("Local", out)
+                            self._end_session("Local", out, graceful=True, stopped_by=id_tag)
                     elif accepted and not f.faults and self._reservation_allows(id_tag, parent):
                         f.authorized_tag, f.authorized_parent = id_tag, parent
                         f.finishing = False
@@ -434,7 +435,7 @@ class Connector:
                 f.session.parent_id_tag is not None and id_tag == f.session.parent_id_tag
             )
             if same_card or self.settings.free_vend_id_tag is not None:
-                self._end_session("Local", out)
+                self._end_session("Local", out, graceful=True, stopped_by=id_tag)
             elif f.session.parent_id_tag is not None and f.pending_tag is None:
                 # Another card of the same group may stop it: its parentIdTag comes with its authorization.
                 f.pending_tag = id_tag
@@ -529,26 +530,30 @@ class Connector:
             if fault is Fault.GroundFailure:
                 f.rcd_trips_s.clear()
 
-    def _end_session(self, reason: str, out: list[Command], graceful: bool = False) -> None:
+    def _end_session(self, reason: str, out: list[Command], graceful: bool = False,
+                     stopped_by: str | None = None) -> None:
         f = self.facts
         if f.session is None:
             return
         if graceful and self.contactor_commanded:
             if f.stopping_reason is None:
-                f.stopping_reason = reason
+                f.stopping_reason, f.stopped_by = reason, stopped_by
                 f.stop_wait_over = False
             return  # _reconcile withdraws the PWM, opens once the EV has stopped drawing, then ends the session
         if f.stopping_reason is not None:
-            reason = f.stopping_reason  # the stop was asked for first; what ended the wind-down is secondary
+            # The stop was asked for first; what ended the wind-down is secondary.
+            reason, stopped_by = f.stopping_reason, f.stopped_by
         self._open_contactor(out)
-        self._finish_session(reason, out)
+        self._finish_session(reason, out, stopped_by)
 
-    def _finish_session(self, reason: str, out: list[Command]) -> None:
+    def _finish_session(self, reason: str, out: list[Command], stopped_by: str | None = None) -> None:
         f = self.facts
         assert f.session is not None
+        stopped_by = stopped_by if f.stopping_reason is None else f.stopped_by
         f.stopping_reason = None
+        f.stopped_by = None
         meter_stop_Wh = f.meter_energy_Wh if f.meter_energy_Wh is not None else f.session.meter_start_Wh
-        out.append(EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh))
+        out.append(EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh, stopped_by=stopped_by))
         if reason == "EVDisconnected" and not self.settings.unlock_on_ev_disconnect and f.locked:
             # UnlockConnectorOnEVSideDisconnect=false: the cable stays locked to the socket until its owner
             # presents the card again (the EV side was unplugged, the charger side was not).
@@ -641,7 +646,9 @@ class Connector:
         self._close_times_s = [t for t in self._close_times_s if at_s - t < CONTACTOR_WINDOW_S]
         if len(self._close_times_s) < self.settings.contactor_closes_per_min_max:
             return True
-        self._start_timer(TimerName.CONTACTOR_COOLDOWN, self._close_times_s[0] + CONTACTOR_WINDOW_S - at_s, out)
+        # At least a millisecond: float rounding can make "just inside the window" come out as zero.
+        self._start_timer(TimerName.CONTACTOR_COOLDOWN,
+                          max(0.001, self._close_times_s[0] + CONTACTOR_WINDOW_S - at_s), out)
         return False
 
     def _reconcile(self, out: list[Command], at_s: float) -> None:

@@ -304,8 +304,8 @@ class ChargerApp:
                     at = datetime.now(UTC)
                     self.writer.put(c.connector_id, "meter", energy_Wh=energy_Wh, at=at,
                                     pricing=self.pricing.meter(c, energy_Wh, at))
-                case EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh):
-                    self._end_session(c, reason, meter_stop_Wh)
+                case EndSession(reason=reason, meter_stop_Wh=meter_stop_Wh, stopped_by=stopped_by):
+                    self._end_session(c, reason, meter_stop_Wh, stopped_by)
                 case ReportStatus(status=status, error_code=error_code):
                     self._report_status(c, status, error_code)
             if self.on_command is not None:
@@ -325,7 +325,7 @@ class ChargerApp:
         self.writer.put(c.connector_id, "begin", id_tag=id_tag, meter_start_Wh=meter_start_Wh, started_at=started_at,
                         reservation_id=reservation_id, pricing=pricing)
 
-    def _end_session(self, c: ConnectorRuntime, reason: str, meter_stop_Wh: int) -> None:
+    def _end_session(self, c: ConnectorRuntime, reason: str, meter_stop_Wh: int, stopped_by: str | None) -> None:
         stopped_at = datetime.now(UTC)
         session = c.session
         c.session = None
@@ -335,7 +335,7 @@ class ChargerApp:
             self._publish(TransactionEnded(c.connector_id, session.session_id, session.id_tag, reason, meter_stop_Wh,
                                            ev_unplugged=c.pilot_state is PilotState.A, at=stopped_at))
         self.writer.put(c.connector_id, "end", meter_stop_Wh=meter_stop_Wh, stopped_at=stopped_at, reason=reason,
-                        pricing=self.pricing.end(c, meter_stop_Wh, stopped_at))
+                        stop_id_tag=stopped_by, pricing=self.pricing.end(c, meter_stop_Wh, stopped_at))
 
     def _report_status(self, c: ConnectorRuntime, status: ConnectorStatus, error_code: str) -> None:
         level = logging.WARNING if status is ConnectorStatus.Faulted else logging.INFO

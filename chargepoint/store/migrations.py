@@ -149,12 +149,18 @@ CREATE TABLE latched_faults (
 );
 """
 
+# The idTag that stopped a session (OCPP StopTransaction.idTag): a card of the group may stop another's session.
+_0006_STOP_ID_TAG: Final = """
+ALTER TABLE sessions ADD COLUMN stop_id_tag TEXT;
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
     (3, _0003_OCPP),
     (4, _0004_PRICING),
     (5, _0005_FAULTS),
+    (6, _0006_STOP_ID_TAG),
 )
 """(number, sql) pairs in the order they are applied."""
 

@@ -59,7 +59,7 @@ _FILE_MODE: Final = 0o600
 
 _SESSION_COLUMNS: Final = (
     "session_id, connector_id, id_tag, started_at, meter_start_Wh, stopped_at, meter_stop_Wh, "
-    "stop_reason, last_meter_Wh, last_meter_at"
+    "stop_reason, last_meter_Wh, last_meter_at, stop_id_tag"
 )
 
 
@@ -82,6 +82,8 @@ class SessionRecord:
     """Last persisted meter reading of the session (``meter_start_Wh`` at start)."""
     last_meter_at: datetime
     """When ``last_meter_Wh`` was measured."""
+    stop_id_tag: str | None = None
+    """The idTag that asked for the stop, if a card did (it may differ from ``id_tag``: same group)."""
 
     @property
     def energy_Wh(self) -> int | None:
@@ -163,6 +165,7 @@ def _record(row: sqlite3.Row) -> SessionRecord:
         stop_reason=row["stop_reason"],
         last_meter_Wh=row["last_meter_Wh"],
         last_meter_at=_from_text(row["last_meter_at"]),
+        stop_id_tag=row["stop_id_tag"],
     )
 
 
@@ -314,7 +317,7 @@ class Store:
 
         def insert(conn: sqlite3.Connection) -> SessionRecord:
             conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)",
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, NULL)",
                 (
                     session_id,
                     connector_id,
@@ -379,6 +382,7 @@ class Store:
         reason: str,
         messages: Callable[[SessionRecord], Sequence[OutboxMessage]] | None = None,
         pricing: PricingUpdate | None = None,
+        stop_id_tag: str | None = None,
     ) -> SessionRecord:
         """Close a session and return the closed record; its cost becomes final and its prepaid account is debited.
 
@@ -406,8 +410,8 @@ class Store:
                 # The stop reading is also the session's last reading.
                 conn.execute(
                     "UPDATE sessions SET stopped_at = ?, meter_stop_Wh = ?, stop_reason = ?, "
-                    "last_meter_Wh = ?, last_meter_at = ? WHERE session_id = ?",
-                    (stopped_text, stop_Wh, reason, stop_Wh, stopped_text, session_id),
+                    "last_meter_Wh = ?, last_meter_at = ?, stop_id_tag = ? WHERE session_id = ?",
+                    (stopped_text, stop_Wh, reason, stop_Wh, stopped_text, stop_id_tag, session_id),
                 )
                 closed = self._fetch_session(conn, session_id)
                 if messages is not None:

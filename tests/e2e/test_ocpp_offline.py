@@ -147,6 +147,7 @@ async def test_tc069_a_card_with_the_same_parent_stops_the_transaction(tmp_path:
         charger.sim().apply("tap", "DRIVER-B")
         stop = await csms.wait_for_call("StopTransaction")
         assert stop.payload is not None and stop.payload["reason"] == "Local"
+        assert stop.payload["idTag"] == "DRIVER-B"  # the tag that stopped it, not the one that started it
 
 
 async def test_a_half_open_link_is_detected_and_replaced(tmp_path: Path, csms: TestCsms) -> None:

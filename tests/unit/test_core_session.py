@@ -126,6 +126,7 @@ SITUATIONS: dict[str, tuple[ConnectorSettings, list[Event], ConnectorStatus]] = 
         S.Finishing,
     ),
     "stopping": (DEFAULT, [*_TO_CHARGING, StopRequested("Remote", 0.0)], S.SuspendedEVSE),
+    "stopping_by_card": (DEFAULT, [*_TO_CHARGING, TagPresented("ALICE", 0.0)], S.SuspendedEVSE),
     "faulted_ground": (
         DEFAULT,
         [*_TO_CHARGING, ResidualCurrentChanged(True, 0.0), ContactorFeedbackChanged(False, 0.0)],
@@ -206,8 +207,13 @@ CASES = [
                  [CancelTimer(T.CONTACTOR_FEEDBACK), UnlockConnector()],
                  id="plug-released-once-contacts-confirmed-open"),
     # --- stop by card
-    pytest.param("charging", TagPresented("ALICE", 0.0), S.Finishing,
-                 [*_open_and_end("Local"), SetPilotHigh(), _report(S.Finishing)], id="same-card-stops"),
+    pytest.param("charging", TagPresented("ALICE", 0.0), S.SuspendedEVSE,
+                 [*_STOP_GENTLY, _report(S.SuspendedEVSE)], id="same-card-stops-gently"),
+    pytest.param("stopping_by_card", _meter(METER_NOW_WH, 0.0), S.Finishing,
+                 [RecordMeter(METER_NOW_WH), CancelTimer(T.STOP_WAIT), OpenContactor(),
+                  StartTimer(T.CONTACTOR_FEEDBACK, 0.5),
+                  EndSession(reason="Local", meter_stop_Wh=METER_NOW_WH, stopped_by="ALICE"), _report(S.Finishing)],
+                 id="card-stop-ends-once-the-ev-stopped-drawing"),
     pytest.param("charging", TagPresented("BOB", 0.0), S.Charging, [], id="other-card-does-not-stop"),
     pytest.param("finishing", PilotChanged(P.A, 0.0), S.Available, [_report(S.Available)],
                  id="unplug-after-finishing-is-available"),
@@ -309,7 +315,7 @@ def test_transition(situation: str, event: Event, status: ConnectorStatus, comma
 
 def test_every_situation_is_reachable_and_has_the_expected_outputs() -> None:
     closed = {name for name in SITUATIONS if drive(name).connector.contactor_commanded}
-    assert closed == {"closing", "charging", "charging_unavailable_requested", "stopping"}
+    assert closed == {"closing", "charging", "charging_unavailable_requested", "stopping", "stopping_by_card"}
     assert drive("stopping").connector.pwm_duty_percent is None
     assert drive("suspended_ev").connector.pwm_duty_percent == DUTY_32A
     assert drive("locking").connector.pwm_duty_percent is None
@@ -347,9 +353,10 @@ def test_free_vend_charges_without_any_card_and_any_card_stops() -> None:
         driver.send(event)
     assert driver.status() is S.Charging
     assert AuthorizeTag("FREEVEND") not in driver.commands
-    out = driver.send(TagPresented("ANYONE", 0.0))
-    assert out[0] == OpenContactor()
-    assert EndSession("Local", METER_START_WH) in out
+    driver.send(TagPresented("ANYONE", 0.0))  # PWM off first; the contactor opens once the EV stopped drawing
+    out = driver.send(_meter(METER_START_WH, 0.0))
+    assert OpenContactor() in out
+    assert EndSession("Local", METER_START_WH, stopped_by="ANYONE") in out
     # Still plugged after the stop: free vend must not silently start a new session.
     driver.send(ContactorFeedbackChanged(False, 0.0))
     driver.send(LockCompleted(locked=False, ok=True, at_s=0.0))
@@ -389,15 +396,16 @@ def test_connection_timeout(situation: str, later_event: Event, status_after_lat
 
 def test_stop_by_card_then_unplug_is_available() -> None:
     driver = drive("charging")
-    out = driver.send(TagPresented("ALICE", 0.0))
-    assert out[0] == OpenContactor()
+    driver.send(TagPresented("ALICE", 0.0))
+    out = driver.send(_meter(METER_NOW_WH, 0.0))
+    assert OpenContactor() in out
     assert driver.status() is S.Finishing
     driver.send(ContactorFeedbackChanged(False, 0.0))
     driver.send(LockCompleted(locked=False, ok=True, at_s=0.0))
     driver.send(PilotChanged(P.A, 0.0))
     assert driver.status() is S.Available
     ends = [c for c in driver.commands if isinstance(c, EndSession)]
-    assert ends == [EndSession("Local", METER_NOW_WH)]
+    assert ends == [EndSession("Local", METER_NOW_WH, stopped_by="ALICE")]
 
 
 def test_rcd_trip_and_reset_back_to_available() -> None:
@@ -551,7 +559,8 @@ def test_new_session_waits_for_the_previous_unlock_before_pwm_and_contactor() ->
     # Regression: a card tapped while the last session's unlock was still in flight began a session
     # that trusted the stale "locked" fact, started PWM and closed the contactor mid-unlock.
     driver = drive("charging")
-    driver.send(TagPresented("ALICE", 0.0))  # stop; UnlockConnector is in flight
+    driver.send(TagPresented("ALICE", 0.0))  # stop: PWM off ...
+    driver.send(_meter(METER_NOW_WH, 0.0))  # ... the EV stopped drawing: open; UnlockConnector is in flight
     driver.send(ContactorFeedbackChanged(False, 0.0))
     driver.send(TagPresented("BOB", 0.0))
     out = driver.send(AuthorizationDecided("BOB", True, 0.0))

@@ -202,7 +202,9 @@ class Outbox:
         clock = self.connection.clock
         payload: dict[str, Any] = {
             "transactionId": 0,  # patched at send time with the CSMS's id
-            "idTag": record.id_tag,
+            # The tag that asked for the stop (a card of the same group may stop another's session); the starting
+            # tag when no card did (EV unplugged, remote stop, limits): OCPP makes idTag optional, CSMSs expect it.
+            "idTag": record.stop_id_tag or record.id_tag,
             "meterStop": record.meter_stop_Wh,
             "timestamp": wire_time(clock.on_csms_clock(record.stopped_at)),
             "reason": wire_reason(record.stop_reason),
