@@ -130,6 +130,10 @@ class ChargerPort(Protocol):
 
     async def cancel_reservation(self, reservation_id: int) -> bool: ...
 
+    def reservation_on(self, connector_id: int) -> Reservation | None:
+        """The reservation that holds ``connector_id`` now, if any."""
+        ...
+
     # ----------------------------------------------------------------- the whole charger
 
     async def reset(self, hard: bool) -> None:

@@ -452,6 +452,9 @@ class ChargerApp:
     async def cancel_reservation(self, reservation_id: int) -> bool:
         return await self.reservations.cancel(reservation_id)
 
+    def reservation_on(self, connector_id: int) -> Reservation | None:
+        return self.reservations.on(connector_id)
+
     async def reset(self, hard: bool) -> None:
         """Reset: end every session with the matching reason, then restart the firmware in place."""
         log.warning("%s reset requested by the CSMS", "hard" if hard else "soft")

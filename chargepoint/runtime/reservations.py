@@ -89,6 +89,9 @@ class Reservations:
         self._hold(record)
         return "Accepted"
 
+    def on(self, connector_id: int) -> Reservation | None:
+        return next((record for record, _ in self._held.values() if record.connector_id == connector_id), None)
+
     async def cancel(self, reservation_id: int) -> bool:
         record = self.forget(reservation_id)
         if record is None:

@@ -243,8 +243,8 @@ class OcppClient:
     async def send_local_list(self, version: int, update_type: str, entries: list[Any] | None) -> str:
         return await self.authorization.send_local_list(version, update_type, entries)
 
-    async def install_remote_start_profile(self, connector_id: int, profile: dict[str, Any]) -> bool:
-        return self.smart.remote_start_profile(connector_id, profile)
+    async def install_remote_start_profile(self, connector_id: int, profile: dict[str, Any], id_tag: str) -> bool:
+        return self.smart.remote_start_profile(connector_id, profile, id_tag)
 
     def _guard_security_profile(self, old: str, new: str) -> str | None:
         if int(new) < int(old):

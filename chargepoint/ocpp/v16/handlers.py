@@ -60,7 +60,7 @@ class AdapterServices(Protocol):
 
     async def send_local_list(self, version: int, update_type: str, entries: list[Any] | None) -> str: ...
 
-    async def install_remote_start_profile(self, connector_id: int, profile: dict[str, Any]) -> bool: ...
+    async def install_remote_start_profile(self, connector_id: int, profile: dict[str, Any], id_tag: str) -> bool: ...
 
     async def triggered(self, requested_message: str, connector_id: int | None) -> None: ...
 
@@ -136,10 +136,18 @@ class ChargePointHandlers(Link):
         if c is None or c.session is not None or c.status not in _STARTABLE:
             return call_result.RemoteStartTransaction(status="Rejected")
         assert connector_id is not None
+        reservation = self.charger.reservation_on(connector_id)
+        if reservation is not None and id_tag != reservation.id_tag and (
+            reservation.parent_id_tag is None
+            or self.client.authorizer.parent_of(id_tag, self.client.now()) != reservation.parent_id_tag
+        ):
+            # A reservation holds against remote starts as against local ones: its idTag, or a card known (local
+            # list or cache) to be of its group. Anyone else: Rejected at once, not Accepted and then ignored.
+            return call_result.RemoteStartTransaction(status="Rejected")
         if charging_profile is not None:
             raw = self.current_payload.get("chargingProfile", {})
             purpose_ok = raw.get("chargingProfilePurpose") == "TxProfile"
-            if not purpose_ok or not await self.client.install_remote_start_profile(connector_id, raw):
+            if not purpose_ok or not await self.client.install_remote_start_profile(connector_id, raw, id_tag):
                 return call_result.RemoteStartTransaction(status="Rejected")
         pre_authorized = not self.client.keys.get_bool("AuthorizeRemoteTxRequests")
         self.charger.start_remotely(connector_id, id_tag, pre_authorized)

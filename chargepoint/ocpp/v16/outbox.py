@@ -124,7 +124,8 @@ class Outbox:
             await self.store.outbox_delivered(row.seq, (row.session_id, transaction_id))
             await self.authorization.remember_id_tag_info(str(row.payload.get("idTag")), reply.get("idTagInfo", {}))
             self._on_start_confirmed(row, transaction_id, reply.get("idTagInfo", {}))
-            await self.smart.transaction_started(int(row.payload["connectorId"]), transaction_id)
+            await self.smart.transaction_started(int(row.payload["connectorId"]), transaction_id,
+                                                 str(row.payload.get("idTag")))
         else:
             await self.store.outbox_delivered(row.seq)
             if row.action == "StopTransaction" and "idTagInfo" in reply:

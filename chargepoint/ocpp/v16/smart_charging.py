@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 LIMIT_SOURCE = "smart_charging"
 MAX_SLEEP_S = 5.0
+PENDING_PROFILE_MAX_AGE_S = 600.0  # a remote start's profile waits at most this long for its transaction
 
 
 class SmartCharging:
@@ -44,7 +46,8 @@ class SmartCharging:
             max_profiles=keys.get_int("MaxChargingProfilesInstalled"),
             max_periods=keys.get_int("ChargingScheduleMaxPeriods"),
         )
-        self._pending_tx_profiles: dict[int, ChargingProfile] = {}
+        # connector -> (profile, idTag of the remote start, when accepted): installed on that start's transaction only.
+        self._pending_tx_profiles: dict[int, tuple[ChargingProfile, str, float]] = {}
         self._applied_A: dict[int, float | None] = {}
         self._changed = asyncio.Event()
         self.phases = phases
@@ -101,16 +104,20 @@ class SmartCharging:
             log.warning("SetChargingProfile rejected: %s", reason)
         return str(status)
 
-    def remote_start_profile(self, connector_id: int, payload: dict[str, Any]) -> bool:
+    def remote_start_profile(self, connector_id: int, payload: dict[str, Any], id_tag: str) -> bool:
         """A TxProfile sent with RemoteStartTransaction: installed once the transaction has its id."""
         profile = self._parse(payload)
         if profile is None or profile.purpose is not ChargingProfilePurpose.TxProfile:
             return False
-        self._pending_tx_profiles[connector_id] = profile
+        self._pending_tx_profiles[connector_id] = (profile, id_tag, time.monotonic())
         return True
 
-    async def transaction_started(self, connector_id: int, transaction_id: int) -> None:
-        profile = self._pending_tx_profiles.pop(connector_id, None)
+    async def transaction_started(self, connector_id: int, transaction_id: int, id_tag: str) -> None:
+        pending = self._pending_tx_profiles.pop(connector_id, None)
+        # Only the transaction the remote start asked for: one that never began must not cap a later session.
+        profile = None
+        if pending is not None and pending[1] == id_tag and time.monotonic() - pending[2] < PENDING_PROFILE_MAX_AGE_S:
+            profile = pending[0]
         if profile is not None:
             status = self.profiles.install(connector_id, profile, active_transaction_id=transaction_id,
                                            connector_count=len(self.charger.connectors))

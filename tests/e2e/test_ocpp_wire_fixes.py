@@ -1,0 +1,122 @@
+"""Wire behaviour fixed for issue 12 (reservations against remote starts, transaction profiles ending with their
+transaction, offered current never above the limit), each seen on the wire against the test CSMS."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from simulators.csms import TestCsms
+from tests.e2e.conftest import CP_ID
+from tests.e2e.ocpp_harness import ocpp_config, registered
+from tests.e2e.test_ocpp_smart_charging import profile
+from tests.integration.harness import running_charger
+
+
+def in_s(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+async def test_remote_start_for_another_tag_on_a_reserved_connector_is_rejected(tmp_path: Path,
+                                                                                csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ReserveNow", {"connectorId": 1, "expiryDate": in_s(60), "idTag": "DRIVER-A",
+                                              "reservationId": 4})
+        await charger.wait_status("Reserved")
+        reply = await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 1, "idTag": "STRANGER"})
+        assert reply == {"status": "Rejected"}
+        await asyncio.sleep(0.3)
+        assert charger.status()["status"] == "Reserved"
+        reply = await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 1, "idTag": "DRIVER-A"})
+        assert reply == {"status": "Accepted"}
+
+
+async def test_a_group_reservation_takes_remote_starts_of_its_group_only(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        entries = [
+            {"idTag": "DRIVER-B", "idTagInfo": {"status": "Accepted", "parentIdTag": "FLEET-7"}},
+            {"idTag": "DRIVER-C", "idTagInfo": {"status": "Accepted", "parentIdTag": "OTHER-9"}},
+        ]
+        assert (await csms.call(CP_ID, "SendLocalList", {"listVersion": 1, "updateType": "Full",
+                                                         "localAuthorizationList": entries}))["status"] == "Accepted"
+        await csms.call(CP_ID, "ReserveNow", {"connectorId": 1, "expiryDate": in_s(60), "idTag": "DRIVER-A",
+                                              "parentIdTag": "FLEET-7", "reservationId": 5})
+        await charger.wait_status("Reserved")
+        assert await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 1, "idTag": "DRIVER-C"}) == \
+            {"status": "Rejected"}  # another group
+        assert await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 1, "idTag": "UNKNOWN"}) == \
+            {"status": "Rejected"}  # group not known here
+        assert await csms.call(CP_ID, "RemoteStartTransaction", {"connectorId": 1, "idTag": "DRIVER-B"}) == \
+            {"status": "Accepted"}
+
+
+async def test_a_card_of_another_group_cannot_take_a_group_reservation(tmp_path: Path, csms: TestCsms) -> None:
+    csms.set_handler("Authorize", lambda _cp, p: {"idTagInfo": {"status": "Accepted", "parentIdTag": "OTHER-9"}})
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ReserveNow", {"connectorId": 1, "expiryDate": in_s(60), "idTag": "DRIVER-A",
+                                              "parentIdTag": "FLEET-7", "reservationId": 6})
+        await charger.wait_status("Reserved")
+        charger.sim().apply("plug")
+        charger.sim().apply("tap", "DRIVER-C")
+        await csms.wait_for_call("Authorize")
+        await asyncio.sleep(0.5)
+        assert csms.calls("StartTransaction") == []
+        assert charger.status()["session"] is None
+
+
+async def test_a_remote_start_profile_ends_with_its_transaction(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        charger.sim().apply("plug")
+        reply = await csms.call(CP_ID, "RemoteStartTransaction", {
+            "connectorId": 1, "idTag": "04A1B2C3", "chargingProfile": profile(7, "TxProfile", 12)})
+        assert reply == {"status": "Accepted"}
+        charger.sim().apply("charge")
+        await charger.wait_for(lambda: abs(charger.status()["offered_current_A"] - 12) < 0.2, what="12 A offer")
+        # The offer never means more than the limit (12 A is 20.0 %; a 10 A limit would be 16.6 %, 9.96 A).
+        assert charger.status()["offered_current_A"] <= 12.0
+        charger.sim().apply("tap", "04A1B2C3")
+        await csms.wait_for_call("StopTransaction")
+        charger.sim().apply("unplug")
+        await charger.wait_status("Available")
+        # The next session is not capped by the last one's TxProfile.
+        charger.sim().apply("plug")
+        charger.sim().apply("tap", "04A1B2C3")
+        charger.sim().apply("charge")
+        await charger.wait_status("Charging", timeout_s=10)
+        await charger.wait_for(lambda: charger.status()["offered_current_A"] > 30, timeout_s=5, what="no cap")
+        schedule = await csms.call(CP_ID, "GetCompositeSchedule", {"connectorId": 1, "duration": 60,
+                                                                    "chargingRateUnit": "A"})
+        periods = schedule.get("chargingSchedule", {}).get("chargingSchedulePeriod", [])
+        assert all(period["limit"] > 12 for period in periods), schedule
+
+
+async def test_offered_current_never_exceeds_a_smart_charging_limit(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await charger.charge(card="04A1B2C3")
+        for limit_A, offered_A in ((10, 9.96), (7, 6.96)):
+            await csms.call(CP_ID, "SetChargingProfile", {
+                "connectorId": 1, "csChargingProfiles": profile(8, "TxDefaultProfile", limit_A, kind="Absolute")})
+            await charger.wait_for(lambda o=offered_A: abs(charger.status()["offered_current_A"] - o) < 0.001,
+                                   timeout_s=8, what=f"{offered_A} A")
+            assert charger.sim().offered_A() <= limit_A
+
+
+async def test_a_remote_start_that_never_began_does_not_cap_a_later_session(tmp_path: Path, csms: TestCsms) -> None:
+    config = ocpp_config(tmp_path, csms, charger={"connection_timeout_s": 0.5})
+    async with running_charger(config) as charger:
+        await registered(charger)
+        reply = await csms.call(CP_ID, "RemoteStartTransaction", {
+            "connectorId": 1, "idTag": "REMOTE-1", "chargingProfile": profile(9, "TxProfile", 8)})
+        assert reply == {"status": "Accepted"}
+        await asyncio.sleep(1.0)  # nobody plugs in: the remote start times out without a transaction
+        assert csms.calls("StartTransaction") == []
+        await charger.charge(card="04A1B2C3")  # a later session, another driver
+        await csms.wait_for_call("StartTransaction")
+        await asyncio.sleep(0.5)
+        assert charger.status()["offered_current_A"] > 30  # not capped at 8 A by the stale remote-start profile
