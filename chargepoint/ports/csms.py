@@ -59,6 +59,12 @@ class CsmsAdapter(TransactionJournal, ChargerListener, Protocol):
         """Whether ``id_tag`` may charge: the backend's answer, or its offline rules when it cannot be asked."""
         ...
 
+    async def deliver_queued(self, timeout_s: float) -> bool:
+        """Before the charger stops or resets: deliver what the journal holds (the StopTransactions just written)
+        while the link is up, so the CSMS hears them before the next BootNotification. True if all went within
+        ``timeout_s``; at once False when not connected (they wait in the journal, as always)."""
+        ...
+
     def request_meter_values(self, connector_id: int) -> None:
         """Send the connector's meter values now (the CSMS asked for them at a threshold it set)."""
         ...

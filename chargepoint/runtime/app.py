@@ -6,6 +6,9 @@ through their own queue to a single writer so disk latency never sits in the saf
 
 ``ChargerApp`` is the charger that adapters see (``ports.charger.ChargerPort``); it tells them what happens
 (``ports.events``) and asks its CSMS adapter, if the composition root attached one, what only a CSMS knows.
+
+Size: the event loop, the command executor and the whole ChargerPort in one class, because the port's methods are
+thin and each is read next to the events it posts; the work behind them lives in the modules beside this one.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ from hal.protocols import SelfTestingRcd
 
 log = logging.getLogger(__name__)
 
+DELIVER_ON_STOP_S = 5.0
 UNLOCK_TIMEOUT_S = 5.0  # the actuator's own time, on top of a gentle stop's stop_wait_s
 
 
@@ -237,6 +241,11 @@ class ChargerApp:
             for handle in c.timers.values():
                 handle.cancel()
         await self.hardware.force_safe()
+        if self.csms is not None:
+            # A reset (or a stop) ends its transactions before the restart: their StopTransactions go out now, not
+            # after the next BootNotification (OCPP 1.6 Reset: stop gracefully, then restart).
+            await self.writer.flush()
+            await self.csms.deliver_queued(DELIVER_ON_STOP_S)
 
     def post(self, connector_id: int, event: Event) -> None:
         self._events.put_nowait((connector_id, event, None))

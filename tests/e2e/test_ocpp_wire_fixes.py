@@ -120,3 +120,21 @@ async def test_a_remote_start_that_never_began_does_not_cap_a_later_session(tmp_
         await csms.wait_for_call("StartTransaction")
         await asyncio.sleep(0.5)
         assert charger.status()["offered_current_A"] > 30  # not capped at 8 A by the stale remote-start profile
+
+
+async def test_soft_reset_sends_the_stop_transaction_before_the_new_boot_notification(tmp_path: Path,
+                                                                                    csms: TestCsms) -> None:
+    config = ocpp_config(tmp_path, csms)
+    async with running_charger(config) as charger:
+        await registered(charger)
+        await charger.charge(card="04A1B2C3")
+        await csms.wait_for_call("StartTransaction")
+        assert await csms.call(CP_ID, "Reset", {"type": "Soft"}) == {"status": "Accepted"}
+        await charger.wait_for(lambda: charger.app.reexec_requested, what="reset requested")
+    async with running_charger(config) as charger:  # in place of the re-exec: the charger starts again
+        await registered(charger)
+    sent = [f.action for f in csms.frames if f.direction == "in" and f.action in ("StopTransaction",
+                                                                                  "BootNotification")]
+    assert sent == ["BootNotification", "StopTransaction", "BootNotification"], sent
+    stop = csms.calls("StopTransaction")[0]
+    assert stop.payload is not None and stop.payload["reason"] == "SoftReset"

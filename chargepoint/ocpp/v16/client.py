@@ -237,6 +237,17 @@ class OcppClient:
 
     # ----------------------------------------------------------------- for the CSMS-call handlers
 
+    async def deliver_queued(self, timeout_s: float) -> bool:
+        if not self.connected:
+            return False
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.outbox.drained.wait()
+        except TimeoutError:
+            log.warning("stopping with transaction messages still queued; they are sent after the restart")
+            return False
+        return True
+
     async def clear_cache(self) -> bool:
         return await self.authorization.clear_cache()
 
