@@ -43,6 +43,7 @@ class Fault(enum.StrEnum):
     Overcurrent = "overcurrent"
     ContactorStuckOpen = "contactor-stuck-open"
     LockForced = "lock-forced"
+    InstallFailure = "install-failure"
     PilotStall = "pilot-stall"
     PpOpen = "pp-open"
     RcdWireBreak = "rcd-wire-break"

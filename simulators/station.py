@@ -297,6 +297,7 @@ class SimConnector:
             Fault.Overcurrent: "EV ignores the offered current",
             Fault.ContactorStuckOpen: "contactor stuck open",
             Fault.LockForced: "plug lock forced open (its sensor reads unlocked)",
+            Fault.InstallFailure: "firmware installations fail (the charger keeps its firmware)",
             Fault.PilotStall: "pilot samples stopped arriving",
             Fault.PpOpen: "PP resistor open (no cable rating)",
             Fault.RcdWireBreak: "RCD input wire broken",
@@ -393,6 +394,10 @@ class SimulatedStation:
         self.params = params
         self.connectors: list[SimConnector] = [SimConnector(i + 1, params) for i in range(connector_count)]
         self._physics: asyncio.Task[None] | None = None
+
+    def install_fails(self) -> bool:
+        """The "install-failure" fault is on (any connector): a firmware installation now fails."""
+        return any(Fault.InstallFailure in c.faults for c in self.connectors)
 
     def connector(self, connector_id: int) -> SimConnector:
         if not 1 <= connector_id <= len(self.connectors):

@@ -252,7 +252,7 @@ def sim(config_path: Path, connector: int, cable_A: str | None, action: str, arg
     ACTION: plug [--cable-A N], charge, pause, vent, unplug, tap UID, fault KIND, clear-fault
     Fault kinds: ground-fault, lock-failure, fixed-cable, power-loss, weld, meter-offline,
     pilot-short, pilot-negative, diode-failure, overcurrent, contactor-stuck-open, pilot-stall,
-    pp-open, rcd-wire-break
+    pp-open, rcd-wire-break, lock-forced, install-failure
     """
     if action in ACTIONS_WITH_ARGUMENT and not argument:
         raise click.UsageError(f"'{action}' needs a {ACTIONS_WITH_ARGUMENT[action]}")

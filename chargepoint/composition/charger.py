@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chargepoint.composition.devices import station_of
 from chargepoint.config.schema import Config
 from chargepoint.runtime.app import ChargerApp
 from chargepoint.store import Store
@@ -17,13 +18,15 @@ if TYPE_CHECKING:
     from chargepoint.ocpp.file_transfer import FirmwareInstaller
 
 
-def firmware_installer(config: Config) -> FirmwareInstaller:
-    """sim: the simulated installer; real hardware: ``[ocpp] firmware_install_command``, or none."""
+def firmware_installer(config: Config, hardware: Hardware | None = None) -> FirmwareInstaller:
+    """sim: the simulated installer (failing while the simulators' "install-failure" fault is on); real hardware:
+    ``[ocpp] firmware_install_command``, or none."""
     from chargepoint.ocpp.file_transfer import CommandInstaller, SimulatedInstaller
     from chargepoint.ocpp.v16.firmware import NoInstaller
 
     if config.hardware.backend == "sim":
-        return SimulatedInstaller()
+        station = None if hardware is None else station_of(hardware)
+        return SimulatedInstaller(failing=None if station is None else station.install_fails)
     command = None if config.ocpp is None else config.ocpp.firmware_install_command
     return NoInstaller() if command is None else CommandInstaller(command)
 
@@ -35,5 +38,5 @@ def build_charger(config: Config, hardware: Hardware, store: Store,
     if config.ocpp is not None:
         from chargepoint.ocpp.v16.client import OcppClient
 
-        app.attach_csms(OcppClient(config, store, app, firmware_installer(config)))
+        app.attach_csms(OcppClient(config, store, app, firmware_installer(config, hardware)))
     return app

@@ -474,11 +474,12 @@ class FirmwareInstaller(Protocol):
 
 
 class SimulatedInstaller:
-    """Pretends to install: waits ``delay_s`` and records each image (path and SHA-256), or fails if ``fail``.
-    Used by the sim hardware backend and by tests."""
+    """Pretends to install: waits ``delay_s`` and records each image (path and SHA-256), or fails if ``fail`` (or
+    ``failing()``: the simulators' "install-failure" fault) says so. Used by the sim hardware backend and by tests."""
 
-    def __init__(self, fail: bool = False, delay_s: float = 0.1) -> None:
+    def __init__(self, fail: bool = False, delay_s: float = 0.1, failing: Callable[[], bool] | None = None) -> None:
         self.fail = fail
+        self.failing = failing
         self.delay_s = delay_s
         self.installed: list[Path] = []
         self.installed_sha256: list[str] = []
@@ -487,7 +488,7 @@ class SimulatedInstaller:
     async def install(self, image: Path) -> None:
         self.attempts += 1
         await asyncio.sleep(self.delay_s)
-        if self.fail:
+        if self.fail or (self.failing is not None and self.failing()):
             raise InstallError(f"simulated installation failure for {image.name}")
         digest = await asyncio.to_thread(_sha256, image)
         self.installed.append(image)

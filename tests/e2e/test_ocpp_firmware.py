@@ -264,3 +264,23 @@ async def test_get_diagnostics_to_an_unsupported_location_names_no_file(tmp_path
         await asyncio.sleep(0.2)
         assert statuses(csms, "DiagnosticsStatusNotification", mark) == []
 
+
+
+async def test_sim_fault_install_failure_fails_the_next_installation(
+    tmp_path: Path, csms: TestCsms, files: TestFileServer
+) -> None:
+    url = files.add_file("fw.bin", IMAGE)
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        charger.sim().apply("fault", "install-failure")  # as `chargepoint sim fault install-failure` does
+        mark = len(csms.frames)
+        await csms.call(CP_ID, "UpdateFirmware", update_firmware(url))
+        await wait_status(csms, "FirmwareStatusNotification", "InstallationFailed", after=mark)
+        assert statuses(csms, "FirmwareStatusNotification", mark) == ["Downloading", "Downloaded", "Installing",
+                                                                        "InstallationFailed"]
+        await asyncio.sleep(0.2)
+        assert not charger.app.reexec_requested  # keeps running its current firmware
+        charger.sim().apply("clear-fault")
+        mark = len(csms.frames)
+        await csms.call(CP_ID, "UpdateFirmware", update_firmware(url))
+        await wait_status(csms, "FirmwareStatusNotification", "Installed", after=mark)
