@@ -70,13 +70,25 @@ def _measurands(text: str) -> str:
         raise InvalidValue(str(exc)) from None
 
 
-def _phase_rotation(text: str) -> str:
+def _phase_rotation(connector_count: int) -> Callable[[str], str]:
+    """At most one entry per connector (0 = the charge point), as ConnectorPhaseRotationMaxLength says."""
     valid = {"NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR"}
-    for item in (part.strip() for part in text.split(",")):
-        connector, _, rotation = item.partition(".")
-        if not connector.isdigit() or rotation not in valid:
-            raise InvalidValue(f"expected entries like 0.RST, got {item!r}")
-    return text.strip()
+
+    def parse(text: str) -> str:
+        items = [part.strip() for part in text.split(",")]
+        if len(items) > connector_count + 1:
+            raise InvalidValue(f"at most {connector_count + 1} entries (ConnectorPhaseRotationMaxLength)")
+        connectors: set[int] = set()
+        for item in items:
+            connector, _, rotation = item.partition(".")
+            if not connector.isdigit() or rotation not in valid:
+                raise InvalidValue(f"expected entries like 0.RST, got {item!r}")
+            if int(connector) > connector_count or int(connector) in connectors:
+                raise InvalidValue(f"connector {connector} does not exist or is named twice")
+            connectors.add(int(connector))
+        return ",".join(items)
+
+    return parse
 
 
 def _authorization_key(text: str) -> str:
@@ -166,7 +178,7 @@ def _specs(connector_count: int, supported_languages: Callable[[], list[str]]) -
         KeySpec("ClockAlignedDataInterval", rw, "0", _int_range(0, 86_400)),
         KeySpec("ConnectionTimeOut", rw, "60", _int_range(1, 3_600)),
         KeySpec("ConnectorPhaseRotation", rw, ",".join(f"{i}.RST" for i in range(connector_count + 1)),
-                _phase_rotation),
+                _phase_rotation(connector_count)),
         KeySpec("ConnectorPhaseRotationMaxLength", r, str(connector_count + 1)),
         KeySpec("GetConfigurationMaxKeys", r, "100"),
         KeySpec("HeartbeatInterval", rw, "300", _int_range(0, 86_400)),
@@ -308,17 +320,35 @@ class OcppConfiguration:
         self._values[name] = value
 
     def report(self, keys: Iterable[str] | None) -> tuple[list[ReportedKey], list[str]]:
-        """GetConfiguration: (configurationKey, unknownKey). Write-only keys are never reported."""
-        names = list(self._names()) if keys is None else list(keys)
+        """GetConfiguration: (configurationKey, unknownKey).
+
+        No key list and an empty one both mean every key (CitrineOS always sends ``"key": []``); then write-only
+        keys are left out, as a CSMS reading everything cannot use them. Asked for by name, a write-only key is
+        known: it is listed without its value. A key named twice is answered once."""
+        requested = list(dict.fromkeys(keys or ()))
+        if not requested:
+            every = [name for name in self._names() if self.access(name) is not Access.W]
+            return [ReportedKey(name, self.access(name) is Access.R, self._value(name)) for name in every], []
         known: list[ReportedKey] = []
         unknown: list[str] = []
-        for name in names:
+        for name in requested:
             spec = self._spec(name)
-            if spec is None or spec.access is Access.W:
+            if spec is None:
                 unknown.append(name)
-                continue
-            known.append(ReportedKey(name, spec.access is Access.R, self._value(name)))
+            elif spec.access is Access.W:
+                known.append(ReportedKey(name, False, None))
+            else:
+                known.append(ReportedKey(name, spec.access is Access.R, self._value(name)))
         return known, unknown
+
+    def access(self, name: str) -> Access | None:
+        """R, RW or W (write-only); None for a key this charger does not have."""
+        spec = self._spec(name)
+        return None if spec is None else spec.access
+
+    def table(self) -> list[tuple[str, Access, str]]:
+        """Every key with its access and default, in report order (docs/ocpp16.md is checked against it)."""
+        return [(name, spec.access, spec.default) for name in self._names() if (spec := self._spec(name))]
 
     def change(self, name: str, value: str) -> tuple[ChangeStatus, str | None]:
         """ChangeConfiguration: (status, value to persist or None). Logs why a value is rejected."""

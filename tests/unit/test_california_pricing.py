@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chargepoint.ocpp.config_keys import ChangeStatus, OcppConfiguration
+from chargepoint.ocpp.config_keys import ChangeStatus, OcppConfiguration, ReportedKey
 from chargepoint.ocpp.v16.cost_and_price import connector_unplugged_payload, handle_data_transfer
 from chargepoint.ocpp.v16.handlers import ChargePointHandlers
 from chargepoint.pricing.california import (
@@ -353,7 +353,7 @@ def keys() -> OcppConfiguration:
 def test_cost_and_price_keys_are_reported_with_defaults() -> None:
     known, unknown = keys().report(None)
     table = {k.key: (k.readonly, k.value) for k in known}
-    assert unknown == ["AuthorizationKey"]  # write-only: never reported, as before
+    assert unknown == [] and "AuthorizationKey" not in table  # write-only: left out of a full listing
     assert table["CustomDisplayCostAndPrice"] == (True, "false")
     assert table["DefaultPrice"] == (False, "")
     assert table["TimeOffset"] == (False, "+00:00")
@@ -484,7 +484,8 @@ def test_other_keys_are_unchanged() -> None:
     config = keys()
     assert config.change("HeartbeatInterval", "30") == (ChangeStatus.Accepted, "30")
     assert config.change("NoSuchKey", "1") == (ChangeStatus.NotSupported, None)
-    assert config.report(["NoSuchKey", "AuthorizationKey"]) == ([], ["NoSuchKey", "AuthorizationKey"])
+    assert config.report(["NoSuchKey", "AuthorizationKey"]) == \
+        ([ReportedKey("AuthorizationKey", False, None)], ["NoSuchKey"])  # write-only: known, no value
     assert config.get_int("HeartbeatInterval") == 30
 
 

@@ -105,7 +105,9 @@ class ChargePointHandlers(Link):
     async def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> call_result.GetConfiguration:
         known, unknown = self.client.keys.report(key)
         return call_result.GetConfiguration(
-            configuration_key=[{"key": k.key, "readonly": k.readonly, "value": k.value} for k in known] or None,
+            # A write-only key has no "value" at all (the field is optional), not an empty one.
+            configuration_key=[{"key": k.key, "readonly": k.readonly}
+                               | ({} if k.value is None else {"value": k.value}) for k in known] or None,
             unknown_key=unknown or None,
         )
 
