@@ -9,8 +9,10 @@ What this charger does (REFERENCE.md D.1, 4.2):
 - ChangeConfiguration SecurityProfile may only raise the profile, and only to one the configuration supports:
   2 and 3 need a ``wss://`` URL, 3 a client certificate, 1 and 2 an AuthorizationKey; otherwise Rejected.
   An accepted change reconnects at once and is persisted (it wins over the config file after a restart).
-- AuthorizationKey is write-only (never in GetConfiguration), 16-40 characters, persisted, applied by an
-  immediate reconnect, and never written to a log record or shown by ``chargepoint config show``.
+- AuthorizationKey is write-only (GetConfiguration lists it without a value, and only when asked for by name),
+  16-40 characters, persisted, applied by an immediate reconnect at profiles 1 and 2 (a reconnect resumes the
+  registration with a Heartbeat: no BootNotification), and never written to a log record or shown by
+  ``chargepoint config show``.
 """
 
 from __future__ import annotations
@@ -238,7 +240,8 @@ async def test_tc073_authorization_key_change_reconnects_persists_and_is_write_o
             mark = len(csms.frames)
             assert await change(csms, "AuthorizationKey", NEW_KEY) == "Accepted"
             answered = time.monotonic()
-            await csms.wait_for_call("BootNotification", after=mark, timeout_s=5)
+            await csms.wait_for_call("Heartbeat", after=mark, timeout_s=5)  # a Heartbeat resumes the registration
+            assert len(csms.calls("BootNotification")) == 1  # a reconnect is no reboot
             await registered(charger, csms)
             reconnects = csms.handshakes[1:]
             assert [(h.status, h.authorization) for h in reconnects] == [(101, basic(NEW_KEY))]
@@ -432,7 +435,8 @@ async def test_tc083_upgrade_1_to_2_over_wss_reconnects_and_persists_tc084_no_do
             assert await security_profile(csms) == "1"
             mark = len(csms.frames)
             assert await change(csms, "SecurityProfile", "2") == "Accepted"
-            await csms.wait_for_call("BootNotification", after=mark)  # reconnected under the new profile
+            await csms.wait_for_call("Heartbeat", after=mark, timeout_s=5)  # a Heartbeat resumes the registration
+            assert len(csms.calls("BootNotification")) == 1  # a reconnect is no reboot
             await registered(charger, csms)
             assert [(h.status, h.authorization) for h in csms.handshakes] == [(101, basic(KEY))] * 2
             assert await security_profile(csms) == "2"
@@ -463,7 +467,8 @@ async def test_tc083_upgrade_0_to_1_and_upgrades_the_config_cannot_support_are_r
             csms.passwords = {CP_ID: KEY}
             mark = len(csms.frames)
             assert await change(csms, "SecurityProfile", "1") == "Accepted"
-            await csms.wait_for_call("BootNotification", after=mark)
+            await csms.wait_for_call("Heartbeat", after=mark, timeout_s=5)  # a Heartbeat resumes the registration
+            assert len(csms.calls("BootNotification")) == 1  # a reconnect is no reboot
             await registered(charger, csms)
             assert [(h.status, h.authorization) for h in csms.handshakes[1:]] == [(101, basic(KEY))]
             assert await change(csms, "SecurityProfile", "0") == "Rejected"  # TC_084

@@ -18,7 +18,7 @@ import asyncio
 import base64
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +155,288 @@ def test_the_registry_has_write_only_keys_to_hide() -> None:
     configuration = OcppConfiguration(1)
     assert configuration.access("AuthorizationKey") is Access.W
     assert "AuthorizationKey" not in every_readable_key()
+
+
+# ---------------------------------------------------------------------------------------------- point 2
+
+
+async def test_heartbeat_interval_applies_at_once(tmp_path: Path, csms: TestCsms) -> None:
+    csms.heartbeat_interval_s = 300  # the BootNotification answer's interval
+    async with running_charger(quiet(tmp_path, csms)) as charger:
+        await settled(charger, csms)
+        mark = len(csms.frames)
+        changed_at = datetime.now(UTC)
+        assert await change(csms, "HeartbeatInterval", "2") == "Accepted"
+        first = await csms.wait_for_call("Heartbeat", after=mark, timeout_s=2 + SLACK_S + 1)
+        assert elapsed_s(first, changed_at) <= 2 + SLACK_S
+        second = await csms.wait_for_call("Heartbeat", after=csms.frames.index(first) + 1, timeout_s=2 + SLACK_S + 1)
+        assert 1.0 <= elapsed_s(second, first.at) <= 2 + SLACK_S  # and at the new pace after that
+        # Back to a long interval: no heartbeat at the short pace any more.
+        assert await change(csms, "HeartbeatInterval", "600") == "Accepted"
+        mark = len(csms.frames)
+        await asyncio.sleep(2 + SLACK_S)
+        assert calls_after(csms, mark, "Heartbeat") == []
+
+
+async def test_heartbeat_interval_zero_turns_heartbeats_off(tmp_path: Path, csms: TestCsms) -> None:
+    csms.heartbeat_interval_s = 1
+    async with running_charger(quiet(tmp_path, csms)) as charger:
+        await settled(charger, csms)
+        await csms.wait_for_call("Heartbeat", after=len(csms.frames), timeout_s=1 + SLACK_S + 1)
+        assert await change(csms, "HeartbeatInterval", "0") == "Accepted"
+        mark = len(csms.frames)
+        await asyncio.sleep(1 + SLACK_S + 1)
+        assert calls_after(csms, mark, "Heartbeat") == []
+
+
+async def test_meter_value_sample_interval_applies_at_once(tmp_path: Path, csms: TestCsms) -> None:
+    config = ocpp_config(tmp_path, csms, ocpp={"meter_value_sample_interval_s": 300})
+    async with running_charger(config) as charger:
+        await settled(charger, csms)
+        await charger.charge(card=CARD)
+        await csms.wait_for_call("StartTransaction")
+        mark = len(csms.frames)
+        changed_at = datetime.now(UTC)
+        assert await change(csms, "MeterValueSampleInterval", "2") == "Accepted"
+        sample = await csms.wait_for_call(
+            "MeterValues", lambda p: p["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Periodic",
+            after=mark, timeout_s=2 + SLACK_S + 1)
+        assert elapsed_s(sample, changed_at) <= 2 + SLACK_S
+
+
+@pytest.mark.parametrize("before", ["0", "3600"])
+async def test_clock_aligned_data_interval_applies_at_once(tmp_path: Path, csms: TestCsms, before: str) -> None:
+    async with running_charger(quiet(tmp_path, csms)) as charger:
+        await settled(charger, csms)
+        assert await change(csms, "ClockAlignedDataInterval", before) == "Accepted"
+        mark = len(csms.frames)
+        changed_at = datetime.now(UTC)
+        assert await change(csms, "ClockAlignedDataInterval", "2") == "Accepted"
+        aligned = await csms.wait_for_call(
+            "MeterValues", lambda p: p["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Clock",
+            after=mark, timeout_s=2 + SLACK_S + 1)
+        assert elapsed_s(aligned, changed_at) <= 2 + SLACK_S
+
+
+async def test_websocket_ping_interval_applies_at_once_on_the_open_link(tmp_path: Path) -> None:
+    """A shorter ping interval finds a dead link within the new interval (plus the pong wait), without first
+    replacing the link that works."""
+    # WebSocketPingInterval is 30 by default.
+    async with HandshakeCsms() as csms, running_charger(quiet(tmp_path, csms)) as charger:
+        await settled(charger, csms)
+        assert await change(csms, "WebSocketPingInterval", "1") == "Accepted"
+        await asyncio.sleep(0.5)
+        assert len(csms.handshakes) == 1  # no reconnect needed to apply it
+        mark = len(csms.frames)
+        await csms.freeze(CP_ID)  # a half-open link: no pongs any more
+        started = time.monotonic()
+        await charger.wait_for(lambda: not charger.app.status()["csms_connected"], 10, "dead link noticed")
+        # ping interval 1 + pong timeout 1 + close timeout 2, plus slack; the old 30 s interval would not do
+        assert time.monotonic() - started < 1 + 1 + 2 + 2 * SLACK_S
+        await csms.unfreeze(CP_ID)
+        await until(lambda: len(csms.handshakes) >= 2, 10, "a new connection")
+        await settled(charger, csms, after=mark)
+        assert calls_after(csms, mark, "BootNotification") == []
+
+
+# ---------------------------------------------------------------------------------------------- point 5
+
+
+async def test_a_reconnect_of_an_accepted_charger_resumes_without_boot_notification(
+    tmp_path: Path, csms: TestCsms
+) -> None:
+    config = quiet(tmp_path, csms)
+    async with running_charger(config) as charger:
+        await settled(charger, csms)
+        assert len(csms.calls("BootNotification")) == 1
+        assert await charger.store.get_kv("ocpp.registration_status") == "Accepted"
+        mark = len(csms.frames)
+        await csms.disconnect(CP_ID)
+        await csms.wait_connected(CP_ID)
+        await settled(charger, csms, after=mark)
+        resumed = [f.action for f in csms.frames[mark:] if f.direction == "in" and f.message_type == "CALL"]
+        assert "BootNotification" not in resumed
+        assert resumed[0] == "Heartbeat"  # "I am back", and the clock checked, before the statuses
+        assert {0, 1} <= {f.payload["connectorId"] for f in calls_after(csms, mark, "StatusNotification")
+                          if f.payload is not None}
+    # A restart (like a reset) registers again.
+    mark = len(csms.frames)
+    async with running_charger(config) as charger:
+        await settled(charger, csms, after=mark)
+        assert len(calls_after(csms, mark, "BootNotification")) == 1
+
+
+async def test_a_reconnect_while_pending_boots_again(tmp_path: Path, csms: TestCsms) -> None:
+    csms.boot_status = "Pending"
+    csms.heartbeat_interval_s = 60
+    async with running_charger(quiet(tmp_path, csms)):
+        await csms.wait_for_call("BootNotification")
+        mark = len(csms.frames)
+        await csms.disconnect(CP_ID)
+        await csms.wait_for_call("BootNotification", after=mark, timeout_s=8)
+
+
+async def test_triggers_accepted_while_registering_are_sent_once_allowed(tmp_path: Path, csms: TestCsms) -> None:
+    """OCPP 1.6 4.2: while Pending the charger sends nothing unless a TriggerMessage asked for it; what a trigger
+    asked for is sent, even if the trigger came while the BootNotification itself was still unanswered."""
+    answers: list[dict[str, Any]] = []
+
+    async def boot(_cp: str, _payload: dict[str, Any]) -> dict[str, Any]:
+        if not answers:  # the first BootNotification: trigger while it is unanswered, then say Pending
+            for message in ("Heartbeat", "MeterValues", "FirmwareStatusNotification"):
+                answers.append(await csms.call(CP_ID, "TriggerMessage", {"requestedMessage": message,
+                                                                          "connectorId": 1}))
+            return {"status": "Pending", "interval": 60, "currentTime": datetime.now(UTC).isoformat()}
+        return {"status": csms.boot_status, "interval": 300, "currentTime": datetime.now(UTC).isoformat()}
+
+    csms.boot_status = "Pending"
+    csms.set_handler("BootNotification", boot)
+    async with running_charger(quiet(tmp_path, csms)) as charger:
+        first_boot = await csms.wait_for_call("BootNotification")
+        await until(lambda: len(answers) == 3, 5, "the answers to three TriggerMessages")
+        assert answers == [{"status": "Accepted"}] * 3
+        start = csms.frames.index(first_boot)
+        for message in ("Heartbeat", "MeterValues", "FirmwareStatusNotification"):
+            await csms.wait_for_call(message, after=start, timeout_s=5)
+        assert calls_after(csms, start, "StatusNotification") == []  # nothing that was not asked for
+        assert not charger.app.status()["csms_connected"]
+
+        # A triggered BootNotification goes out now, not after the 60 s the Pending answer asked for.
+        csms.boot_status = "Accepted"
+        mark = len(csms.frames)
+        asked_at = datetime.now(UTC)
+        assert await csms.call(CP_ID, "TriggerMessage", {"requestedMessage": "BootNotification"}) == \
+            {"status": "Accepted"}
+        boot_frame = await csms.wait_for_call("BootNotification", after=mark, timeout_s=5)
+        assert elapsed_s(boot_frame, asked_at) < 5
+        await settled(charger, csms, after=mark)
+        assert len(csms.calls("BootNotification")) == 2
+
+
+# ---------------------------------------------------------------------------------------------- TriggerMessage
+
+
+def _expected(message: str, connector_id: int | None) -> list[tuple[str, int | None]]:
+    """(action, connectorId of the payload) of the messages each trigger must bring, in order."""
+    if message == "StatusNotification":
+        # Connector 0 is the charge point as a whole: asked for, it is what is sent; no connector means all.
+        return [(message, 0)] if connector_id == 0 else \
+            [(message, 1)] if connector_id == 1 else [(message, 0), (message, 1)]
+    if message == "MeterValues":
+        return [(message, 1)]  # no main meter: connector 0 or none means every connector's meter
+    return [(message, None)]
+
+
+@pytest.mark.parametrize("connector_id", [None, 0, 1], ids=["no-connector", "connector-0", "connector-1"])
+async def test_every_trigger_brings_its_message(tmp_path: Path, csms: TestCsms, connector_id: int | None) -> None:
+    async with running_charger(quiet(tmp_path, csms)) as charger:
+        await settled(charger, csms)
+        for message in ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
+                        "Heartbeat", "MeterValues", "StatusNotification"):
+            payload: dict[str, Any] = {"requestedMessage": message}
+            if connector_id is not None:
+                payload["connectorId"] = connector_id
+            mark = len(csms.frames)
+            assert await csms.call(CP_ID, "TriggerMessage", payload) == {"status": "Accepted"}, payload
+            # A Heartbeat trigger after it: triggered messages go out in order, so once its Heartbeat is in,
+            # everything the first trigger brought is in too.
+            if message != "Heartbeat":
+                await csms.call(CP_ID, "TriggerMessage", {"requestedMessage": "Heartbeat"})
+            await csms.wait_for_call("Heartbeat", after=mark, timeout_s=5)
+            sent = [(f.action, (f.payload or {}).get("connectorId")) for f in csms.frames[mark:]
+                    if f.direction == "in" and f.message_type == "CALL" and f.action == message]
+            assert sent == _expected(message, connector_id), (payload, sent)
+            for frame in calls_after(csms, mark, message):
+                assert frame.payload is not None
+                if message in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+                    assert frame.payload["status"] == "Idle"  # the only time 1.6 allows Idle: when triggered
+                if message == "MeterValues":
+                    assert frame.payload["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
+        assert charger.app.status()["csms_connected"]
+
+
+async def test_a_trigger_for_a_connector_that_does_not_exist_is_rejected(tmp_path: Path, csms: TestCsms) -> None:
+    async with running_charger(quiet(tmp_path, csms)) as charger:
+        await settled(charger, csms)
+        mark = len(csms.frames)
+        for message in ("StatusNotification", "MeterValues"):
+            reply = await csms.call(CP_ID, "TriggerMessage", {"requestedMessage": message, "connectorId": 2})
+            assert reply == {"status": "Rejected"}
+        await csms.call(CP_ID, "TriggerMessage", {"requestedMessage": "Heartbeat"})
+        await csms.wait_for_call("Heartbeat", after=mark)
+        assert calls_after(csms, mark, "StatusNotification") == calls_after(csms, mark, "MeterValues") == []
+
+
+# ---------------------------------------------------------------------------------------------- point 8
+
+
+async def test_at_profile_0_a_new_authorization_key_is_kept_for_later_and_nothing_reconnects(tmp_path: Path) -> None:
+    # Profile 0: no credentials asked for.
+    async with HandshakeCsms() as csms, running_charger(quiet(tmp_path, csms)) as charger:
+        await settled(charger, csms)
+        assert await change(csms, "AuthorizationKey", NEW_KEY) == "Accepted"
+        await asyncio.sleep(1.0)
+        assert [(h.status, h.authorization) for h in csms.handshakes] == [(101, None)]
+        assert charger.app.status()["csms_connected"]
+        assert await charger.store.get_kv("ocpp.key.AuthorizationKey") == NEW_KEY
+
+        # The CSMS now moves the charger to profile 1 with that key: the change goes through.
+        csms.passwords = {CP_ID: NEW_KEY}
+        mark = len(csms.frames)
+        assert await change(csms, "SecurityProfile", "1") == "Accepted"
+        await until(lambda: len(csms.handshakes) >= 2, 5, "a reconnect")
+        await settled(charger, csms, after=mark)
+        assert [(h.status, h.authorization) for h in csms.handshakes[1:]] == [(101, basic(NEW_KEY))]
+        assert await key_value(csms, "SecurityProfile") == "1"
+        assert calls_after(csms, mark, "BootNotification") == []  # a reconnect, not a reboot
+
+
+async def test_a_refused_new_authorization_key_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+    async with HandshakeCsms(passwords={CP_ID: KEY}) as csms:
+        config = quiet(tmp_path, csms, security_profile=1, authorization_key=KEY)
+        async with running_charger(config) as charger:
+            await settled(charger, csms)
+            mark = len(csms.frames)
+            assert await change(csms, "AuthorizationKey", NEW_KEY) == "Accepted"  # the CSMS does not switch
+            await until(lambda: len(csms.handshakes) >= 3, 8, "a retry with the previous key")
+            assert [(h.status, h.authorization) for h in csms.handshakes] == \
+                [(101, basic(KEY)), (401, basic(NEW_KEY)), (101, basic(KEY))]
+            await settled(charger, csms, after=mark)
+            failed = await csms.wait_for_call("SecurityEventNotification",
+                                              lambda p: p["type"] == "FailedToAuthenticateAtCentralSystem",
+                                              after=mark)
+            assert failed.payload is not None and NEW_KEY not in str(failed.payload)
+            await csms.wait_for_call("SecurityEventNotification",
+                                     lambda p: p["type"] == "ReconfigurationOfSecurityParameters", after=mark)
+            assert await charger.store.get_kv("ocpp.key.AuthorizationKey") == KEY
+        # The fallback was persisted: a restart uses the key that works.
+        restart = len(csms.handshakes)
+        async with running_charger(config) as charger:
+            await settled(charger, csms, after=len(csms.frames))
+            assert [(h.status, h.authorization) for h in csms.handshakes[restart:]] == [(101, basic(KEY))]
+
+
+async def test_a_refused_security_profile_upgrade_falls_back_to_the_previous_profile(tmp_path: Path) -> None:
+    # The CSMS lets unauthenticated chargers in, but does not know this charger's key.
+    async with HandshakeCsms(passwords={CP_ID: "Some-Other-Key-99"}, anonymous_ok=True) as csms:
+        config = quiet(tmp_path, csms, security_profile=0, authorization_key=KEY)
+        async with running_charger(config) as charger:
+            await settled(charger, csms)
+            mark = len(csms.frames)
+            assert await change(csms, "SecurityProfile", "1") == "Accepted"
+            await until(lambda: len(csms.handshakes) >= 3, 8, "a retry with the previous profile")
+            assert [(h.status, h.authorization) for h in csms.handshakes] == \
+                [(101, None), (401, basic(KEY)), (101, None)]
+            await settled(charger, csms, after=mark)
+            assert await key_value(csms, "SecurityProfile") == "0"
+            await csms.wait_for_call("SecurityEventNotification",
+                                     lambda p: p["type"] == "FailedToAuthenticateAtCentralSystem", after=mark)
+            event = await csms.wait_for_call("SecurityEventNotification",
+                                             lambda p: p["type"] == "ReconfigurationOfSecurityParameters", after=mark)
+            assert event.payload is not None and "SecurityProfile" in event.payload.get("techInfo", "")
+            assert await charger.store.get_kv("ocpp.key.SecurityProfile") == "0"
+            # And the charger may still be upgraded later, once the CSMS knows the key.
+            csms.passwords = {CP_ID: KEY}
+            assert await change(csms, "SecurityProfile", "1") == "Accepted"
+            await until(lambda: len(csms.handshakes) >= 4, 5, "a reconnect")
+            assert csms.handshakes[3] == Handshake(101, basic(KEY))

@@ -25,18 +25,27 @@ from chargepoint.core.ocpp_auth import Authorizer
 from chargepoint.ocpp.config_keys import DEFAULT_PRICE_TEXT_PREFIX, OcppConfiguration
 from chargepoint.ocpp.file_transfer import FirmwareInstaller
 from chargepoint.ocpp.v16.authorization import OcppAuthorization
-from chargepoint.ocpp.v16.connection import CsmsConnection
+from chargepoint.ocpp.v16.connection import CredentialsFallback, CsmsConnection
 from chargepoint.ocpp.v16.firmware import FirmwareManager
 from chargepoint.ocpp.v16.handlers import ChargePointHandlers
 from chargepoint.ocpp.v16.link import Link
 from chargepoint.ocpp.v16.meter_values import MeterValues
 from chargepoint.ocpp.v16.outbox import Outbox
+from chargepoint.ocpp.v16.security_events import SecurityEvents
 from chargepoint.ocpp.v16.smart_charging import SmartCharging
 from chargepoint.ocpp.v16.status import StatusReporter
+from chargepoint.ocpp.v16.triggers import TriggeredMessages
 from chargepoint.ocpp.v16.wire import CsmsClock
 from chargepoint.ports.charger import ChargerPort, SessionPolicy
 from chargepoint.ports.csms import Authorization
-from chargepoint.ports.events import ChargerEvent, MeterRead, StatusChanged, TransactionEnded, TransactionStarted
+from chargepoint.ports.events import (
+    ChargerEvent,
+    MeterRead,
+    SecurityEvent,
+    StatusChanged,
+    TransactionEnded,
+    TransactionStarted,
+)
 from chargepoint.ports.pricing import CsmsPrices
 from chargepoint.store import OutboxMessage, SessionRecord, Store
 
@@ -92,8 +101,9 @@ class OcppClient:
         self.keys.guards["SecurityProfile"] = self._guard_security_profile
         self.prices: CsmsPrices = OcppPrices(self.keys)
         self.clock = CsmsClock()
-        self.connection = CsmsConnection(self.settings, config.identity, self.keys, self.clock, self._make_link,
-                                         self._on_registered)
+        self.connection = CsmsConnection(self.settings, config.identity, self.keys, self.clock, store,
+                                         self._make_link, self._on_registered, self._credentials_fell_back)
+        self.security_events = SecurityEvents(store, self.connection)
         self.authorization = OcppAuthorization(self.keys, store, self.connection)
         self.smart = SmartCharging(self.keys, store, charger, config.charger.phases, config.charger.max_current_A)
         self.outbox = Outbox(self.keys, store, self.connection, charger, self.authorization, self.smart)
@@ -101,6 +111,9 @@ class OcppClient:
         self.meter_values = MeterValues(self.keys, self.connection, charger, self.outbox)
         self.firmware = FirmwareManager(self.connection, charger, self.keys, self.outbox.drained,
                                         store.path, config.storage.dir / "firmware", installer)
+        self.triggers = TriggeredMessages(self.connection, self.status, self.meter_values, charger,
+                                          lambda: self.firmware.firmware_status,
+                                          lambda: self.firmware.diagnostics_status)
         self._credentials_changed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         # CustomIdleFeeAfterStop: per connector, the session whose ConnectorUnplugged is due when the EV leaves.
@@ -145,6 +158,8 @@ class OcppClient:
             if value is not None:
                 persisted[name] = value
         self.keys.load(persisted)
+        await self.connection.load()
+        await self.security_events.load()
         await self.smart.load()
         await self.authorization.load()
         if "AuthorizationKey" in persisted:
@@ -156,8 +171,7 @@ class OcppClient:
         self._apply_policy_keys()
 
     def _key_names(self) -> list[str]:
-        known, _ = self.keys.report(None)
-        return [k.key for k in known] + ["AuthorizationKey"]
+        return [name for name, _, _ in self.keys.table()]
 
     async def run(self) -> None:
         try:
@@ -166,6 +180,8 @@ class OcppClient:
                 tg.create_task(self.outbox.run())
                 tg.create_task(self.meter_values.run())
                 tg.create_task(self.smart.run())
+                tg.create_task(self.security_events.run())
+                tg.create_task(self.triggers.run())
         finally:
             await self.firmware.aclose()
 
@@ -174,6 +190,7 @@ class OcppClient:
 
     async def _on_registered(self) -> None:
         self.outbox.changed()
+        self.security_events.wake()
         await self.status.send_all()
 
     def _spawn(self, coro: Any) -> None:
@@ -217,6 +234,8 @@ class OcppClient:
                 self.outbox.pending()
             case MeterRead():
                 self.outbox.check_invalid_id_energy()
+            case SecurityEvent(kind=kind, detail=detail, at=at):
+                self.security_events.record(kind, detail, at)
             case _:
                 pass
 
@@ -271,13 +290,20 @@ class OcppClient:
     async def persist_key(self, name: str, value: str) -> None:
         await self.store.set_kv(KV_KEY_PREFIX + name, value)
         if name == "AuthorizationKey":
-            self.connection.authorization_key = value
-            self._credentials_changed = True
+            # At profile 0 (or 3) the key is only kept for later: no reconnect, which would fail the CSMS's next
+            # call (a SecurityProfile upgrade, say) for nothing.
+            if self.connection.change_credentials(authorization_key=value):
+                self._credentials_changed = True
+            self.security_events.record("ReconfigurationOfSecurityParameters", "AuthorizationKey set by the CSMS",
+                                        datetime.now(UTC))
         elif name == "SecurityProfile":
-            self._credentials_changed = self.connection.security_profile != int(value)
-            self.connection.security_profile = int(value)
-        elif name == "WebSocketPingInterval":
-            self._credentials_changed = True  # keep-alive settings apply to a new connection
+            before = self.connection.security_profile
+            if self.connection.change_credentials(security_profile=int(value)):
+                self._credentials_changed = True
+                self.security_events.record("ReconfigurationOfSecurityParameters",
+                                            f"SecurityProfile {before} -> {value} set by the CSMS", datetime.now(UTC))
+        elif name in ("HeartbeatInterval", "WebSocketPingInterval"):
+            self.connection.intervals_changed()  # applies now, not when the running timer fires
         self._apply_policy_keys()
         self.authorization.keys_changed()
 
@@ -288,6 +314,19 @@ class OcppClient:
             unlock_on_ev_disconnect=self.keys.get_bool("UnlockConnectorOnEVSideDisconnect"),
         ))
 
+    async def _credentials_fell_back(self, fallback: CredentialsFallback) -> None:
+        """A connection with new credentials failed and the previous ones are back: persist them (they win over
+        the config file after a restart, as the new ones would have) and tell the CSMS why."""
+        for name, value in fallback.restored.items():
+            await self.store.set_kv(KV_KEY_PREFIX + name, value)
+        now = datetime.now(UTC)
+        if fallback.event is not None:
+            self.security_events.record(fallback.event, f"connecting with the new {fallback.changed} failed: "
+                                        f"{fallback.reason}", now)
+        self.security_events.record("ReconfigurationOfSecurityParameters",
+                                    f"back to the previous {', '.join(fallback.restored) or 'credentials'} after "
+                                    f"connecting with the new {fallback.changed} failed", now)
+
     def reconnect_if_credentials_changed(self) -> None:
         """New credentials or a new security profile take effect on a new connection (TC_073, TC_083)."""
         if self._credentials_changed:
@@ -296,24 +335,5 @@ class OcppClient:
             self.connection.request_reconnect()
 
     async def triggered(self, requested_message: str, connector_id: int | None) -> None:
-        """Send the message a TriggerMessage asked for."""
-        targets = [connector_id] if connector_id else list(self.charger.connectors)
-        if requested_message == "BootNotification":
-            link = self.connection.link
-            if link is not None:
-                await self.connection.boot(link)
-        elif requested_message == "Heartbeat":
-            reply = await self.call("Heartbeat", {})
-            if reply is not None:
-                self.clock.sync(str(reply.get("currentTime", "")))
-        elif requested_message == "StatusNotification":
-            if connector_id == 0 or connector_id is None:
-                await self.status.send_all()
-            else:
-                await self.status.send_connector(connector_id)
-        elif requested_message == "MeterValues":
-            await self.meter_values.send_now(targets)
-        elif requested_message == "DiagnosticsStatusNotification":
-            await self.call("DiagnosticsStatusNotification", {"status": self.firmware.diagnostics_status})
-        elif requested_message == "FirmwareStatusNotification":
-            await self.call("FirmwareStatusNotification", {"status": self.firmware.firmware_status})
+        """A TriggerMessage was accepted: its message follows, once the charger may send it."""
+        self.triggers.requested(requested_message, connector_id)

@@ -1,9 +1,17 @@
 """The link to the CSMS: connect with the security profile's credentials, register, keep alive, reconnect.
 
-Reconnects forever with capped, jittered back-off. Once connected: BootNotification until Accepted (CSMS calls
-are answered meanwhile), then heartbeats at the interval the CSMS gave. ``call`` sends a message that is not
-queued (status, heartbeat, authorize ...) only while registered; the outbox sends transaction messages through
-``link`` itself.
+Reconnects forever with capped, jittered back-off. BootNotification is sent once per start of the firmware: on
+the first connection, until Accepted (CSMS calls are answered meanwhile); a later reconnect of an Accepted
+charger resumes with a Heartbeat instead. The registration status is kept in the store for those reconnects and
+forgotten at each start (``load``), so a restart or reset registers again. Heartbeats and WebSocket pings follow
+``HeartbeatInterval`` and ``WebSocketPingInterval`` as they are now: a change re-arms the timer at once.
+
+New credentials (an AuthorizationKey at profile 1 or 2, a higher SecurityProfile) are tried on the next
+connection; if that fails, the previous ones are restored and the client is told, to persist them and record
+security events.
+
+``call`` sends a message that is not queued (status, heartbeat, authorize ...) only while registered, or while
+Pending when a TriggerMessage asked for it (OCPP 1.6 4.2); the outbox sends transaction messages through ``link``.
 """
 
 from __future__ import annotations
@@ -11,7 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import websockets
@@ -25,33 +36,86 @@ from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.transport import SUBPROTOCOL, TransportSettings, backoff_delays_s, headers, tls_context
 from chargepoint.ocpp.v16.link import CallFailed, Link
 from chargepoint.ocpp.v16.wire import CsmsClock
+from chargepoint.store import Store
 
 log = logging.getLogger(__name__)
 
 BOOT_RETRY_DEFAULT_S = 60
 CALL_TIMEOUT_S = 30.0
 CLOSE_TIMEOUT_S = 2.0
+PONG_TIMEOUT_MAX_S = 10
+# Connect failures with new credentials that say nothing about them (refused, timeout, HTTP 5xx) before the
+# previous credentials are restored; a refusal of the credentials themselves restores them at once.
+NEW_CREDENTIALS_ATTEMPTS = 3
+REGISTRATION_KV = "ocpp.registration_status"
 
 LinkFactory = Callable[[ClientConnection, float], Link]
 """Builds the session on a new WebSocket (the CSMS-call handlers on a ``Link``), given the call timeout."""
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialsFallback:
+    """A connection with new credentials failed; the previous ones are in force again."""
+
+    restored: dict[str, str]  # configuration key -> the previous value now in force again (to persist)
+    changed: str  # what had changed, e.g. "SecurityProfile 0 -> 1"
+    reason: str  # why the connection failed
+    event: str | None  # the security event the failure itself is, if it names one
+
+
+@dataclass(slots=True)
+class _Trial:
+    """New credentials not yet proven by a connection, and the ones to go back to."""
+
+    security_profile: int
+    authorization_key: str | None
+    changed: list[str] = field(default_factory=list)
+    failures: int = 0
+
+
+def _failure_event(exc: BaseException) -> str | None:
+    """The security event a connect failure is, or None if it says nothing about the credentials."""
+    if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
+        return "FailedToAuthenticateAtCentralSystem"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "InvalidCentralSystemCertificate"
+    return None
+
+
+def _refuses_credentials(exc: BaseException) -> bool:
+    """HTTP 401/403 or a failed TLS handshake: the CSMS (or its certificate) does not go with these credentials."""
+    return _failure_event(exc) is not None or isinstance(exc, ssl.SSLError)
+
+
 class CsmsConnection:
     def __init__(self, settings: OcppSettings, identity: IdentitySettings, keys: OcppConfiguration,
-                 clock: CsmsClock, make_link: LinkFactory, on_registered: Callable[[], Awaitable[None]]) -> None:
+                 clock: CsmsClock, store: Store, make_link: LinkFactory,
+                 on_registered: Callable[[], Awaitable[None]],
+                 on_fallback: Callable[[CredentialsFallback], Awaitable[None]]) -> None:
         self.settings = settings
         self.identity = identity
         self.keys = keys
         self.clock = clock
+        self.store = store
         self._make_link = make_link
         self._on_registered = on_registered
+        self._on_fallback = on_fallback
         self.authorization_key = (
             None if settings.authorization_key is None else settings.authorization_key.get_secret_value()
         )
         self.security_profile: int = settings.security_profile
         self.link: Link | None = None
         self._connection: ClientConnection | None = None
-        self.registered = asyncio.Event()  # BootNotification accepted on the current connection
+        self.registered = asyncio.Event()  # registered (or resumed) on the current connection
+        # The answer to the last BootNotification on the current connection (None: none yet); "Accepted" too
+        # when a connection resumed an earlier registration.
+        self.boot_status: str | None = None
+        self.boots_sent = 0  # BootNotifications sent since the start: a triggered one may have been sent already
+        self._boot_now = asyncio.Event()  # a TriggerMessage asked for a BootNotification while registering
+        self._heartbeat_rearm = asyncio.Event()
+        self._ping_rearm = asyncio.Event()
+        self._state_changed = asyncio.Event()  # replaced on each change: a pulse for ``wait_may_send_triggered``
+        self._trial: _Trial | None = None
         self._reconnect = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -69,15 +133,22 @@ class CsmsConnection:
             ca_file=self.settings.ca_file,
             client_cert_file=self.settings.client_cert_file,
             client_key_file=self.settings.client_key_file,
-            ping_interval_s=float(self.keys.get_int("WebSocketPingInterval")),
-            # A pong later than the ping interval (at most 10 s) means the link is dead.
-            ping_timeout_s=float(min(10, self.keys.get_int("WebSocketPingInterval") or 10)),
         )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _notify(self) -> None:
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def load(self) -> None:
+        """A start of the firmware (boot, restart, reset): the next connection registers again."""
+        await self.store.set_kv(REGISTRATION_KV, "")
 
     async def run(self) -> None:
         delays = backoff_delays_s()
@@ -88,32 +159,42 @@ class CsmsConnection:
             self._reconnect.clear()
             settings = self.transport_settings()
             try:
-                async with websockets.connect(
+                connection = await websockets.connect(
                     settings.url,
                     subprotocols=[websockets.Subprotocol(SUBPROTOCOL)],
                     additional_headers=headers(settings),
                     ssl=tls_context(settings),
                     open_timeout=settings.open_timeout_s,
-                    ping_interval=settings.ping_interval_s or None,
-                    ping_timeout=settings.ping_timeout_s,
-                    # After a ping timeout websockets waits close_timeout for a closing handshake that a dead
-                    # link never completes: keep it short so a half-open link is replaced promptly.
+                    # Our own keep-alive (``_keepalive``) follows WebSocketPingInterval as it changes.
+                    ping_interval=None,
+                    # After a ping timeout the link is closed, and websockets waits close_timeout for a closing
+                    # handshake that a dead link never completes: keep it short so the link is replaced promptly.
                     close_timeout=CLOSE_TIMEOUT_S,
                     max_size=settings.max_frame_bytes,
                     proxy=None,
                     compression=None,
-                ) as connection:
-                    delays = backoff_delays_s()
-                    await self._serve(connection)
-            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, CallFailed) as exc:
+                )
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
                 if isinstance(exc, InvalidStatus) and exc.response.status_code == 401:
                     log.error("the CSMS refused our credentials (HTTP 401)")
                 else:
                     log.warning("CSMS link down: %s", exc or type(exc).__name__)
-            finally:
-                self.link = None
-                self._connection = None
-                self.registered.clear()
+                if await self._new_credentials_failed(exc):
+                    continue  # the previous credentials worked: use them at once
+            else:
+                delays = backoff_delays_s()
+                self._new_credentials_work()
+                try:
+                    async with connection:
+                        await self._serve(connection)
+                except (OSError, ConnectionClosed, TimeoutError, CallFailed) as exc:
+                    log.warning("CSMS link down: %s", exc or type(exc).__name__)
+                finally:
+                    self.link = None
+                    self._connection = None
+                    self.registered.clear()
+                    self.boot_status = None
+                    self._notify()
             delay_s = next(delays)
             if self._reconnect.is_set():
                 log.info("reconnecting to the CSMS now")
@@ -129,35 +210,61 @@ class CsmsConnection:
         link = self._make_link(connection, CALL_TIMEOUT_S)
         self._connection = connection
         self.link = link
+        self._notify()
         log.info("connected to the CSMS at %s", self.transport_settings().url)
-        reader = asyncio.create_task(link.start())
-        session = asyncio.create_task(self._registered_session(link))
+        tasks = {asyncio.create_task(link.start()), asyncio.create_task(self._session(link)),
+                 asyncio.create_task(self._keepalive(connection))}
         try:
-            await asyncio.wait({reader, session}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, session):
+            for task in tasks:
                 task.cancel()
-            results = await asyncio.gather(reader, session, return_exceptions=True)
-            await connection.close()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
-            if isinstance(result, (CallFailed, TimeoutError, ConnectionClosed, OSError)):
-                raise result
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
 
-    async def _registered_session(self, link: Link) -> None:
-        """BootNotification until Accepted (answering CSMS calls meanwhile), then heartbeats."""
-        await self.boot(link)
+    # ----------------------------------------------------------------- registration
+
+    async def _session(self, link: Link) -> None:
+        """Register (or resume an earlier registration), then heartbeats."""
+        if not await self._resumed(link):
+            await self._register(link)
         self.registered.set()
+        self._notify()
         await self._on_registered()
+        await self._heartbeats(link)
+
+    async def _resumed(self, link: Link) -> bool:
+        """A reconnect of a charger the CSMS accepted since this start: a Heartbeat says we are back and checks
+        the clock, no BootNotification (that is for a (re)boot). A CSMS that refuses it has forgotten us."""
+        if await self.store.get_kv(REGISTRATION_KV) != "Accepted":
+            return False
+        try:
+            await self.heartbeat(link)
+        except CallFailed as exc:
+            log.warning("the CSMS refused the Heartbeat of a resumed connection (%s): registering again", exc)
+            return False
+        self.boot_status = "Accepted"
+        log.info("resumed the registration with the CSMS")
+        return True
+
+    async def _register(self, link: Link) -> None:
+        """BootNotification until Accepted, waiting the interval the CSMS gave (or less, if it triggers one)."""
         while True:
             raise_if_cancelling()
-            interval_s = max(1, self.keys.get_int("HeartbeatInterval") or 300)
-            await asyncio.sleep(interval_s)
-            reply = await link.call_raw("Heartbeat", {})
-            self.clock.sync(str(reply.get("currentTime", "")))
+            self._boot_now.clear()
+            status, interval_s = await self._boot_once(link)
+            if status == "Accepted":
+                log.info("registered with the CSMS (heartbeat every %s s)", self.keys["HeartbeatInterval"])
+                return
+            retry_s = interval_s if interval_s > 0 else BOOT_RETRY_DEFAULT_S
+            log.warning("BootNotification %s; retrying in %d s", status, retry_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(retry_s):
+                    await self._boot_now.wait()
 
-    async def boot(self, link: Link) -> None:
+    async def _boot_once(self, link: Link) -> tuple[str, int]:
         identity = self.identity
         payload = {
             "chargePointVendor": identity.vendor,
@@ -165,19 +272,146 @@ class CsmsConnection:
             "chargePointSerialNumber": identity.serial_number,
             "firmwareVersion": identity.firmware_version or __version__,
         }
+        self.boots_sent += 1
+        reply = await link.call_raw("BootNotification", payload)
+        raise_if_cancelling()
+        self.clock.sync(str(reply.get("currentTime", "")))
+        status = str(reply.get("status"))
+        interval_s = int(reply.get("interval", 0))
+        # An Accepted answer with interval 0 keeps the interval in force: a CSMS that means "no heartbeats" sets
+        # HeartbeatInterval 0, and a charger that went silent by mistake would look dead.
+        if status == "Accepted" and interval_s > 0:
+            self.keys.set_internal("HeartbeatInterval", str(interval_s))
+            self._heartbeat_rearm.set()
+        self.boot_status = status
+        await self.store.set_kv(REGISTRATION_KV, status)
+        self._notify()
+        return status, interval_s
+
+    async def trigger_boot(self) -> None:
+        """TriggerMessage BootNotification: while registering, the registration loop sends it now; once
+        registered, one BootNotification on the open link. An answer other than Accepted then leaves this
+        connection registered (1.6 defines Pending and Rejected for registering only) but is remembered, so
+        the next connection registers again."""
+        link = self.link
+        if link is None:
+            return
+        if not self.registered.is_set():
+            self._boot_now.set()
+            return
+        status, _ = await self._boot_once(link)
+        if status != "Accepted":
+            log.warning("a triggered BootNotification was answered %s; the next connection registers again", status)
+
+    def may_send_triggered(self) -> bool:
+        """Whether a message a TriggerMessage asked for may go out now: registered, or Pending (1.6 4.2)."""
+        return self.link is not None and self.boot_status in ("Accepted", "Pending")
+
+    async def wait_may_send_triggered(self) -> None:
+        while not self.may_send_triggered():
+            await self._state_changed.wait()
+
+    # ----------------------------------------------------------------- keep-alive
+
+    def intervals_changed(self) -> None:
+        """HeartbeatInterval or WebSocketPingInterval changed: re-arm both timers now (not when they fire)."""
+        self._heartbeat_rearm.set()
+        self._ping_rearm.set()
+
+    async def heartbeat(self, link: Link) -> None:
+        reply = await link.call_raw("Heartbeat", {})
+        raise_if_cancelling()
+        self.clock.sync(str(reply.get("currentTime", "")))
+
+    async def _heartbeats(self, link: Link) -> None:
+        """A Heartbeat every HeartbeatInterval (0: none); a new interval counts from the last heartbeat, so the
+        next one comes no later than the new interval after the change."""
+        last_s = time.monotonic()
         while True:
-            reply = await link.call_raw("BootNotification", payload)
-            self.clock.sync(str(reply.get("currentTime", "")))
-            interval_s = int(reply.get("interval", 0))
-            status = reply.get("status")
-            if status == "Accepted":
-                if interval_s > 0:
-                    self.keys.set_internal("HeartbeatInterval", str(interval_s))
-                log.info("registered with the CSMS (heartbeat every %s s)", self.keys["HeartbeatInterval"])
-                return
-            retry_s = interval_s if interval_s > 0 else BOOT_RETRY_DEFAULT_S
-            log.warning("BootNotification %s; retrying in %d s", status, retry_s)
-            await asyncio.sleep(retry_s)
+            raise_if_cancelling()
+            self._heartbeat_rearm.clear()
+            wait_s = _wait_s(last_s, self.keys.get_int("HeartbeatInterval"))
+            if wait_s is None or wait_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_s):
+                        await self._heartbeat_rearm.wait()
+                continue
+            await self.heartbeat(link)
+            last_s = time.monotonic()
+
+    async def _keepalive(self, connection: ClientConnection) -> None:
+        """A WebSocket ping every WebSocketPingInterval (0: none); a pong later than the interval (at most
+        10 s) means the link is dead (TimeoutError ends the connection)."""
+        last_s = time.monotonic()
+        while True:
+            raise_if_cancelling()
+            self._ping_rearm.clear()
+            interval_s = self.keys.get_int("WebSocketPingInterval")
+            wait_s = _wait_s(last_s, interval_s)
+            if wait_s is None or wait_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_s):
+                        await self._ping_rearm.wait()
+                continue
+            pong = await connection.ping()
+            last_s = time.monotonic()
+            timeout_s = min(PONG_TIMEOUT_MAX_S, interval_s)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await pong
+            except TimeoutError:
+                raise TimeoutError(f"no pong within {timeout_s} s") from None
+
+    # ----------------------------------------------------------------- credentials
+
+    def change_credentials(self, *, security_profile: int | None = None, authorization_key: str | None = None) -> bool:
+        """Take a new SecurityProfile or AuthorizationKey; True if it needs a new connection (the caller
+        reconnects once the CSMS has its answer). A key at profile 0 or 3 is only kept for later."""
+        before_profile, before_key = self.security_profile, self.authorization_key
+        changed: list[str] = []
+        if security_profile is not None and security_profile != before_profile:
+            self.security_profile = security_profile
+            changed.append(f"SecurityProfile {before_profile} -> {security_profile}")
+        if authorization_key is not None and authorization_key != before_key:
+            self.authorization_key = authorization_key
+            if self.security_profile in (1, 2):
+                changed.append("AuthorizationKey")
+        if not changed:
+            return False
+        if self._trial is None:  # the last credentials that worked, not ones still on trial
+            self._trial = _Trial(before_profile, before_key)
+        self._trial.changed.extend(changed)
+        return True
+
+    def _new_credentials_work(self) -> None:
+        if self._trial is not None:
+            log.info("connected with the new %s", ", ".join(self._trial.changed))
+            self._trial = None
+
+    async def _new_credentials_failed(self, exc: BaseException) -> bool:
+        """A connect failed: if it was with new credentials that are to blame (or kept failing), restore the
+        previous ones and return True."""
+        trial = self._trial
+        if trial is None:
+            return False
+        trial.failures += 1
+        if not _refuses_credentials(exc) and trial.failures < NEW_CREDENTIALS_ATTEMPTS:
+            return False
+        self._trial = None
+        restored: dict[str, str] = {}
+        if trial.security_profile != self.security_profile:
+            self.security_profile = trial.security_profile
+            restored["SecurityProfile"] = str(trial.security_profile)
+        if trial.authorization_key is not None and trial.authorization_key != self.authorization_key:
+            self.authorization_key = trial.authorization_key
+            restored["AuthorizationKey"] = trial.authorization_key
+        for name, value in restored.items():
+            self.keys.set_internal(name, value)
+        changed = ", ".join(trial.changed)
+        reason = str(exc) or type(exc).__name__
+        log.error("connecting with the new %s failed (%s): back to the previous one", changed, reason)
+        await self._on_fallback(CredentialsFallback(restored, changed, reason, _failure_event(exc)))
+        return True
 
     def request_reconnect(self) -> None:
         """Drop the current connection and reconnect at once (new credentials or security profile)."""
@@ -190,10 +424,13 @@ class CsmsConnection:
         if self._connection is not None:
             await self._connection.close()
 
-    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """Send a non-transaction message now if registered; None if offline or the CSMS did not answer."""
+    # ----------------------------------------------------------------- messages that are not queued
+
+    async def call(self, action: str, payload: dict[str, Any], *, triggered: bool = False) -> dict[str, Any] | None:
+        """Send a non-transaction message now if registered (or Pending, for a ``triggered`` one); None if it
+        may not be sent now or the CSMS did not answer."""
         link = self.link
-        if link is None or not self.registered.is_set():
+        if link is None or not (self.registered.is_set() or (triggered and self.may_send_triggered())):
             return None
         try:
             reply = await link.call_raw(action, payload)
@@ -204,3 +441,10 @@ class CsmsConnection:
         except (TimeoutError, ConnectionClosed) as exc:
             log.warning("%s not answered: %s", action, exc or type(exc).__name__)
         return None
+
+
+def _wait_s(last_s: float, interval_s: int) -> float | None:
+    """Seconds until the timer of ``interval_s`` started at ``last_s`` fires (<= 0: due); None when it is off."""
+    if interval_s <= 0:
+        return None
+    return last_s + interval_s - time.monotonic()

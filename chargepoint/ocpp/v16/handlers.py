@@ -96,7 +96,7 @@ class ChargePointHandlers(Link):
 
     @after(Action.change_configuration)
     async def after_change_configuration(self, key: str, **_: Any) -> None:
-        if key in ("AuthorizationKey", "SecurityProfile", "WebSocketPingInterval"):
+        if key in ("AuthorizationKey", "SecurityProfile"):
             self.client.reconnect_if_credentials_changed()
         if key in ("DefaultPrice", "Language") or key.startswith("DefaultPriceText,"):
             self.charger.pricing.prices_changed()
@@ -273,21 +273,24 @@ class ChargePointHandlers(Link):
 
     # ---------------------------------------------------------------- RemoteTrigger
 
+    def _trigger_status(self, requested_message: str, connector_id: int | None) -> str:
+        if requested_message not in TRIGGERABLE:
+            return "NotImplemented"
+        if connector_id is not None and connector_id != 0 and connector_id not in self.charger.connectors:
+            return "Rejected"
+        return "Accepted"
+
     @on(Action.trigger_message)
     async def on_trigger_message(self, requested_message: str, connector_id: int | None = None,
                                  **_: Any) -> call_result.TriggerMessage:
-        if requested_message not in TRIGGERABLE:
-            return call_result.TriggerMessage(status="NotImplemented")
-        if connector_id is not None and connector_id != 0 and connector_id not in self.charger.connectors:
-            return call_result.TriggerMessage(status="Rejected")
-        return call_result.TriggerMessage(status="Accepted")
+        return call_result.TriggerMessage(status=self._trigger_status(requested_message, connector_id))
 
     @after(Action.trigger_message)
     async def after_trigger_message(self, requested_message: str, connector_id: int | None = None,
                                     **_: Any) -> None:
-        if requested_message not in TRIGGERABLE:
-            return
-        await self.client.triggered(requested_message, connector_id)
+        # The library runs this hook whatever the answer was: only an accepted trigger brings its message.
+        if self._trigger_status(requested_message, connector_id) == "Accepted":
+            await self.client.triggered(requested_message, connector_id)
 
 
 def _snake(payload: dict[str, Any]) -> dict[str, Any]:

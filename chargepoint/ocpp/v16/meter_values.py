@@ -76,8 +76,11 @@ class MeterValues:
             tg.create_task(self._aligned())
 
     async def _sampled(self) -> None:
-        """MeterValues every MeterValueSampleInterval during each transaction, queued durably."""
-        next_due: dict[int, float] = {}
+        """MeterValues every MeterValueSampleInterval during each transaction, queued durably.
+
+        The due time is worked out from the last sample (or the start) at every tick, not fixed when the last
+        sample went: a new interval applies at once, so the next sample comes no later than it after the change."""
+        last_s: dict[int, float] = {}  # per connector in a transaction: when it started or was last sampled
         while True:
             raise_if_cancelling()
             await asyncio.sleep(SAMPLE_TICK_S)
@@ -85,13 +88,13 @@ class MeterValues:
             now_s = time.monotonic()
             for connector_id, c in self.charger.connectors.items():
                 session = c.session
-                if session is None or session.session_id is None or interval_s <= 0:
-                    next_due.pop(connector_id, None)
+                if session is None or session.session_id is None:
+                    last_s.pop(connector_id, None)
                     continue
-                due = next_due.setdefault(connector_id, now_s + interval_s)
-                if now_s < due:
+                since_s = last_s.setdefault(connector_id, now_s)
+                if interval_s <= 0 or now_s < since_s + interval_s:
                     continue
-                next_due[connector_id] = now_s + interval_s
+                last_s[connector_id] = now_s
                 payload = self._payload(connector_id, self.keys.get_list("MeterValuesSampledData"), "Sample.Periodic")
                 payload["transactionId"] = 0
                 self._keep_for_stop(session.session_id, connector_id, "StopTxnSampledData", "Sample.Periodic")
@@ -129,11 +132,11 @@ class MeterValues:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def send_now(self, connector_ids: Sequence[int]) -> None:
+    async def send_now(self, connector_ids: Sequence[int], *, triggered: bool = False) -> None:
         """TriggerMessage MeterValues: the current values, not queued; with the transaction's id if it has one."""
         for connector_id in connector_ids:
             payload = self._payload(connector_id, self.keys.get_list("MeterValuesSampledData"), "Trigger")
             c = self.charger.connectors[connector_id]
             if c.session is not None and c.session.csms_transaction_id is not None:
                 payload["transactionId"] = c.session.csms_transaction_id
-            await self.connection.call("MeterValues", payload)
+            await self.connection.call("MeterValues", payload, triggered=triggered)

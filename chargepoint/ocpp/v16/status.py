@@ -39,14 +39,17 @@ class StatusReporter:
         if connector_id != 0:
             self._update_connector_zero()
 
-    def _update_connector_zero(self) -> None:
+    def charge_point_status(self) -> ConnectorStatus:
+        """Connector 0, the charge point as a whole: Unavailable or Faulted when every connector is."""
         statuses = [c.status for c in self.charger.connectors.values()]
         if all(s is ConnectorStatus.Unavailable for s in statuses):
-            zero = ConnectorStatus.Unavailable
-        elif all(s is ConnectorStatus.Faulted for s in statuses):
-            zero = ConnectorStatus.Faulted
-        else:
-            zero = ConnectorStatus.Available
+            return ConnectorStatus.Unavailable
+        if all(s is ConnectorStatus.Faulted for s in statuses):
+            return ConnectorStatus.Faulted
+        return ConnectorStatus.Available
+
+    def _update_connector_zero(self) -> None:
+        zero = self.charge_point_status()
         if self._sent.get(0, ("", ""))[0] != zero.value:
             old = self._tasks.pop(0, None)
             if old is not None:
@@ -65,27 +68,30 @@ class StatusReporter:
                     await self._outbox_drained.wait()
         await self.send(connector_id, status, error_code)
 
-    async def send(self, connector_id: int, status: ConnectorStatus, error_code: str) -> None:
+    async def send(self, connector_id: int, status: ConnectorStatus, error_code: str, *,
+                   triggered: bool = False) -> None:
         reply = await self.connection.call(
             "StatusNotification",
             {"connectorId": connector_id, "status": status.value, "errorCode": error_code,
              "timestamp": wire_time(self.connection.clock.now())},
+            triggered=triggered,
         )
         if reply is not None:
             self._sent[connector_id] = (status.value, error_code)
 
-    async def send_connector(self, connector_id: int) -> None:
+    async def send_connector(self, connector_id: int, *, triggered: bool = False) -> None:
+        """The status of one connector, or of the charge point as a whole for connector 0."""
+        if connector_id == 0:
+            await self.send(0, self.charge_point_status(), "NoError", triggered=triggered)
+            return
         c = self.charger.connectors[connector_id]
-        await self.send(connector_id, c.status, c.error_code)
+        await self.send(connector_id, c.status, c.error_code, triggered=triggered)
 
-    async def send_all(self) -> None:
-        self._update_connector_zero()
+    async def send_all(self, *, triggered: bool = False) -> None:
+        """Connector 0, then every connector (after registration, and for a TriggerMessage naming none)."""
         zero = self._tasks.pop(0, None)
         if zero is not None:
             zero.cancel()
-        statuses = [c.status for c in self.charger.connectors.values()]
-        zero_status = (ConnectorStatus.Unavailable if all(s is ConnectorStatus.Unavailable for s in statuses)
-                       else ConnectorStatus.Available)
-        await self.send(0, zero_status, "NoError")
-        for connector_id, c in self.charger.connectors.items():
-            await self.send(connector_id, c.status, c.error_code)
+        await self.send_connector(0, triggered=triggered)
+        for connector_id in list(self.charger.connectors):
+            await self.send_connector(connector_id, triggered=triggered)
