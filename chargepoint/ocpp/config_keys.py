@@ -258,6 +258,8 @@ class OcppConfiguration:
 
     def __init__(self, connector_count: int, initial: Mapping[str, str] | None = None) -> None:
         self._specs = {spec.name: spec for spec in _specs(connector_count, self._supported_languages)}
+        # OCPP 1.6 keys are CiString50Type: case-insensitive. Each key by its case-folded name.
+        self._folded = {name.casefold(): name for name in self._specs}
         self._values = {name: spec.default for name, spec in self._specs.items()}
         for name, value in (initial or {}).items():
             self._values[name] = value
@@ -267,15 +269,29 @@ class OcppConfiguration:
     def _supported_languages(self) -> list[str]:
         return [item.strip() for item in self._values.get("SupportedLanguages", "").split(",") if item.strip()]
 
+    def canonical(self, name: str) -> str | None:
+        """The key as this charger spells it, for a name in any case (CiString); None if there is no such key."""
+        if name in self._specs:
+            return name
+        folded = name.casefold()
+        if folded in self._folded:
+            return self._folded[folded]
+        prefix = DEFAULT_PRICE_TEXT_PREFIX.casefold()
+        if folded.startswith(prefix):
+            for language in self._supported_languages():
+                if folded == prefix + language.casefold():
+                    return DEFAULT_PRICE_TEXT_PREFIX + language
+        return None
+
     def _spec(self, name: str) -> KeySpec | None:
-        spec = self._specs.get(name)
+        """The key's spec; its ``name`` is the canonical spelling."""
+        canonical = self.canonical(name)
+        if canonical is None:
+            return None
+        spec = self._specs.get(canonical)
         if spec is not None:
             return spec
-        if name.startswith(DEFAULT_PRICE_TEXT_PREFIX):
-            language = name[len(DEFAULT_PRICE_TEXT_PREFIX):]
-            if language in self._supported_languages():
-                return KeySpec(name, Access.RW, "", _california(parse_default_price_text, allow_empty=True))
-        return None
+        return KeySpec(canonical, Access.RW, "", _california(parse_default_price_text, allow_empty=True))
 
     def _names(self) -> Iterator[str]:
         """Every key in report order; the DefaultPriceText,<lang> keys follow DefaultPrice."""
@@ -290,7 +306,7 @@ class OcppConfiguration:
         spec = self._spec(name)
         if spec is None:
             raise KeyError(name)
-        return spec.default
+        return self._values.get(spec.name, spec.default)
 
     def load(self, persisted: Mapping[str, str]) -> None:
         """Values persisted from earlier ChangeConfiguration calls; unknown or invalid ones are ignored."""
@@ -299,7 +315,7 @@ class OcppConfiguration:
             if spec is None:
                 continue
             try:
-                self._values[name] = spec.parse(value)
+                self._values[spec.name] = spec.parse(value)
             except InvalidValue as exc:
                 log.warning("ignoring persisted OCPP key %s: %s", name, exc)
 
@@ -324,22 +340,23 @@ class OcppConfiguration:
 
         No key list and an empty one both mean every key (CitrineOS always sends ``"key": []``); then write-only
         keys are left out, as a CSMS reading everything cannot use them. Asked for by name, a write-only key is
-        known: it is listed without its value. A key named twice is answered once."""
-        requested = list(dict.fromkeys(keys or ()))
+        known: it is listed without its value. Names are matched in any case (CiString) and answered as this
+        charger spells them; a key named twice is answered once."""
+        requested = list(keys or ())
         if not requested:
             every = [name for name in self._names() if self.access(name) is not Access.W]
             return [ReportedKey(name, self.access(name) is Access.R, self._value(name)) for name in every], []
-        known: list[ReportedKey] = []
+        known: dict[str, ReportedKey] = {}
         unknown: list[str] = []
         for name in requested:
             spec = self._spec(name)
             if spec is None:
-                unknown.append(name)
-            elif spec.access is Access.W:
-                known.append(ReportedKey(name, False, None))
-            else:
-                known.append(ReportedKey(name, spec.access is Access.R, self._value(name)))
-        return known, unknown
+                if name not in unknown:
+                    unknown.append(name)
+            elif spec.name not in known:
+                value = None if spec.access is Access.W else self._value(spec.name)
+                known[spec.name] = ReportedKey(spec.name, spec.access is Access.R, value)
+        return list(known.values()), unknown
 
     def access(self, name: str) -> Access | None:
         """R, RW or W (write-only); None for a key this charger does not have."""
@@ -356,6 +373,7 @@ class OcppConfiguration:
         if spec is None:
             log.info("ChangeConfiguration: unknown key %s", name)
             return ChangeStatus.NotSupported, None
+        name = spec.name
         if spec.access is Access.R:
             log.info("ChangeConfiguration: %s is read-only", name)
             return ChangeStatus.Rejected, None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -440,3 +441,87 @@ async def test_a_refused_security_profile_upgrade_falls_back_to_the_previous_pro
             assert await change(csms, "SecurityProfile", "1") == "Accepted"
             await until(lambda: len(csms.handshakes) >= 4, 5, "a reconnect")
             assert csms.handshakes[3] == Handshake(101, basic(KEY))
+
+
+# ---------------------------------------------------------------------------------------------- the same classes
+
+
+async def test_configuration_keys_are_case_insensitive(
+    tmp_path: Path, csms: TestCsms, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1.6 keys are CiString50Type: a key in another case is the same key, not an unknown one."""
+    caplog.set_level(logging.DEBUG)
+    async with running_charger(quiet(tmp_path, csms, authorization_key=KEY)) as charger:
+        await settled(charger, csms)
+        reply = await csms.call(CP_ID, "GetConfiguration",
+                                {"key": ["heartbeatinterval", "AUTHORIZATIONKEY", "NumberOfConnectors"]})
+        assert "unknownKey" not in reply
+        assert reply["configurationKey"] == [
+            {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
+            {"key": "AuthorizationKey", "readonly": False},
+            {"key": "NumberOfConnectors", "readonly": True, "value": "1"},
+        ]
+        mark = len(csms.frames)
+        changed_at = datetime.now(UTC)
+        assert await change(csms, "heartbeatINTERVAL", "2") == "Accepted"
+        heartbeat = await csms.wait_for_call("Heartbeat", after=mark, timeout_s=2 + SLACK_S + 1)
+        assert elapsed_s(heartbeat, changed_at) <= 2 + SLACK_S  # applied, like the key it is
+        assert await key_value(csms, "HeartbeatInterval") == "2"
+        assert await charger.store.get_kv("ocpp.key.HeartbeatInterval") == "2"
+        assert await change(csms, "numberofconnectors", "2") == "Rejected"  # read-only in any case
+        # The write-only key in another case is still a secret: stored, and kept out of every log record.
+        assert await change(csms, "authorizationKEY", NEW_KEY) == "Accepted"
+        assert await charger.store.get_kv("ocpp.key.AuthorizationKey") == NEW_KEY
+    charger_records = [r.getMessage() for r in caplog.records if not r.name.startswith("websockets.server")]
+    assert any("authorizationKEY" in m for m in charger_records)  # the frame was logged ...
+    assert not [m for m in charger_records if NEW_KEY in m]  # ... without the key
+
+
+async def test_every_listed_key_takes_its_own_value_back_unless_read_only(tmp_path: Path, csms: TestCsms) -> None:
+    """Each reported value is one the key accepts (no validator refuses a default), and every read-only key
+    refuses a write, even of its own value."""
+    async with running_charger(quiet(tmp_path, csms)) as charger:
+        await settled(charger, csms)
+        listing = await csms.call(CP_ID, "GetConfiguration", {})
+        mark = len(csms.frames)
+        for entry in listing["configurationKey"]:
+            status = await change(csms, entry["key"], entry["value"])
+            assert status == ("Rejected" if entry["readonly"] else "Accepted"), entry
+        assert await csms.call(CP_ID, "GetConfiguration", {}) == listing
+        assert calls_after(csms, mark, "BootNotification") == []
+        assert charger.app.status()["csms_connected"]
+
+
+async def test_connector_phase_rotation_names_each_existing_connector_at_most_once(
+    tmp_path: Path, csms: TestCsms
+) -> None:
+    async with running_charger(quiet(tmp_path, csms)) as charger:  # one connector
+        await settled(charger, csms)
+        assert await csms.call(CP_ID, "GetConfiguration", {"key": ["ConnectorPhaseRotationMaxLength"]}) == \
+            {"configurationKey": [{"key": "ConnectorPhaseRotationMaxLength", "readonly": True, "value": "2"}]}
+        for value in ("0.RST,1.RST,1.RTS", "2.RST", "1.RST,1.RTS", "1.XYZ"):
+            assert await change(csms, "ConnectorPhaseRotation", value) == "Rejected", value
+        assert await change(csms, "ConnectorPhaseRotation", "0.NotApplicable, 1.TSR") == "Accepted"
+        assert await key_value(csms, "ConnectorPhaseRotation") == "0.NotApplicable,1.TSR"
+
+
+async def test_no_empty_meter_values_and_no_trigger_accepted_for_one(tmp_path: Path, csms: TestCsms) -> None:
+    """Measurand lists may be empty; 1.6 has no MeterValues without a sampledValue (the CSMS refuses one, and a
+    refused transaction message is retried ahead of everything queued behind it)."""
+    config = ocpp_config(tmp_path, csms, ocpp={"meter_value_sample_interval_s": 1})
+    async with running_charger(config) as charger:
+        await settled(charger, csms)
+        for key, value in (("MeterValuesSampledData", ""), ("MeterValuesAlignedData", ""),
+                           ("ClockAlignedDataInterval", "1")):
+            assert await change(csms, key, value) == "Accepted"
+        mark = len(csms.frames)
+        assert await csms.call(CP_ID, "TriggerMessage", {"requestedMessage": "MeterValues"}) == \
+            {"status": "Rejected"}  # nothing to report: said at once, instead of an accepted trigger left unmet
+        await charger.charge(card=CARD)
+        await csms.wait_for_call("StartTransaction", after=mark)
+        await asyncio.sleep(2.5)  # two sample intervals, two aligned ones
+        charger.sim().apply("unplug")
+        stop = await csms.wait_for_call("StopTransaction", after=mark, timeout_s=5)
+        assert calls_after(csms, mark, "MeterValues") == []
+        assert not [f for f in csms.frames[mark:] if f.message_type == "CALLERROR"]
+        assert stop.payload is not None and stop.payload["reason"] == "EVDisconnected"

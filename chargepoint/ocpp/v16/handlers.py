@@ -19,6 +19,7 @@ from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.v16.cost_and_price import handle_data_transfer
 from chargepoint.ocpp.v16.firmware import FirmwareManager
 from chargepoint.ocpp.v16.link import Connection, Link
+from chargepoint.ocpp.v16.meter_values import MeterValues
 from chargepoint.ocpp.v16.smart_charging import SmartCharging
 from chargepoint.ocpp.v16.wire import parse_time
 from chargepoint.ports.charger import ChargerPort, ConnectorView
@@ -46,6 +47,9 @@ class AdapterServices(Protocol):
 
     @property
     def firmware(self) -> FirmwareManager: ...
+
+    @property
+    def meter_values(self) -> MeterValues: ...
 
     @property
     def clock_offset_s(self) -> float: ...
@@ -91,11 +95,13 @@ class ChargePointHandlers(Link):
     async def on_change_configuration(self, key: str, value: str, **_: Any) -> call_result.ChangeConfiguration:
         status, persisted = self.client.keys.change(key, value)
         if persisted is not None:
-            await self.client.persist_key(key, persisted)
+            # Keys are case-insensitive (CiString): persisted and acted on as this charger spells them.
+            await self.client.persist_key(self.client.keys.canonical(key) or key, persisted)
         return call_result.ChangeConfiguration(status=status.value)
 
     @after(Action.change_configuration)
     async def after_change_configuration(self, key: str, **_: Any) -> None:
+        key = self.client.keys.canonical(key) or key
         if key in ("AuthorizationKey", "SecurityProfile"):
             self.client.reconnect_if_credentials_changed()
         if key in ("DefaultPrice", "Language") or key.startswith("DefaultPriceText,"):
@@ -278,6 +284,12 @@ class ChargePointHandlers(Link):
             return "NotImplemented"
         if connector_id is not None and connector_id != 0 and connector_id not in self.charger.connectors:
             return "Rejected"
+        if requested_message == "MeterValues":
+            # Nothing to report (no reading yet, or an empty MeterValuesSampledData): 1.6 has no empty
+            # MeterValues, so say now that none will come rather than accept and send nothing.
+            targets = [connector_id] if connector_id else list(self.charger.connectors)
+            if not any(self.client.meter_values.has_values(target) for target in targets):
+                return "Rejected"
         return "Accepted"
 
     @on(Action.trigger_message)

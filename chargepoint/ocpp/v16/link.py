@@ -29,12 +29,14 @@ ocpp_messages.ASYNC_VALIDATION = False
 
 REDACTED = "********"
 # The value next to "key": "AuthorizationKey" in a ChangeConfiguration payload (JSON, or a Python repr of it),
-# whichever of the two comes first.
+# whichever of the two comes first; in any case, as keys are case-insensitive (CiString) and the charger takes
+# "authorizationkey" too.
 _Q = r"""["']"""
 _STRING = r"""(["'])((?:\\.|(?!\2).)*)"""
 _KEY_IS_AUTHORIZATION_KEY = rf"{_Q}key{_Q}\s*:\s*{_Q}AuthorizationKey{_Q}"
-_SECRET_VALUE_AFTER = re.compile(rf"({_KEY_IS_AUTHORIZATION_KEY}\s*,\s*{_Q}value{_Q}\s*:\s*){_STRING}")
-_SECRET_VALUE_BEFORE = re.compile(rf"({_Q}value{_Q}\s*:\s*){_STRING}(?=\2\s*,\s*{_KEY_IS_AUTHORIZATION_KEY})")
+_SECRET_VALUE_AFTER = re.compile(rf"({_KEY_IS_AUTHORIZATION_KEY}\s*,\s*{_Q}value{_Q}\s*:\s*){_STRING}", re.IGNORECASE)
+_SECRET_VALUE_BEFORE = re.compile(rf"({_Q}value{_Q}\s*:\s*){_STRING}(?=\2\s*,\s*{_KEY_IS_AUTHORIZATION_KEY})",
+                                  re.IGNORECASE)
 # An HTTP Authorization header as websockets logs it at DEBUG ("> Authorization: Basic <token>").
 _AUTH_HEADER = re.compile(r"(?i)(\bauthorization\s*:\s*)(?:\w+\s+)?\S+")
 # Loggers that see frames or handshake headers of the charger's connection.
@@ -60,7 +62,7 @@ class RedactSecrets(logging.Filter):
         except (TypeError, ValueError):
             return True
         redacted = message
-        if "AuthorizationKey" in redacted:
+        if "authorizationkey" in redacted.lower():
             for pattern in (_SECRET_VALUE_AFTER, _SECRET_VALUE_BEFORE):
                 redacted = pattern.sub(lambda m: m.group(1) + m.group(2) + REDACTED, redacted)
         if "uthorization" in redacted:

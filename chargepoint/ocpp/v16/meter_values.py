@@ -5,6 +5,7 @@ readings that StopTransaction's transactionData repeats are kept for it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from chargepoint.ocpp.v16.wire import wire_time
 from chargepoint.ports.charger import ChargerPort
 from chargepoint.store import OutboxMessage
 
+log = logging.getLogger(__name__)
 SAMPLE_TICK_S = 0.5
 
 
@@ -55,12 +57,21 @@ class MeterValues:
                                    "unit": unit, "phase": phase, "location": "Outlet"})
         return values
 
-    def _payload(self, connector_id: int, measurands: Sequence[str], context: str) -> dict[str, Any]:
+    def _payload(self, connector_id: int, measurands: Sequence[str], context: str) -> dict[str, Any] | None:
+        """A MeterValues payload, or None when there is nothing to report (no reading yet, the meter failed):
+        1.6 requires at least one sampledValue, and a CSMS refuses an empty MeterValues."""
+        values = self.sampled_values(connector_id, measurands, context)
+        if not values:
+            log.debug("connector %d: no %s meter values to send", connector_id, context)
+            return None
         return {
             "connectorId": connector_id,
-            "meterValue": [{"timestamp": wire_time(self.connection.clock.now()),
-                            "sampledValue": self.sampled_values(connector_id, measurands, context)}],
+            "meterValue": [{"timestamp": wire_time(self.connection.clock.now()), "sampledValue": values}],
         }
+
+    def has_values(self, connector_id: int) -> bool:
+        """Whether a triggered MeterValues of the connector would carry anything."""
+        return bool(self.sampled_values(connector_id, self.keys.get_list("MeterValuesSampledData"), "Trigger"))
 
     def _keep_for_stop(self, session_id: str, connector_id: int, key: str, context: str) -> None:
         measurands = self.keys.get_list(key)
@@ -95,9 +106,11 @@ class MeterValues:
                 if interval_s <= 0 or now_s < since_s + interval_s:
                     continue
                 last_s[connector_id] = now_s
-                payload = self._payload(connector_id, self.keys.get_list("MeterValuesSampledData"), "Sample.Periodic")
-                payload["transactionId"] = 0
                 self._keep_for_stop(session.session_id, connector_id, "StopTxnSampledData", "Sample.Periodic")
+                payload = self._payload(connector_id, self.keys.get_list("MeterValuesSampledData"), "Sample.Periodic")
+                if payload is None:
+                    continue
+                payload["transactionId"] = 0
                 await self.outbox.enqueue([OutboxMessage("MeterValues", payload, session.session_id)])
 
     async def _aligned(self) -> None:
@@ -121,11 +134,14 @@ class MeterValues:
     async def send_aligned(self) -> None:
         measurands = self.keys.get_list("MeterValuesAlignedData")
         for connector_id, c in self.charger.connectors.items():
-            payload = self._payload(connector_id, measurands, "Sample.Clock")
             session = c.session
             if session is not None and session.session_id is not None:
-                payload["transactionId"] = 0
                 self._keep_for_stop(session.session_id, connector_id, "StopTxnAlignedData", "Sample.Clock")
+            payload = self._payload(connector_id, measurands, "Sample.Clock")
+            if payload is None:
+                continue
+            if session is not None and session.session_id is not None:
+                payload["transactionId"] = 0
                 await self.outbox.enqueue([OutboxMessage("MeterValues", payload, session.session_id)])
             else:
                 task = asyncio.ensure_future(self.connection.call("MeterValues", payload))
@@ -136,6 +152,8 @@ class MeterValues:
         """TriggerMessage MeterValues: the current values, not queued; with the transaction's id if it has one."""
         for connector_id in connector_ids:
             payload = self._payload(connector_id, self.keys.get_list("MeterValuesSampledData"), "Trigger")
+            if payload is None:
+                continue
             c = self.charger.connectors[connector_id]
             if c.session is not None and c.session.csms_transaction_id is not None:
                 payload["transactionId"] = c.session.csms_transaction_id
