@@ -314,6 +314,28 @@ async def test_triggers_accepted_while_registering_are_sent_once_allowed(tmp_pat
         assert len(csms.calls("BootNotification")) == 2
 
 
+async def test_while_rejected_the_charger_answers_nothing_and_sends_nothing(tmp_path: Path, csms: TestCsms) -> None:
+    """OCPP 1.6 4.2: while Rejected the charger sends nothing until the interval is over, and answers nothing."""
+    csms.boot_status = "Rejected"
+    csms.heartbeat_interval_s = 4  # when not Accepted: the wait before the next BootNotification
+    async with running_charger(quiet(tmp_path, csms)) as charger:
+        first = await csms.wait_for_call("BootNotification")
+        await until(lambda: any(f.direction == "out" and f.unique_id == first.unique_id for f in csms.frames), 5,
+                    "the Rejected answer")
+        await asyncio.sleep(0.3)  # for the charger to read it
+        with pytest.raises(TimeoutError):
+            await csms.call(CP_ID, "GetConfiguration", {"key": ["HeartbeatInterval"]}, timeout_s=1.5)
+        csms.boot_status = "Accepted"
+        start = csms.frames.index(first)
+        second = await csms.wait_for_call("BootNotification", after=start + 1, timeout_s=4 + SLACK_S + 1)
+        assert elapsed_s(second, first.at) >= 4 - 0.1  # not earlier than the interval
+        sent = [f.action for f in csms.frames[start:csms.frames.index(second)] if f.direction == "in"
+                and f.message_type == "CALL"]
+        assert sent == ["BootNotification"]
+        await settled(charger, csms, after=start)
+        assert await key_value(csms, "HeartbeatInterval") == "4"  # answered again once Accepted
+
+
 # ---------------------------------------------------------------------------------------------- TriggerMessage
 
 

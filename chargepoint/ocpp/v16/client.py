@@ -135,6 +135,11 @@ class OcppClient:
         return self.clock.offset_s
 
     @property
+    def registration_rejected(self) -> bool:
+        """The CSMS answered our last BootNotification on this connection with Rejected."""
+        return self.connection.boot_status == "Rejected"
+
+    @property
     def firmware_status(self) -> str:
         return self.firmware.firmware_status
 

@@ -54,6 +54,9 @@ class AdapterServices(Protocol):
     @property
     def clock_offset_s(self) -> float: ...
 
+    @property
+    def registration_rejected(self) -> bool: ...
+
     def now(self) -> datetime: ...
 
     async def persist_key(self, name: str, value: str) -> None: ...
@@ -78,6 +81,14 @@ class ChargePointHandlers(Link):
 
     def _connector(self, connector_id: int) -> ConnectorView | None:
         return self.charger.connectors.get(connector_id)
+
+    async def _handle_call(self, msg: Any) -> None:
+        # OCPP 1.6 4.2: while its BootNotification is Rejected the charger "SHALL NOT respond to any Central
+        # System initiated message" (the CSMS's own answers to our CALLs are not CALLs and still arrive).
+        if self.client.registration_rejected:
+            log.warning("CALL %s from the CSMS left unanswered: it rejected our registration", msg.action)
+            return
+        await super()._handle_call(msg)
 
     # ---------------------------------------------------------------- Core
 
