@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -214,7 +215,13 @@ class ChargerApp:
     def spawn(self, coro: Awaitable[Any]) -> None:
         """Run ``coro`` in the application's task group; if it fails, the hardware is made safe first."""
         assert self._tg is not None
-        self._tasks.append(self._tg.create_task(self._guarded(coro)))
+        guarded = self._guarded(coro)
+        try:
+            self._tasks.append(self._tg.create_task(guarded))
+        except RuntimeError:  # the task group is shutting down: the work is moot, close it unstarted
+            guarded.close()
+            if inspect.iscoroutine(coro):
+                coro.close()
 
     async def _guarded(self, coro: Awaitable[Any]) -> None:
         try:

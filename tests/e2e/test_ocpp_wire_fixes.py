@@ -114,7 +114,8 @@ async def test_a_remote_start_that_never_began_does_not_cap_a_later_session(tmp_
         reply = await csms.call(CP_ID, "RemoteStartTransaction", {
             "connectorId": 1, "idTag": "REMOTE-1", "chargingProfile": profile(9, "TxProfile", 8)})
         assert reply == {"status": "Accepted"}
-        await asyncio.sleep(1.0)  # nobody plugs in: the remote start times out without a transaction
+        await charger.wait_status("Preparing")  # authorized, waiting for a plug ...
+        await charger.wait_status("Available", timeout_s=10)  # ... that never comes: the remote start times out
         assert csms.calls("StartTransaction") == []
         await charger.charge(card="04A1B2C3")  # a later session, another driver
         await csms.wait_for_call("StartTransaction")
