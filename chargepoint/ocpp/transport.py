@@ -1,4 +1,5 @@
-"""WebSocket transport to the CSMS: URL, security profiles, keep-alive and reconnect back-off."""
+"""WebSocket transport to the CSMS: URL, security profiles and reconnect back-off (the keep-alive follows
+WebSocketPingInterval as it changes: ``v16/connection.py``)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ class TransportSettings:
     ca_file: Path | None = None
     client_cert_file: Path | None = None
     client_key_file: Path | None = None
-    ping_interval_s: float = 30.0
-    ping_timeout_s: float = 10.0
     open_timeout_s: float = 10.0
     max_frame_bytes: int = 1024 * 1024
 

@@ -52,7 +52,7 @@ class SecurityEvents:
 
     def record(self, kind: str, tech_info: str, at: datetime) -> None:
         """Queue one event (named as the whitepaper's list names it); returns at once."""
-        log.warning("security event %s: %s", kind, tech_info)
+        log.info("security event %s: %s", kind, tech_info)
         self._queue.append({"type": kind, "timestamp": wire_time(self.connection.clock.on_csms_clock(at)),
                             "techInfo": tech_info[:TECH_INFO_MAX]})
         del self._queue[:-MAX_QUEUED]
