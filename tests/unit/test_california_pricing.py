@@ -598,6 +598,7 @@ class _App:
 class _Client:
     app: _App
     keys: OcppConfiguration
+    registration_rejected: bool = False
 
 
 async def route(frame: list[Any], *, enabled: bool, sink: RecordingSink | None) -> list[Any]:

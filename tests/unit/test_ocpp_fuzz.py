@@ -88,6 +88,11 @@ class _StubApp:
         return False
 
 
+class _StubMeterValues:
+    def has_values(self, connector_id: int) -> bool:
+        return True
+
+
 class _StubClient:
     """Just what ``ChargePointHandlers`` touches, with real key table and authorizer."""
 
@@ -96,6 +101,8 @@ class _StubClient:
         self.keys = OcppConfiguration(1)
         self.authorizer = Authorizer(AuthSettings())
         self.clock_offset_s = 0.0
+        self.registration_rejected = False
+        self.meter_values = _StubMeterValues()
 
     async def persist_key(self, name: str, value: str) -> None:
         return None
