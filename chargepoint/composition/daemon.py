@@ -90,9 +90,10 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
     """Run the app until stopped; True if it asked to be restarted in place (OCPP Reset)."""
     app = build_charger(config, hardware, store, pricing_problems=pricing_problems)
     stop = asyncio.Event()
+    terminated: list[bool] = []
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, _terminate, stop, terminated)
     control = ControlServer(config.storage.control_socket_path, ChargerControl(app, _sim_actions(hardware)).dispatch)
     hardware_watchdog = open_hardware_watchdog(*_watchdog_device(config))
     feeder = SafetyFeeder(app.connectors, systemd=watchdog_interval_s() is not None, hardware=hardware_watchdog)
@@ -115,7 +116,13 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
         await control.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-    return app.reexec_requested
+    # A SIGTERM that came while a reset was stopping the charger means "stop": no restart in place.
+    return app.reexec_requested and not terminated
+
+
+def _terminate(stop: asyncio.Event, terminated: list[bool]) -> None:
+    terminated.append(True)
+    stop.set()
 
 
 def _watchdog_device(config: Config) -> tuple[str, int]:
