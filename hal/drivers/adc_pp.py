@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from chargepoint.core.pilot import cable_rating_from_resistance, pp_resistance_ohm
-from hal.drivers.gpio_lines import INSTALL_HINT, ValueWatch
-from hal.errors import BackendUnavailable, HalError
+from hal.drivers.gpio_lines import ValueWatch
+from hal.drivers.pwm_pilot import open_mcp3008
+from hal.errors import HalError
 
 SAMPLES = 4
 
@@ -33,25 +34,13 @@ class Mcp3008ProximityPilot:
         volts_per_count: float = 3.3 / 1023.0,
         poll_interval_s: float = 0.1,
     ) -> None:
-        if not 0 <= channel <= 7:
-            raise ValueError(f"MCP3008 channel must be 0..7, got {channel}")
-        try:
-            import spidev
-        except ImportError as exc:
-            raise BackendUnavailable(f"the PP ADC needs the 'spidev' package: {INSTALL_HINT} ({exc})") from exc
         self._channel = channel
         self._pullup_ohm = pullup_ohm
         self._supply_V = supply_V
         self._volts_per_count = volts_per_count
         self._poll_interval_s = poll_interval_s
         self.name = f"PP on MCP3008 /dev/spidev{spi_bus}.{spi_device} channel {channel}"
-        self._spi: Any = spidev.SpiDev()
-        try:
-            self._spi.open(spi_bus, spi_device)
-            self._spi.max_speed_hz = 1_000_000
-            self._spi.mode = 0
-        except OSError as exc:
-            raise HalError(f"{self.name}: cannot open: {exc}") from exc
+        self._spi: Any = open_mcp3008(spi_bus, spi_device, channel, self.name)
         # Boxed: None ("no cable") is a value here, while the watch uses None for "nothing read yet".
         self._watch: ValueWatch[tuple[float | None]] = ValueWatch((self._read(),), self._poll, name=self.name)
 

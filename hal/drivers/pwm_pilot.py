@@ -231,26 +231,14 @@ class Mcp3008PilotSampler:
         window_s: float = 0.0015,
         max_speed_hz: int = 1_000_000,
     ) -> None:
-        if not 0 <= channel <= 7:
-            raise ValueError(f"MCP3008 channel must be 0..7, got {channel}")
         if volts_per_count <= 0 or window_s <= 0:
             raise ValueError("volts_per_count and window_s must be positive")
-        try:
-            import spidev
-        except ImportError as exc:
-            raise BackendUnavailable(f"the pilot ADC needs the 'spidev' package: {INSTALL_HINT} ({exc})") from exc
         self._channel = channel
         self._volts_per_count = volts_per_count
         self._offset_V = offset_V
         self._window_s = window_s
         self._name = f"MCP3008 /dev/spidev{spi_bus}.{spi_device} channel {channel}"
-        self._spi: Any = spidev.SpiDev()
-        try:
-            self._spi.open(spi_bus, spi_device)
-            self._spi.max_speed_hz = max_speed_hz
-            self._spi.mode = 0
-        except OSError as exc:
-            raise HalError(f"{self._name}: cannot open: {exc}") from exc
+        self._spi = open_mcp3008(spi_bus, spi_device, channel, self._name, max_speed_hz)
 
     def volts(self, count: int) -> float:
         return self._offset_V + count * self._volts_per_count
@@ -282,3 +270,21 @@ class Mcp3008PilotSampler:
 
     async def aclose(self) -> None:
         self.close()
+
+
+def open_mcp3008(spi_bus: int, spi_device: int, channel: int, name: str, max_speed_hz: int = 1_000_000) -> Any:
+    """An open ``spidev.SpiDev`` for an MCP3008 (SPI mode 0); ``spidev`` is imported here, on a Pi only."""
+    if not 0 <= channel <= 7:
+        raise ValueError(f"MCP3008 channel must be 0..7, got {channel}")
+    try:
+        import spidev
+    except ImportError as exc:
+        raise BackendUnavailable(f"{name} needs the 'spidev' package: {INSTALL_HINT} ({exc})") from exc
+    spi = spidev.SpiDev()
+    try:
+        spi.open(spi_bus, spi_device)
+        spi.max_speed_hz = max_speed_hz
+        spi.mode = 0
+    except OSError as exc:
+        raise HalError(f"{name}: cannot open: {exc}") from exc
+    return spi
