@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from simulators.csms import TestCsms
+from simulators.csms import DropCall, TestCsms
 from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import ocpp_config, registered
 from tests.e2e.test_ocpp_smart_charging import profile
@@ -139,3 +139,48 @@ async def test_soft_reset_sends_the_stop_transaction_before_the_new_boot_notific
     assert sent == ["BootNotification", "StopTransaction", "BootNotification"], sent
     stop = csms.calls("StopTransaction")[0]
     assert stop.payload is not None and stop.payload["reason"] == "SoftReset"
+
+
+async def test_a_flood_of_replies_to_calls_never_made_is_dropped_while_a_call_waits(tmp_path: Path,
+                                                                                   csms: TestCsms) -> None:
+    """Issue 13.1: a thousand stray CALLRESULTs while a transaction's MeterValues waits for its answer must not
+    exhaust the stack (the library matched replies recursively) and end the session."""
+    config = ocpp_config(tmp_path, csms, ocpp={"meter_value_sample_interval_s": 1})
+    async with running_charger(config) as charger:
+        await registered(charger)
+        await charger.charge(card="04A1B2C3")
+        dropped: list[str] = []
+
+        def drop_once(_cp: str, payload: dict[str, object]) -> dict[str, object]:
+            if not dropped:
+                dropped.append("MeterValues")
+                raise DropCall  # the transaction's MeterValues waits for an answer that never comes
+            return {}
+
+        csms.set_handler("MeterValues", drop_once)
+        await charger.wait_for(lambda: bool(dropped), what="a MeterValues left waiting")
+        for i in range(3000):
+            await csms.send_raw(CP_ID, f'[3,"bogus-{i}",{{}}]')
+        await asyncio.sleep(0.5)
+        assert charger.status()["status"] == "Charging"  # the daemon and its session live on
+        assert csms.calls("StopTransaction") == []
+
+
+async def test_binary_frames_are_refused_and_errors_use_only_ocpp16_codes(tmp_path: Path, csms: TestCsms) -> None:
+    """Issue 13.5 and 13.6."""
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        mark = len(csms.frames)
+        session = csms._session(CP_ID)
+        await session.ws.send(b'[2,"bin-1","GetConfiguration",{}]')  # a binary frame: never processed as a CALL
+        await asyncio.sleep(0.3)
+        replies = [f for f in csms.frames[mark:] if f.direction == "in" and f.unique_id == "bin-1"]
+        assert [f.message_type for f in replies] == ["CALLERROR"]
+        assert replies[0].payload is None or "configurationKey" not in str(replies[0].raw)
+        mark = len(csms.frames)
+        await csms.send_raw(CP_ID, '[2,"v-1","ChangeAvailability",{"connectorId":"one","type":"Operative"}]')
+        await asyncio.sleep(0.3)
+        errors = [f.raw for f in csms.frames[mark:] if f.direction == "in" and f.message_type == "CALLERROR"]
+        assert errors and all('"FormatViolation"' not in raw for raw in errors), errors
+        assert any(code in errors[0] for code in ("FormationViolation", "TypeConstraintViolation")), errors
+        assert charger.app.status()["csms_connected"]

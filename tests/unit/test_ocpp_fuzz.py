@@ -378,3 +378,21 @@ def test_a_megabyte_frame_is_handled_promptly() -> None:
     t0 = time.perf_counter()
     run_frames(handlers_link, [frame])
     assert time.perf_counter() - t0 < 10  # generous: a guard against quadratic behaviour, not a benchmark
+
+
+def test_callerrors_use_only_ocpp16_error_codes() -> None:
+    """Issue 13.5: the library raises some errors named as in OCPP 2.0; 1.6 answers with its own codes."""
+    from ocpp.exceptions import (
+        FormatViolationError,
+        InternalError,
+        OccurrenceConstraintViolationError,
+        TypeConstraintViolationError,
+    )
+
+    from chargepoint.ocpp.v16.link import _call_error
+
+    assert _call_error("a", FormatViolationError("x")).error_code == "FormationViolation"
+    assert _call_error("b", OccurrenceConstraintViolationError("x")).error_code == "OccurenceConstraintViolation"
+    assert _call_error("c", TypeConstraintViolationError("x")).error_code == "TypeConstraintViolation"
+    assert _call_error("d", InternalError("x")).error_code == "InternalError"
+    assert _call_error("e", ValueError("boom")).error_code == "InternalError"

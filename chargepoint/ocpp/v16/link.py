@@ -84,6 +84,21 @@ install_log_redaction()
 
 # OCPP-J 1.6 §4.2.3: unparseable content of a message with an identifiable id.
 _FORMAT_ERROR = "FormationViolation"
+# The library also raises errors named as in OCPP 2.0; a 1.6 connection answers only with 1.6's codes (4.2.3).
+_V16_CODES = {
+    "FormatViolation": "FormationViolation",
+    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",  # sic: 1.6's spelling
+    "MessageTypeNotSupported": "NotSupported",
+    "RpcFrameworkError": "ProtocolError",
+}
+
+
+def _call_error(unique_id: str, error: Exception) -> CallError:
+    """The CALLERROR for ``error``, in OCPP 1.6's vocabulary (InternalError for anything unexpected)."""
+    if isinstance(error, OCPPError):
+        return CallError(unique_id, _V16_CODES.get(error.code, error.code), str(error.description),
+                         error.details or {})
+    return CallError(unique_id, "InternalError", "An unexpected error occurred.", {})
 
 
 class CallFailed(Exception):
@@ -107,7 +122,7 @@ class Link(_LibChargePoint):
 
     def __init__(self, charge_point_id: str, connection: Connection, response_timeout_s: float) -> None:
         super().__init__(charge_point_id, connection, response_timeout=response_timeout_s)
-        self._call_in_flight = False
+        self._call_in_flight: str | None = None  # the unique id of our CALL waiting for its answer
         # The camelCase payload of the CALL being handled, for handlers that want the wire form.
         self.current_payload: dict[str, Any] = {}
 
@@ -116,12 +131,12 @@ class Link(_LibChargePoint):
         call = Call(unique_id=unique_id or str(self._unique_id_generator()), action=action, payload=payload)
         await validate_payload(call, self._ocpp_version)
         async with self._call_lock:
-            self._call_in_flight = True
+            self._call_in_flight = call.unique_id
             try:
                 await self._send(call.to_json())
                 response = await self._get_specific_response(call.unique_id, self._response_timeout)
             finally:
-                self._call_in_flight = False
+                self._call_in_flight = None
         if response.message_type_id == MessageType.CallError:
             raise CallFailed(response.error_code, response.error_description, response.error_details)
         response.action = action
@@ -135,6 +150,13 @@ class Link(_LibChargePoint):
         return payload_out
 
     async def route_message(self, raw_msg: str | bytes) -> None:
+        if isinstance(raw_msg, bytes):
+            # OCPP-J is text frames only: a binary frame is refused, never processed (a CALLERROR if it names one).
+            log.warning("refusing a binary WebSocket frame from the CSMS (%d bytes)", len(raw_msg))
+            unique_id = _call_id(raw_msg)
+            if unique_id is not None:
+                await self._send(CallError(unique_id, _FORMAT_ERROR, "OCPP-J uses text frames only", {}).to_json())
+            return
         try:
             msg = unpack(raw_msg)
         except (OCPPError, ValueError, RecursionError) as exc:
@@ -161,13 +183,14 @@ class Link(_LibChargePoint):
                 await self._handle_call(msg)
             except OCPPError as error:
                 log.warning("CALL %s %s refused: %s", msg.action, msg.unique_id, error)
-                await self._send(msg.create_call_error(error).to_json())
+                await self._send(_call_error(msg.unique_id, error).to_json())
             except Exception as error:  # the one catch-all: a CALL must get an answer (InternalError)
                 log.exception("CALL %.100s %s failed", msg.action, msg.unique_id)
-                await self._send(msg.create_call_error(error).to_json())
+                await self._send(_call_error(msg.unique_id, error).to_json())
             return
-        if not self._call_in_flight:
-            log.warning("dropping a reply to no CALL in flight: %.200r", raw_msg)
+        if self._call_in_flight is None or msg.unique_id != self._call_in_flight:
+            # Dropped at once, whatever their number: the library's reply matching recurses once per stray reply.
+            log.debug("dropping a reply to no CALL in flight: %.200r", raw_msg)
             return
         self._response_queue.put_nowait(msg)
 
