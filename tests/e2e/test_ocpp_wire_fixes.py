@@ -4,8 +4,11 @@ transaction, offered current never above the limit), each seen on the wire again
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from simulators.csms import DropCall, TestCsms
 from tests.e2e.conftest import CP_ID
@@ -184,3 +187,23 @@ async def test_binary_frames_are_refused_and_errors_use_only_ocpp16_codes(tmp_pa
         assert errors and all('"FormatViolation"' not in raw for raw in errors), errors
         assert any(code in errors[0] for code in ("FormationViolation", "TypeConstraintViolation")), errors
         assert charger.app.status()["csms_connected"]
+
+
+async def test_frames_are_logged_at_debug_truncated_and_a_call_is_one_info_line(
+    tmp_path: Path, csms: TestCsms, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13.7: a hostile CSMS must not fill the disk through the log."""
+    caplog.set_level(logging.DEBUG)
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        caplog.clear()
+        huge = "X" * 50_000
+        for i in range(20):
+            await csms.send_raw(CP_ID, f'[2,"big-{i}","DataTransfer",{{"vendorId":"{huge}"}}]')
+        await asyncio.sleep(0.5)
+        info = [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith(("ocpp", "chargepoint"))]
+        assert all(len(r.getMessage()) < 1000 for r in caplog.records), max(len(r.getMessage()) for r in caplog.records)
+        calls = [r for r in info if "CSMS calls" in r.getMessage()]
+        assert len(calls) == 20
+        assert len(info) <= 2 * 20  # a summary per CALL, and a warning at most for its refusal
+        assert any(r.levelno == logging.DEBUG and "big-0" in r.getMessage() for r in caplog.records)

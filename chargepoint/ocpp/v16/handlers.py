@@ -207,7 +207,7 @@ class ChargePointHandlers(Link):
         try:
             when = parse_time(retrieve_date)
         except ValueError:
-            log.warning("UpdateFirmware with an unreadable retrieveDate %r: downloading now", retrieve_date)
+            log.warning("UpdateFirmware with an unreadable retrieveDate %.100r: downloading now", retrieve_date)
             when = self.client.now()
         self.client.firmware.start_update(location, when, retries, retry_interval)
 

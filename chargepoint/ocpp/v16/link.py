@@ -40,7 +40,7 @@ _SECRET_VALUE_BEFORE = re.compile(rf"({_Q}value{_Q}\s*:\s*){_STRING}(?=\2\s*,\s*
 # An HTTP Authorization header as websockets logs it at DEBUG ("> Authorization: Basic <token>").
 _AUTH_HEADER = re.compile(r"(?i)(\bauthorization\s*:\s*)(?:\w+\s+)?\S+")
 # Loggers that see frames or handshake headers of the charger's connection.
-_FRAME_LOGGERS = ("ocpp", "websockets.client", __name__)
+_FRAME_LOGGERS = ("ocpp", "websockets.client", __name__, f"{__name__}.frames")
 
 
 class RedactSecrets(logging.Filter):
@@ -117,11 +117,27 @@ class Connection(Protocol):
     async def recv(self) -> str | bytes: ...
 
 
+# Frames go to the message log at DEBUG, cut to this many characters: a hostile CSMS must not fill the disk.
+FRAME_LOG_MAX_CHARS = 500
+_frames = logging.getLogger(f"{__name__}.frames")
+
+
+class _FrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger handed to the library: its per-frame INFO lines ("send ...", "receive message ...") become
+    truncated DEBUG lines of the message log; its warnings and errors stay what they are."""
+
+    def info(self, msg: object, *args: object, **kwargs: object) -> None:
+        if _frames.isEnabledFor(logging.DEBUG):
+            text = str(msg) % args if args else str(msg)
+            _frames.debug("%.*s", FRAME_LOG_MAX_CHARS, text)
+
+
 class Link(_LibChargePoint):
     """One connected session. ``handlers`` is the object whose ``@on`` methods answer CSMS calls."""
 
     def __init__(self, charge_point_id: str, connection: Connection, response_timeout_s: float) -> None:
-        super().__init__(charge_point_id, connection, response_timeout=response_timeout_s)
+        super().__init__(charge_point_id, connection, response_timeout=response_timeout_s,
+                         logger=_FrameLog(logging.getLogger("ocpp"), {}))
         self._call_in_flight: str | None = None  # the unique id of our CALL waiting for its answer
         # The camelCase payload of the CALL being handled, for handlers that want the wire form.
         self.current_payload: dict[str, Any] = {}
@@ -179,10 +195,11 @@ class Link(_LibChargePoint):
                 await self._send(CallError(msg.unique_id, _FORMAT_ERROR, "payload must be an object", {}).to_json())
                 return
             self.current_payload = msg.payload
+            log.info("CSMS calls %.60s (%.40s)", msg.action, msg.unique_id)  # the one INFO line of a CALL
             try:
                 await self._handle_call(msg)
             except OCPPError as error:
-                log.warning("CALL %s %s refused: %s", msg.action, msg.unique_id, error)
+                log.warning("CALL %.60s %.40s refused: %.300s", msg.action, msg.unique_id, error)
                 await self._send(_call_error(msg.unique_id, error).to_json())
             except Exception as error:  # the one catch-all: a CALL must get an answer (InternalError)
                 log.exception("CALL %.100s %s failed", msg.action, msg.unique_id)

@@ -55,7 +55,7 @@ class CsmsClock:
         try:
             csms_now = parse_time(current_time)
         except ValueError:
-            log.warning("CSMS sent an unreadable currentTime %r", current_time)
+            log.warning("CSMS sent an unreadable currentTime %.100r", current_time)
             return
         self.offset_s = (csms_now - datetime.now(UTC)).total_seconds()
         if not self.synced and abs(self.offset_s) > CLOCK_WARN_OFFSET_S:
