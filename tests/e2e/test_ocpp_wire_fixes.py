@@ -207,3 +207,38 @@ async def test_frames_are_logged_at_debug_truncated_and_a_call_is_one_info_line(
         assert len(calls) == 20
         assert len(info) <= 2 * 20  # a summary per CALL, and a warning at most for its refusal
         assert any(r.levelno == logging.DEBUG and "big-0" in r.getMessage() for r in caplog.records)
+
+
+def _profile_with_limit(unique_id: str, limit: str) -> str:
+    return (f'[2,"{unique_id}","SetChargingProfile",{{"connectorId":1,"csChargingProfiles":{{"chargingProfileId":1,'
+            '"stackLevel":0,"chargingProfilePurpose":"TxDefaultProfile","chargingProfileKind":"Absolute",'
+            '"chargingSchedule":{"chargingRateUnit":"A","startSchedule":"2020-01-01T00:00:00Z",'
+            f'"chargingSchedulePeriod":[{{"startPeriod":0,"limit":{limit}}}]}}}}}}]')
+
+
+async def test_out_of_range_values_are_refused_by_name_not_with_internal_error(tmp_path: Path,
+                                                                               csms: TestCsms) -> None:
+    """Issue 13.4."""
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        frames = {
+            "p-huge": _profile_with_limit("p-huge", "1e308"),
+            "p-nan": _profile_with_limit("p-nan", "NaN"),
+            "p-inf": _profile_with_limit("p-inf", "Infinity"),
+            "g-neg": '[2,"g-neg","GetCompositeSchedule",{"connectorId":1,"duration":-5}]',
+            "t-neg": '[2,"t-neg","TriggerMessage",{"requestedMessage":"StatusNotification","connectorId":-1}]',
+            "t-big": '[2,"t-big","TriggerMessage",{"requestedMessage":"StatusNotification",'
+                     '"connectorId":1180591620717411303424}]',
+        }
+        mark = len(csms.frames)
+        for text in frames.values():
+            await csms.send_raw(CP_ID, text)
+        await asyncio.sleep(0.5)
+        answers = {f.unique_id: f.raw for f in csms.frames[mark:] if f.direction == "in" and f.unique_id in frames}
+        assert set(answers) == set(frames), answers
+        for raw in answers.values():
+            assert "InternalError" not in raw, raw
+            assert raw.startswith("[4,") or '"Rejected"' in raw, raw
+        assert "PropertyConstraintViolation" in answers["p-huge"]
+        assert "FormationViolation" in answers["p-nan"] and "FormationViolation" in answers["p-inf"]
+        assert charger.app.status()["csms_connected"]

@@ -281,6 +281,8 @@ class ChargePointHandlers(Link):
     @on(Action.get_composite_schedule)
     async def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None,
                                         **_: Any) -> call_result.GetCompositeSchedule:
+        if duration < 0:
+            return call_result.GetCompositeSchedule(status="Rejected")  # a schedule cannot last less than nothing
         schedule = self.client.smart.composite(connector_id, duration, charging_rate_unit)
         if schedule is None:
             return call_result.GetCompositeSchedule(status="Rejected")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from typing import Any, Protocol
 
@@ -196,8 +197,18 @@ class Link(_LibChargePoint):
                 return
             self.current_payload = msg.payload
             log.info("CSMS calls %.60s (%.40s)", msg.action, msg.unique_id)  # the one INFO line of a CALL
+            if not _finite(msg.payload):
+                await self._send(CallError(msg.unique_id, _FORMAT_ERROR, "NaN and Infinity are not JSON numbers",
+                                           {}).to_json())
+                return
             try:
                 await self._handle_call(msg)
+            except ArithmeticError as error:
+                # A number the schema's checks cannot even compute with (1e308 against multipleOf 0.1).
+                log.warning("CALL %.60s %.40s refused: a number out of range (%.100s)", msg.action, msg.unique_id,
+                            error)
+                await self._send(CallError(msg.unique_id, "PropertyConstraintViolation", "a number is out of range",
+                                           {}).to_json())
             except OCPPError as error:
                 log.warning("CALL %.60s %.40s refused: %.300s", msg.action, msg.unique_id, error)
                 await self._send(_call_error(msg.unique_id, error).to_json())
@@ -222,3 +233,16 @@ def _call_id(raw: str | bytes) -> str | None:
         # The id as sent, even beyond OCPP's 36 characters: a shortened id would match no CALL at the CSMS.
         return data[1]
     return None
+
+
+def _finite(value: Any, depth: int = 0) -> bool:
+    """No NaN or Infinity anywhere in a payload (Python's JSON parser accepts them, JSON does not)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 32:
+        return True  # deeper than any OCPP payload: the schema refuses it anyway
+    if isinstance(value, dict):
+        return all(_finite(item, depth + 1) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item, depth + 1) for item in value)
+    return True
