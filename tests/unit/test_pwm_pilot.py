@@ -185,8 +185,13 @@ def test_missing_pwm_chip_names_the_overlay(tmp_path: Path, sampler: ScriptedSam
 
 def test_channel_is_exported_when_missing(tmp_path: Path, sampler: ScriptedSampler) -> None:
     chip = make_sysfs(tmp_path, with_channel=False)
-    # The kernel (and udev) create pwm0/ a little after the export write.
-    creator = threading.Timer(0.05, make_channel, args=(chip / "pwm0",))
+    # The kernel creates pwm0/ with all its attributes a little after the export write: build
+    # it aside and rename it in, so the driver never sees a half-made channel.
+    def appear() -> None:
+        make_channel(tmp_path / "staging")
+        (tmp_path / "staging").rename(chip / "pwm0")
+
+    creator = threading.Timer(0.05, appear)
     creator.start()
     try:
         pilot = SysfsPwmPilot(sampler, sysfs_root=tmp_path, export_timeout_s=2.0)
