@@ -1,0 +1,222 @@
+"""The store's outbox, on real SQLite files (no mocks): order, delivery marks, retries, persistence.
+
+The outbox is what makes a transaction message survive a power cut between "queued" and "answered": a message
+leaves it only through ``outbox_delivered`` (the CSMS answered) or ``outbox_drop_session`` (its StartTransaction
+was refused for good); reading the head, or marking a retry, never removes anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from chargepoint.store import OutboxMessage, OutboxRow, Store
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "chargepoint.db")
+    yield opened
+    await opened.close()
+
+
+def message(action: str, n: int, session_id: str | None = None) -> OutboxMessage:
+    return OutboxMessage(action, {"n": n, "text": f"{action} #{n}"}, session_id)
+
+
+async def drain(store: Store) -> list[OutboxRow]:
+    """Deliver everything, head first, as the outbox does after each confirmed answer; the rows in order."""
+    rows: list[OutboxRow] = []
+    while (row := await store.outbox_head()) is not None:
+        rows.append(row)
+        await store.outbox_delivered(row.seq)
+    return rows
+
+
+async def test_an_empty_outbox_has_no_head_and_no_length(store: Store) -> None:
+    assert await store.outbox_head() is None
+    assert await store.outbox_len() == 0
+
+
+async def test_messages_leave_in_the_order_they_were_queued_across_calls_and_batches(store: Store) -> None:
+    await store.enqueue([message("A", 1), message("B", 2)])
+    await store.enqueue([message("C", 3)])
+    await store.enqueue([message("D", 4), message("E", 5), message("F", 6)])
+    assert await store.outbox_len() == 6
+    rows = await drain(store)
+    assert [r.action for r in rows] == ["A", "B", "C", "D", "E", "F"]
+    assert [r.payload for r in rows] == [{"n": n, "text": f"{a} #{n}"} for a, n in zip("ABCDEF", range(1, 7),
+                                                                                         strict=True)]
+    assert [r.seq for r in rows] == sorted(r.seq for r in rows) and len({r.seq for r in rows}) == 6
+    assert await store.outbox_len() == 0
+
+
+async def test_a_fresh_message_has_no_attempts_no_wait_and_its_queueing_time(store: Store) -> None:
+    before = datetime.now(UTC)
+    await store.enqueue([OutboxMessage("Heartbeat", {})])
+    after = datetime.now(UTC)
+    row = await store.outbox_head()
+    assert row is not None
+    assert (row.action, row.payload, row.session_id, row.attempts, row.not_before) == ("Heartbeat", {}, None, 0, 0)
+    assert row.csms_transaction_id is None
+    assert before <= row.created_at <= after and row.created_at.tzinfo is not None
+
+
+async def test_reading_the_head_removes_nothing_only_a_delivery_does(store: Store) -> None:
+    """Exactly once: a message whose answer never came (the head read, the CALL sent, no CALLRESULT) is still
+    there to be resent, unchanged, under the same sequence number."""
+    await store.enqueue([message("A", 1), message("B", 2)])
+    first = await store.outbox_head()
+    again = await store.outbox_head()
+    assert first is not None and again == first
+    assert await store.outbox_len() == 2
+    await store.outbox_delivered(first.seq)
+    head = await store.outbox_head()
+    assert head is not None and head.action == "B"
+    assert await store.outbox_len() == 1
+
+
+async def test_delivering_one_message_removes_that_one_only(store: Store) -> None:
+    await store.enqueue([message("A", 1), message("B", 2), message("C", 3)])
+    first = await store.outbox_head()
+    assert first is not None
+    await store.outbox_delivered(first.seq)
+    # A late second answer to the same message removes nothing else.
+    await store.outbox_delivered(first.seq)
+    assert await store.outbox_len() == 2
+    assert [r.action for r in await drain(store)] == ["B", "C"]
+
+
+async def test_a_retry_records_the_exact_attempt_count_and_time_and_keeps_the_message(store: Store) -> None:
+    await store.enqueue([message("A", 1)])
+    row = await store.outbox_head()
+    assert row is not None
+    not_before = time.time() + 60
+    await store.outbox_retry_later(row.seq, 1, not_before)
+    retried = await store.outbox_head()
+    assert retried is not None
+    assert (retried.seq, retried.action, retried.payload) == (row.seq, row.action, row.payload)
+    assert retried.attempts == 1
+    assert retried.not_before == pytest.approx(not_before)
+    await store.outbox_retry_later(row.seq, 2, not_before + 120)
+    retried = await store.outbox_head()
+    assert retried is not None and retried.attempts == 2 and retried.not_before == pytest.approx(not_before + 120)
+    assert await store.outbox_len() == 1
+
+
+async def test_a_message_waiting_for_its_retry_holds_back_the_ones_behind_it(store: Store) -> None:
+    """Strict order: a StopTransaction must not overtake the MeterValues before it that waits to be retried."""
+    await store.enqueue([message("MeterValues", 1), message("StopTransaction", 2)])
+    head = await store.outbox_head()
+    assert head is not None and head.action == "MeterValues"
+    await store.outbox_retry_later(head.seq, 1, time.time() + 3600)
+    waiting = await store.outbox_head()
+    assert waiting is not None and waiting.action == "MeterValues" and waiting.not_before > time.time()
+    # Another message queued meanwhile does not get ahead either.
+    await store.enqueue([message("StatusNotification", 3)])
+    assert [r.action for r in await drain(store)] == ["MeterValues", "StopTransaction", "StatusNotification"]
+
+
+async def test_the_outbox_survives_closing_and_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "chargepoint.db"
+    store = await Store.open(path)
+    await store.enqueue([message("A", 1), message("B", 2), message("C", 3)])
+    head = await store.outbox_head()
+    assert head is not None
+    await store.outbox_delivered(head.seq)  # A answered before the power cut
+    second = await store.outbox_head()
+    assert second is not None
+    not_before = time.time() + 30
+    await store.outbox_retry_later(second.seq, 2, not_before)  # B refused twice
+    await store.close()
+
+    store = await Store.open(path)
+    try:
+        assert await store.outbox_len() == 2
+        reloaded = await store.outbox_head()
+        assert reloaded is not None
+        assert (reloaded.seq, reloaded.action, reloaded.attempts) == (second.seq, "B", 2)
+        assert reloaded.not_before == pytest.approx(not_before)
+        assert reloaded.created_at == second.created_at
+        await store.enqueue([message("D", 4)])  # numbering goes on after the reopen: D stays behind C
+        assert [r.action for r in await drain(store)] == ["B", "C", "D"]
+    finally:
+        await store.close()
+
+
+async def test_a_start_confirmation_records_the_csms_id_for_the_sessions_later_messages(store: Store) -> None:
+    session = await store.begin_session(1, "CARD", 100, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    await store.record_meter(session.session_id, 150, T0 + timedelta(seconds=60),
+                             messages=[message("MeterValues", 2, session.session_id)])
+    await store.end_session(session.session_id, 200, T0 + timedelta(seconds=120), "Local",
+                            messages=lambda record: [message("StopTransaction", 3, record.session_id)])
+    start = await store.outbox_head()
+    assert start is not None and start.action == "StartTransaction" and start.session_id == session.session_id
+    assert start.csms_transaction_id is None  # not known before the CSMS answered
+    await store.outbox_delivered(start.seq, (session.session_id, 42))
+    assert await store.csms_transaction_id(session.session_id) == 42
+    found = await store.session_by_csms_id(42)
+    assert found is not None and found.session_id == session.session_id
+    rest = await drain(store)
+    assert [(r.action, r.csms_transaction_id) for r in rest] == [("MeterValues", 42), ("StopTransaction", 42)]
+
+
+async def test_messages_without_a_session_know_no_transaction_id(store: Store) -> None:
+    session = await store.begin_session(1, "CARD", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    start = await store.outbox_head()
+    assert start is not None
+    await store.outbox_delivered(start.seq, (session.session_id, 7))
+    await store.enqueue([message("DataTransfer", 2)])
+    row = await store.outbox_head()
+    assert row is not None and row.session_id is None and row.csms_transaction_id is None
+
+
+async def test_a_transaction_id_the_csms_hands_out_twice_belongs_to_the_newest_session(store: Store) -> None:
+    first = await store.begin_session(1, "A", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    second = await store.begin_session(2, "B", 0, T0, messages=lambda sid: [message("StartTransaction", 2, sid)])
+    rows = await drain_with_ids(store, {first.session_id: 5, second.session_id: 5})
+    assert [r.session_id for r in rows] == [first.session_id, second.session_id]
+    assert await store.csms_transaction_id(first.session_id) is None
+    assert await store.csms_transaction_id(second.session_id) == 5
+
+
+async def drain_with_ids(store: Store, ids: dict[str, int]) -> list[OutboxRow]:
+    rows: list[OutboxRow] = []
+    while (row := await store.outbox_head()) is not None:
+        rows.append(row)
+        assert row.session_id is not None
+        await store.outbox_delivered(row.seq, (row.session_id, ids[row.session_id]))
+    return rows
+
+
+async def test_dropping_a_session_removes_its_messages_and_no_others(store: Store) -> None:
+    refused = await store.begin_session(1, "A", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    other = await store.begin_session(2, "B", 0, T0, messages=lambda sid: [message("StartTransaction", 2, sid)])
+    await store.record_meter(refused.session_id, 10, T0 + timedelta(seconds=1),
+                             messages=[message("MeterValues", 3, refused.session_id)])
+    await store.enqueue([message("StatusNotification", 4)])
+    await store.end_session(refused.session_id, 20, T0 + timedelta(seconds=2), "Local",
+                            messages=lambda record: [message("StopTransaction", 5, record.session_id)])
+    assert await store.outbox_drop_session(refused.session_id) == 3
+    rows = await drain(store)
+    assert [(r.action, r.session_id) for r in rows] == [("StartTransaction", other.session_id),
+                                                        ("StatusNotification", None)]
+    assert await store.outbox_drop_session(refused.session_id) == 0
+
+
+async def test_a_session_and_its_start_message_are_written_together(store: Store) -> None:
+    """Either both exist or neither: a failing message builder leaves no session and no message behind."""
+
+    def broken(_session_id: str) -> list[OutboxMessage]:
+        raise RuntimeError("builder failed")
+
+    with pytest.raises(RuntimeError):
+        await store.begin_session(1, "CARD", 0, T0, messages=broken)
+    assert await store.open_sessions() == []
+    assert await store.outbox_len() == 0
