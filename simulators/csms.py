@@ -9,9 +9,11 @@ default (``boot_status``, ``rejected_id_tags`` ...) or a handler installed with 
 
 Every frame in either direction is recorded, in order, as a ``Frame`` (unparseable text as RAW),
 and the test side gets stimulus methods: ``call`` (CSMS-initiated CALLs), ``send_raw``,
-``disconnect``, ``accepting = False`` (HTTP 503 for new connections) and ``freeze``/``unfreeze``
+``disconnect``, ``accepting = False`` (HTTP 503 for new connections), ``freeze``/``unfreeze``
 (a half-open link: the TCP connection stays up but nothing is read, answered or PONGed, so the
-charger can only notice through its WebSocket ping timeout). The server itself never pings.
+charger can only notice through its WebSocket ping timeout) and ``cut_link_on`` (the link drops as a
+CALL arrives, before the CSMS has it, or once it is handled, before its answer is out). The server
+itself never pings.
 
 Security profiles (REFERENCE.md D.1): ``passwords`` turns on HTTP Basic auth (profiles 1/2),
 ``ssl_context`` serves wss:// (profile 2) and ``require_client_cert`` demands a client certificate
@@ -181,6 +183,11 @@ class _Session:
                 self.in_call_actions.pop(unique_id, None)
                 return
             action = self.in_call_actions.pop(unique_id, None)
+            if action is not None and self.csms._take_cut(action, "answer"):
+                # Handled (a StartTransaction has its id), but the answer dies with the link.
+                logger.info("%s: link cut before the answer to %s %s", self.charge_point_id, action, unique_id)
+                self.ws.transport.abort()
+                return
         elif message_type == "CALL" and unique_id is not None and action is not None:
             self.out_call_actions[unique_id] = action
         self.csms._record(Frame("out", self.charge_point_id, message_type, unique_id, action, payload, text, _now()))
@@ -198,6 +205,11 @@ class _Session:
             message_type, unique_id, action, payload = _parse(text)
             if isinstance(data, bytes):  # OCPP-J is text only
                 message_type, unique_id, action, payload = "RAW", None, None, None
+            if message_type == "CALL" and action is not None and self.csms._take_cut(action, "receipt"):
+                # Sent by the charger, lost with the link: never recorded, never handled.
+                logger.info("%s: link cut as %s %s arrived", self.charge_point_id, action, unique_id)
+                self.ws.transport.abort()
+                return
             if message_type in ("CALLRESULT", "CALLERROR") and unique_id is not None:
                 action = self.out_call_actions.pop(unique_id, None)
             frame = Frame("in", self.charge_point_id, message_type, unique_id, action, payload, text, _now())
@@ -400,6 +412,7 @@ class TestCsms:
         self.cost_and_price: CsmsPricing | None = cost_and_price
         self._priced: dict[tuple[str, int], _PricedTransaction] = {}  # (charge point, transactionId)
         self._handlers: dict[str, Handler] = {}
+        self._cuts: list[tuple[str, Literal["receipt", "answer"]]] = []  # see cut_link_on
         self._sessions: dict[str, _Session] = {}
         self._server: Server | None = None
         self._changed = asyncio.Event()
@@ -672,6 +685,24 @@ class TestCsms:
             30,
             lambda: f"{charge_point_id}'s connection handler did not finish",
         )
+
+    def cut_link_on(self, action: str, before: Literal["receipt", "answer"], times: int = 1) -> None:
+        """Drop the link (TCP abort, no close frame) at the next ``times`` CALLs of ``action`` from any charge point.
+
+        ``before="receipt"``: the CALL is lost on its way; the CSMS neither records nor handles it. ``before="answer"``:
+        the CALL is recorded and handled (a StartTransaction gets its transactionId), then the link drops before the
+        answer is sent, so the charger cannot know whether the CSMS has it.
+        """
+        if action not in _DEFAULT_REPLIES:
+            raise ValueError(f"{action} is not a charge-point-initiated OCPP 1.6 action")
+        self._cuts.extend([(action, before)] * times)
+
+    def _take_cut(self, action: str, before: Literal["receipt", "answer"]) -> bool:
+        try:
+            self._cuts.remove((action, before))
+        except ValueError:
+            return False
+        return True
 
     async def freeze(self, charge_point_id: str) -> None:
         """Half-open link: stop reading (so no PONGs), answering and sending until ``unfreeze``."""
