@@ -181,7 +181,7 @@ def _describe_http_failure(what: str, url: str, exc: BaseException, timeout_s: f
         return TransferError(f"{what} {redact_url(url)}: cannot connect ({reason})")
     if isinstance(exc, TimeoutError | socket.timeout):
         return TransferError(f"{what} {redact_url(url)}: stalled for {timeout_s:g} s")
-    return TransferError(f"{what} {redact_url(url)}: {exc or type(exc).__name__}")
+    return TransferError(f"{what} {redact_url(url)}: {str(exc) or type(exc).__name__}")
 
 
 def _download_http(url: str, dest: Path, timeout_s: float, cancelled: threading.Event) -> int:
@@ -266,7 +266,7 @@ def _ftp_failure(what: str, url: str, exc: BaseException, timeout_s: float) -> T
         return TransferError(f"{what} {redact_url(url)}: server said {str(exc).strip()}")
     if isinstance(exc, ConnectionError | OSError):
         return TransferError(f"{what} {redact_url(url)}: cannot connect or connection lost ({exc})")
-    return TransferError(f"{what} {redact_url(url)}: {exc or type(exc).__name__}")
+    return TransferError(f"{what} {redact_url(url)}: {str(exc) or type(exc).__name__}")
 
 
 def _download_ftp(url: str, dest: Path, timeout_s: float, cancelled: threading.Event) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import socket
 import ssl
 import time
 import warnings
@@ -40,7 +41,7 @@ from chargepoint.errors import ConfigError
 from simulators.csms import TestCsms, TestPki, make_test_pki, pki_available
 from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import ocpp_config
-from tests.integration.harness import Charger, running_charger
+from tests.integration.harness import Charger, make_config, running_charger
 
 # At most ~20 characters, so that even websockets' elided frame log (last 24 characters) would show them whole.
 KEY = "Initial-Key-0042"
@@ -300,6 +301,8 @@ async def test_tc086_server_certificate_from_another_ca_is_refused(
                         "two refused TLS handshakes")
             failures = client_records(debug_logs, "certificate verify failed")
             assert failures[1].created - failures[0].created >= 0.9
+            # Issue 13.10: the reason, and what the certificate must chain to.
+            assert f"must chain to the CA in {other_pki.ca_cert}" in failures[0].getMessage()
             assert csms.handshakes == []  # no HTTP request (so no Basic-auth password) ever reached the server
             assert not csms.connected(CP_ID)
             assert not charger.app.status()["csms_connected"]
@@ -348,6 +351,8 @@ async def test_tc086_a_server_limited_to_tls_1_1_is_refused(
             await until(lambda: len(client_records(debug_logs, "CSMS link down")) >= 1, 5, "a refused handshake")
             await asyncio.sleep(0.2)
             assert csms.handshakes == []
+            [down, *_] = client_records(debug_logs, "CSMS link down")
+            assert "no protocol version in common with the CSMS" in down.getMessage(), down.getMessage()
             assert not csms.connected(CP_ID)
             assert not charger.app.status()["csms_connected"]
 
@@ -383,6 +388,33 @@ async def test_tc087_a_certificate_for_another_charge_point_is_refused(tmp_path:
             assert csms.handshakes[0].status == 403
             await asyncio.sleep(0.2)
             assert not charger.app.status()["csms_connected"]
+
+
+async def test_a_client_certificate_from_another_ca_is_refused_in_the_handshake_and_logged_so(
+    tmp_path: Path, pki: TestPki, other_pki: TestPki, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13.10: the log says the CSMS refused our client certificate, not just "CSMS link down: "."""
+    server = pki.server_context(require_client_cert=True)
+    async with RecordingCsms(ssl_context=server, require_client_cert=True) as csms:
+        config = config_for(tmp_path, csms, security_profile=3, ca_file=str(pki.ca_cert),
+                            client_cert_file=str(other_pki.client_cert), client_key_file=str(other_pki.client_key))
+        async with running_charger(config) as charger:
+            await until(lambda: len(client_records(debug_logs, "CSMS link down")) >= 1, 5, "a refused handshake")
+            assert csms.handshakes == []
+            assert not charger.app.status()["csms_connected"]
+    message = client_records(debug_logs, "CSMS link down")[0].getMessage()
+    assert "the CSMS refused our client certificate" in message, message
+
+
+async def test_a_closed_port_is_logged_as_refused(tmp_path: Path, debug_logs: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = make_config(tmp_path, ocpp={"csms_url": f"ws://127.0.0.1:{port}", "charge_point_id": CP_ID})
+    async with running_charger(config):
+        await until(lambda: len(client_records(debug_logs, "CSMS link down")) >= 1, 5, "a refused connection")
+    message = client_records(debug_logs, "CSMS link down")[0].getMessage()
+    assert message == f"CSMS link down: connection refused by 127.0.0.1:{port}"
 
 
 def ocpp_section(**values: Any) -> dict[str, Any]:

@@ -53,6 +53,9 @@ class FakeConnection:
     async def recv(self) -> str:
         raise AssertionError("route_message must not read from the connection")
 
+    async def close(self) -> None:
+        return None
+
 
 class _StubConnector:
     session = None

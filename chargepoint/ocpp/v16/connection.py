@@ -33,7 +33,14 @@ from chargepoint import __version__
 from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.config.schema import IdentitySettings, OcppSettings
 from chargepoint.ocpp.config_keys import OcppConfiguration
-from chargepoint.ocpp.transport import SUBPROTOCOL, TransportSettings, backoff_delays_s, headers, tls_context
+from chargepoint.ocpp.transport import (
+    SUBPROTOCOL,
+    Backoff,
+    TransportSettings,
+    describe_connect_failure,
+    headers,
+    tls_context,
+)
 from chargepoint.ocpp.v16.link import CallFailed, Link
 from chargepoint.ocpp.v16.wire import CsmsClock
 from chargepoint.store import Store
@@ -151,7 +158,7 @@ class CsmsConnection:
         await self.store.set_kv(REGISTRATION_KV, "")
 
     async def run(self) -> None:
-        delays = backoff_delays_s()
+        backoff = Backoff()
         while True:
             raise_if_cancelling()
             # Cleared before connecting, not after the link drops: a reconnect requested while connected (new
@@ -175,31 +182,35 @@ class CsmsConnection:
                     compression=None,
                 )
             except (OSError, InvalidHandshake, TimeoutError) as exc:
+                reason = describe_connect_failure(exc, settings)
                 if isinstance(exc, InvalidStatus) and exc.response.status_code == 401:
                     log.error("the CSMS refused our credentials (HTTP 401)")
                 else:
-                    log.warning("CSMS link down: %s", exc or type(exc).__name__)
-                if await self._new_credentials_failed(exc):
+                    log.warning("CSMS link down: %s", reason)
+                if await self._new_credentials_failed(exc, reason):
                     continue  # the previous credentials worked: use them at once
             else:
-                delays = backoff_delays_s()
                 self._new_credentials_work()
+                up_since_s = time.monotonic()
                 try:
                     async with connection:
                         await self._serve(connection)
                 except (OSError, ConnectionClosed, TimeoutError, CallFailed) as exc:
-                    log.warning("CSMS link down: %s", exc or type(exc).__name__)
+                    log.warning("CSMS link down: %s", _link_lost_reason(exc))
                 finally:
+                    if self.link is not None:
+                        self.link.lost()
                     self.link = None
                     self._connection = None
                     self.registered.clear()
                     self.boot_status = None
                     self._notify()
-            delay_s = next(delays)
+                    backoff.link_was_up(time.monotonic() - up_since_s)
             if self._reconnect.is_set():
                 log.info("reconnecting to the CSMS now")
                 continue
-            log.info("reconnecting to the CSMS in %.1f s", delay_s)
+            delay_s = backoff.next_s()
+            log.info("reconnecting to the CSMS in %.1f s (back-off up to %g s)", delay_s, backoff.last_max_s)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay_s):
                     await self._reconnect.wait()
@@ -388,7 +399,7 @@ class CsmsConnection:
             log.info("connected with the new %s", ", ".join(self._trial.changed))
             self._trial = None
 
-    async def _new_credentials_failed(self, exc: BaseException) -> bool:
+    async def _new_credentials_failed(self, exc: BaseException, reason: str) -> bool:
         """A connect failed: if it was with new credentials that are to blame (or kept failing), restore the
         previous ones and return True."""
         trial = self._trial
@@ -408,7 +419,6 @@ class CsmsConnection:
         for name, value in restored.items():
             self.keys.set_internal(name, value)
         changed = ", ".join(trial.changed)
-        reason = str(exc) or type(exc).__name__
         log.error("connecting with the new %s failed (%s): back to the previous one", changed, reason)
         await self._on_fallback(CredentialsFallback(restored, changed, reason, _failure_event(exc)))
         return True
@@ -418,11 +428,6 @@ class CsmsConnection:
         if self._connection is not None:
             self._spawn(self._connection.close())
         self._reconnect.set()
-
-    async def close_link(self) -> None:
-        """Close the connection now: a call went unanswered, so the link cannot be trusted any more."""
-        if self._connection is not None:
-            await self._connection.close()
 
     # ----------------------------------------------------------------- messages that are not queued
 
@@ -439,8 +444,14 @@ class CsmsConnection:
         except CallFailed as exc:
             log.warning("%s refused by the CSMS: %s", action, exc)
         except (TimeoutError, ConnectionClosed) as exc:
-            log.warning("%s not answered: %s", action, exc or type(exc).__name__)
+            log.warning("%s not answered: %s", action, str(exc) or type(exc).__name__)
         return None
+
+
+def _link_lost_reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "a CALL went unanswered"
+    return str(exc) or type(exc).__name__
 
 
 def _wait_s(last_s: float, interval_s: int) -> float | None:

@@ -6,21 +6,29 @@ Built on ``ocpp.v16.ChargePoint`` (routing, schema validation, CALLERROR generat
   a CALL without a usable id (not a non-empty string) gets nothing: no answer could be matched to it;
 - whatever the frame, ``route_message`` does not raise: an unexpected error while handling a CALL becomes an
   InternalError CALLERROR with a logged traceback (the ``ocpp`` library's own policy for handler errors);
-- a reply whose id matches no CALL in flight is dropped at once, so it can never be taken for a later reply.
+- a reply whose id matches no CALL in flight is dropped at once, so it can never be taken for a later reply;
+- a lost connection fails the CALL in flight at once (``LinkLost``) instead of leaving it to its timeout;
+- the CSMS's CALLs are handled by a task of their own, at most ``CALL_QUEUE_MAX`` waiting and ``CALL_RATE_PER_S``
+  admitted per second (burst ``CALL_BURST``): the excess is answered with a CALLERROR at once, and replies to the
+  charger's own CALLs are never stuck behind them (a flood must not make a driver's Authorize time out).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import math
 import re
+import time
 from typing import Any, Protocol
 
 import ocpp.messages as ocpp_messages
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, MessageType, unpack, validate_payload
 from ocpp.v16 import ChargePoint as _LibChargePoint
+from websockets.exceptions import ConnectionClosed
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +120,49 @@ class CallFailed(Exception):
         super().__init__(f"{code}: {description}")
 
 
+class LinkLost(ConnectionClosed):
+    """The connection ended while a CALL waited for its answer: whether the CSMS got it is unknown."""
+
+    def __init__(self) -> None:
+        super().__init__(None, None)
+
+    def __str__(self) -> str:
+        return "the connection to the CSMS was lost with a CALL in flight"
+
+
 class Connection(Protocol):
     async def send(self, message: str) -> None: ...
 
     async def recv(self) -> str | bytes: ...
+
+    async def close(self) -> None: ...
+
+
+# OCPP-J 1.6 4.1.1: a CSMS has one CALL at a time in flight, so a few waiting is generous, and a bulk configuration
+# (one ChangeConfiguration after the other) fits in the burst.
+CALL_QUEUE_MAX = 8
+CALL_RATE_PER_S = 20.0
+CALL_BURST = 100
+# Over-limit CALLs summed up in one warning per this many seconds, not one line each.
+REFUSALS_LOG_EVERY_S = 10.0
+_REPLY_FRAME = re.compile(r"\s*\[\s*[34]\s*,")
+
+
+class _TokenBucket:
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at_s = time.monotonic()
+
+    def take(self) -> bool:
+        now_s = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now_s - self._at_s) * self.rate_per_s)
+        self._at_s = now_s
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 # Frames go to the message log at DEBUG, cut to this many characters: a hostile CSMS must not fill the disk.
@@ -140,6 +187,11 @@ class Link(_LibChargePoint):
         super().__init__(charge_point_id, connection, response_timeout=response_timeout_s,
                          logger=_FrameLog(logging.getLogger("ocpp"), {}))
         self._call_in_flight: str | None = None  # the unique id of our CALL waiting for its answer
+        self._lost = asyncio.Event()
+        self._calls: asyncio.Queue[str | bytes] = asyncio.Queue(CALL_QUEUE_MAX)
+        self._admission = _TokenBucket(CALL_RATE_PER_S, CALL_BURST)
+        self._refused = 0  # CSMS CALLs refused over the limits since the last warning
+        self._refusals_logged_s = 0.0
         # The camelCase payload of the CALL being handled, for handlers that want the wire form.
         self.current_payload: dict[str, Any] = {}
 
@@ -148,10 +200,12 @@ class Link(_LibChargePoint):
         call = Call(unique_id=unique_id or str(self._unique_id_generator()), action=action, payload=payload)
         await validate_payload(call, self._ocpp_version)
         async with self._call_lock:
+            if self._lost.is_set():
+                raise LinkLost()
             self._call_in_flight = call.unique_id
             try:
                 await self._send(call.to_json())
-                response = await self._get_specific_response(call.unique_id, self._response_timeout)
+                response = await self._reply_or_loss(call.unique_id)
             finally:
                 self._call_in_flight = None
         if response.message_type_id == MessageType.CallError:
@@ -165,6 +219,73 @@ class Link(_LibChargePoint):
         payload_out = response.payload
         assert isinstance(payload_out, dict)
         return payload_out
+
+    async def _reply_or_loss(self, unique_id: str) -> Any:
+        reply = asyncio.ensure_future(self._get_specific_response(unique_id, self._response_timeout))
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait((reply, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reply.cancel()
+            lost.cancel()
+        if reply.done() and not reply.cancelled():
+            return reply.result()  # the answer, or TimeoutError
+        raise LinkLost()
+
+    def lost(self) -> None:
+        """The connection is gone: a CALL waiting for its answer fails now, and no new one is sent."""
+        self._lost.set()
+
+    async def close(self) -> None:
+        """Close this link's connection (a CALL went unanswered: it cannot be trusted any more)."""
+        self.lost()
+        await self._connection.close()
+
+    async def start(self) -> None:
+        """Read frames until the connection ends: replies go to the waiting CALL at once, CSMS CALLs to the
+        handler task, within the limits."""
+        handler = asyncio.create_task(self._handle_calls())
+        try:
+            while True:
+                raw = await self._connection.recv()
+                if isinstance(raw, str) and _REPLY_FRAME.match(raw):
+                    if _frames.isEnabledFor(logging.DEBUG):
+                        _frames.debug("%s: receive message %.*s", self.id, FRAME_LOG_MAX_CHARS, raw)
+                    await self.route_message(raw)
+                elif self._admission.take():
+                    try:
+                        self._calls.put_nowait(raw)
+                    except asyncio.QueueFull:
+                        await self._refuse(raw, f"more than {CALL_QUEUE_MAX} CALLs waiting")
+                else:
+                    await self._refuse(raw, f"more than {CALL_RATE_PER_S:g} CALLs per second")
+        finally:
+            if self._refused:
+                log.warning("refused %d more CALL(s) from the CSMS over the limits", self._refused)
+            self.lost()
+            handler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await handler
+
+    async def _handle_calls(self) -> None:
+        while True:
+            raw = await self._calls.get()
+            if _frames.isEnabledFor(logging.DEBUG):
+                _frames.debug("%s: receive message %.*s", self.id, FRAME_LOG_MAX_CHARS, raw)
+            await self.route_message(raw)
+
+    async def _refuse(self, raw: str | bytes, why: str) -> None:
+        """A CSMS CALL over the limits: a CALLERROR at once (nothing else is done with it), a warning now and
+        then."""
+        self._refused += 1
+        now_s = time.monotonic()
+        if now_s - self._refusals_logged_s >= REFUSALS_LOG_EVERY_S:
+            log.warning("refused %d CALL(s) from the CSMS: %s", self._refused, why)
+            self._refused = 0
+            self._refusals_logged_s = now_s
+        unique_id = _call_id(raw)
+        if unique_id is not None:
+            await self._send(CallError(unique_id, "GenericError", f"refused: {why}", {}).to_json())
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         if isinstance(raw_msg, bytes):

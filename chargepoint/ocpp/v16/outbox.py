@@ -115,8 +115,9 @@ class Outbox:
             return
         except (TimeoutError, ConnectionClosed) as exc:
             # Unknown whether the CSMS got it: keep it, and send it again once the link is trustworthy.
-            log.warning("%s not answered (%s); will resend", row.action, exc or type(exc).__name__)
-            await self.connection.close_link()
+            log.warning("%s not answered (%s); will resend", row.action, str(exc) or type(exc).__name__)
+            # This link (not a newer one) can no longer be trusted; the message goes again on the next.
+            await link.close()
             await asyncio.sleep(0.1)
             return
         if row.action == "StartTransaction" and row.session_id is not None:

@@ -83,7 +83,7 @@ class SecurityEvents:
             except (TimeoutError, ConnectionClosed) as exc:
                 # Kept: sent again on this link or the next one (at least once, as for transaction messages).
                 log.warning("SecurityEventNotification %s not answered (%s)", event["type"],
-                            exc or type(exc).__name__)
+                            str(exc) or type(exc).__name__)
                 await asyncio.sleep(RESEND_PAUSE_S)
                 continue
             if self._queue and self._queue[0] is event:

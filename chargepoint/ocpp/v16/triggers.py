@@ -73,7 +73,7 @@ class TriggeredMessages:
             except CallFailed as exc:
                 log.warning("triggered %s refused by the CSMS: %s", trigger.message, exc)
             except (TimeoutError, ConnectionClosed) as exc:
-                log.warning("triggered %s not answered: %s", trigger.message, exc or type(exc).__name__)
+                log.warning("triggered %s not answered: %s", trigger.message, str(exc) or type(exc).__name__)
 
     async def _send(self, trigger: _Trigger) -> None:
         connection, connector_id = self.connection, trigger.connector_id
