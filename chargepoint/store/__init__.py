@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from chargepoint.store.faults import FaultChange
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
+from chargepoint.store.recovery import CorruptionReport, StorageCorrupted, StoreCorrupt
+from chargepoint.store.space import SpaceStatus, StorageFilled, StorageSpaceBack, StoreFull
 from chargepoint.store.store import (
     BUSY_TIMEOUT_ms,
     OutboxMessage,
     OutboxRow,
     SessionRecord,
+    StorageChange,
     Store,
 )
 
 __all__ = [
     "BUSY_TIMEOUT_ms",
+    "CorruptionReport",
     "FaultChange",
     "OutboxMessage",
     "OutboxRow",
@@ -22,5 +26,12 @@ __all__ = [
     "PricingStart",
     "PricingUpdate",
     "SessionRecord",
+    "SpaceStatus",
+    "StorageChange",
+    "StorageCorrupted",
+    "StorageFilled",
+    "StorageSpaceBack",
     "Store",
+    "StoreCorrupt",
+    "StoreFull",
 ]

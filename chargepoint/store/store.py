@@ -12,6 +12,10 @@ Design, and why:
   with its ``PRAGMA user_version`` bump, so an interrupted upgrade leaves the previous version intact.
 - **Every sqlite3 error becomes a** :class:`~chargepoint.errors.StoreError` **naming the database file**, so a
   log line on a charger in the field says which file is broken.
+- **Damage and a full disk are handled here, in** ``_run`` **and** ``open``, so no caller has to: a corrupt file is
+  moved aside and salvaged into a fresh one (:mod:`chargepoint.store.recovery`), a write that finds no space
+  releases the reserve file and is retried, waiting for space if need be (:mod:`chargepoint.store.space`).
+  Listeners hear of both (``add_storage_listener``) to tell the operator and refuse new sessions.
 
 Size: one class, the store's whole API, because every method runs on the one writer thread under the same
 transaction discipline; the SQL of a domain that grows lives in its own module (``store/pricing.py``).
@@ -44,11 +48,24 @@ from chargepoint.store import pricing as _pricing
 from chargepoint.store.faults import FaultChange
 from chargepoint.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
+from chargepoint.store.recovery import (
+    CorruptionReport,
+    StorageCorrupted,
+    StoreCorrupt,
+    is_corruption,
+    is_full,
+    looks_like_sqlite,
+)
+from chargepoint.store.recovery import quick_check as _quick_check
+from chargepoint.store.recovery import recover as _recover
+from chargepoint.store.space import DiskSpace, SpaceStatus, StorageFilled, StorageSpaceBack, StoreFull
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _S = TypeVar("_S")
+
+StorageChange = StorageCorrupted | StorageFilled | StorageSpaceBack
 
 # How long a statement waits for a lock held by another connection (the sqlite3 shell of a technician, a
 # backup tool) before it fails, instead of failing at once.
@@ -221,8 +238,11 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             raise
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """Runs on the worker thread: the connection is created, and only ever used, there."""
+def _connect(path: Path, check: bool = False) -> sqlite3.Connection:
+    """Runs on the worker thread: the connection is created, and only ever used, there.
+
+    ``check``: run ``PRAGMA quick_check`` before migrating (at start), raising StoreCorrupt on damage.
+    """
     _create_file(path)
     # isolation_level=None: autocommit, we write BEGIN/COMMIT ourselves (the sqlite3 module's implicit
     # transactions are surprising, and differ between Python versions).
@@ -235,6 +255,8 @@ def _connect(path: Path) -> sqlite3.Connection:
             raise StoreError(errno.EIO, f"cannot switch the journal to WAL (got {mode!r})", str(path))
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        if check and (problem := _quick_check(conn)) is not None:
+            raise StoreCorrupt(errno.EIO, problem, str(path))
         _migrate(conn, path)
     except BaseException:
         conn.close()
@@ -242,38 +264,96 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _open_checked(path: Path, sqlite3_cli: str | None) -> tuple[sqlite3.Connection, CorruptionReport | None]:
+    """Open at start; a corrupt file is moved aside and salvaged into a fresh database (worker thread)."""
+    try:
+        return _connect(path, check=True), None
+    except StoreCorrupt as exc:
+        detected = exc.strerror or str(exc)
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc) or not looks_like_sqlite(path):
+            raise
+        detected = str(exc)
+    return _recover(path, detected, _connect, sqlite3_cli=sqlite3_cli)
+
+
 class Store:
     """Async facade over the SQLite database; create it with :meth:`open`, finish with :meth:`close`."""
 
-    def __init__(self, path: Path, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, executor: ThreadPoolExecutor, conn: sqlite3.Connection,
+                 space: DiskSpace | None = None, sqlite3_cli: str | None = "sqlite3") -> None:
         # Private: use Store.open(), which builds the connection on the worker thread.
         self._path = path
         self._executor = executor
         self._conn = conn
         self._closed = False
+        self.space = space if space is not None else DiskSpace(path, reserve_bytes=0, min_free_bytes=0)
+        self._sqlite3_cli = sqlite3_cli
+        self.corruption: list[CorruptionReport] = []
+        """Every recovery from a corrupt file since the store was opened (the first may be from ``open``)."""
+        self._listeners: list[Callable[[StorageChange], None]] = []
 
     @property
     def path(self) -> Path:
         return self._path
 
+    @property
+    def full(self) -> bool:
+        """No space for new sessions: a write found the disk full, or free space is below the minimum."""
+        return self.space.full
+
+    def space_status(self) -> SpaceStatus:
+        return self.space.status()
+
+    def add_storage_listener(self, listener: Callable[[StorageChange], None]) -> None:
+        """``listener`` hears of corruption recovered and of the full state entered and left (on the loop)."""
+        self._listeners.append(listener)
+
+    def _tell(self, change: StorageChange) -> None:
+        for listener in self._listeners:
+            listener(change)
+
+    async def check_space(self) -> None:
+        """Look at the free space now (call it periodically): leaves the full state by itself once space is back."""
+        if self._closed:
+            return
+        changed = await asyncio.get_running_loop().run_in_executor(self._executor, self.space.check)
+        if changed is True:
+            self._tell(StorageFilled(self.space.reason))
+        elif changed is False:
+            self._tell(StorageSpaceBack())
+
     # -- lifecycle -------------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, *, reserve_bytes: int | None = None, min_free_bytes: int | None = None,
+                   free_bytes: Callable[[], int] | None = None, sqlite3_cli: str | None = "sqlite3") -> Store:
         """Open (creating and migrating if needed) the database at ``path``.
 
-        The parent directory must exist: creating it here would hide a wrong path in the config.
+        The parent directory must exist: creating it here would hide a wrong path in the config. A corrupt file is
+        moved aside and what is readable salvaged into a fresh database (``corruption`` says what happened).
+        ``reserve_bytes``/``min_free_bytes``: the reserve file kept for running sessions and the free space new
+        sessions need (defaults in :mod:`chargepoint.store.space`); ``free_bytes`` replaces ``os.statvfs`` (tests);
+        ``sqlite3_cli``: the shell whose ``.recover`` is tried first (``None``: never).
         """
         path = Path(path)
+        space = DiskSpace(path, free_bytes=free_bytes,
+                          **({} if reserve_bytes is None else {"reserve_bytes": reserve_bytes}),
+                          **({} if min_free_bytes is None else {"min_free_bytes": min_free_bytes}))
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         loop = asyncio.get_running_loop()
         try:
-            conn = await loop.run_in_executor(executor, functools.partial(_wrap_errors, path, _connect, path))
+            opening = functools.partial(_open_checked, sqlite3_cli=sqlite3_cli)
+            conn, report = await loop.run_in_executor(executor, functools.partial(_wrap_errors, path, opening, path))
+            await loop.run_in_executor(executor, space.start)
         except BaseException:
             executor.shutdown(wait=False)
             raise
         logger.info("store %s: open, schema version %d", path, SCHEMA_VERSION)
-        return cls(path, executor, conn)
+        store = cls(path, executor, conn, space, sqlite3_cli)
+        if report is not None:
+            store.corruption.append(report)
+        return store
 
     async def close(self) -> None:
         """Close the connection and stop the worker thread. Idempotent."""
@@ -847,20 +927,73 @@ class Store:
         return _record(row)
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``work(conn)`` on the worker thread, with sqlite3 errors wrapped in StoreError."""
+        """Run ``work(conn)`` on the worker thread, with sqlite3 errors wrapped in StoreError.
+
+        The one place where damage and a full disk are handled: a corrupt file is replaced (salvaged) and ``work``
+        tried once more on the fresh database; a write without space releases the reserve file and is tried again,
+        then every ``retry_s`` until it succeeds, so a running session's record waits in order instead of being lost.
+        """
+        try:
+            return await self._call(work)
+        except StoreCorrupt as exc:
+            report = await asyncio.get_running_loop().run_in_executor(
+                self._executor, functools.partial(_wrap_errors, self._path, self._replace_corrupt, exc.strerror or ""))
+            self.corruption.append(report)
+            self._tell(StorageCorrupted(report))
+            return await self._call(work)
+        except StoreFull as exc:
+            was_full = self.space.full
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.space.write_failed,
+                                                             exc.strerror or "no space left")
+            if not was_full:
+                self._tell(StorageFilled(self.space.reason))
+        waited_s = 0.0
+        while True:
+            try:
+                return await self._call(work)
+            except StoreFull:
+                if self._closed:
+                    raise
+                if waited_s % 60.0 == 0.0:
+                    logger.error("store %s: a write is waiting for disk space (%.0f s so far); free space in %s",
+                                 self._path, waited_s, self._path.parent)
+                await asyncio.sleep(self.space.retry_s)
+                waited_s += self.space.retry_s
+
+    async def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._closed:
             raise StoreError(errno.EBADF, "store is closed", str(self._path))
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(_wrap_errors, self._path, work, self._conn))
+        # self._conn is read on the worker thread: a recovery queued before this call may have replaced it.
+        return await loop.run_in_executor(self._executor, functools.partial(_wrap_errors, self._path,
+                                                                            self._with_connection, work))
+
+    def _with_connection(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        return work(self._conn)
+
+    def _replace_corrupt(self, detected: str) -> CorruptionReport:
+        """Worker thread: the file was found corrupt while running; move it aside, salvage, go on with a fresh one."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        self._conn, report = _recover(self._path, detected, _connect, sqlite3_cli=self._sqlite3_cli,
+                                      while_running=True)
+        return report
 
 
 def _wrap_errors(path: Path, work: Callable[[_S], _T], arg: _S) -> _T:
-    """Call ``work(arg)``; turn sqlite3 and OS errors into StoreError naming the database file."""
+    """Call ``work(arg)``; turn sqlite3 and OS errors into StoreError naming the database file (StoreFull and
+    StoreCorrupt for the two conditions the store handles itself)."""
     try:
         return work(arg)
     except StoreError:
         raise
     except sqlite3.Error as exc:
+        if is_full(exc):
+            raise StoreFull(errno.ENOSPC, f"SQLite error: {exc}", str(path)) from exc
+        if is_corruption(exc):
+            raise StoreCorrupt(errno.EIO, f"SQLite error: {exc}", str(path)) from exc
         raise StoreError(errno.EIO, f"SQLite error: {exc}", str(path)) from exc
     except OSError as exc:
+        if is_full(exc):
+            raise StoreFull(exc.errno or errno.ENOSPC, exc.strerror or str(exc), str(path)) from exc
         raise StoreError(exc.errno or errno.EIO, exc.strerror or str(exc), str(path)) from exc
