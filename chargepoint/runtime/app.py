@@ -80,6 +80,7 @@ from chargepoint.runtime.faults import FaultBook
 from chargepoint.runtime.pricing import PricingService
 from chargepoint.runtime.reservations import Reservations
 from chargepoint.runtime.session_writer import SessionWriter
+from chargepoint.runtime.storage import StorageMonitor
 from chargepoint.store import Store
 from hal.hardware import Hardware
 from hal.protocols import SelfTestingRcd
@@ -138,6 +139,7 @@ class ChargerApp:
         self.reservations = Reservations(store, self.connectors, self.post, self.spawn)
         self.pricing = PricingService(config, store, self, rejected=pricing_problems)
         self.faults = FaultBook(store, self.spawn)
+        self.storage = StorageMonitor(store, self.connectors, self.faults, self.post, self._publish, self.spawn)
         self.tests = selftest.SelfTests(self.connectors, self.post, hardware)
         self._handled = asyncio.Event()
 
@@ -197,6 +199,8 @@ class ChargerApp:
                 if await self.store.get_kv(f"availability.{c.connector_id}") == "Inoperative":
                     self.post(c.connector_id, AvailabilityChanged(False, time.monotonic()))
             await self.reservations.restore()
+            self.storage.start()
+            self.spawn(self.storage.run())
             if self.csms is not None:
                 self.spawn(self.csms.run())
             if ready is not None:
@@ -443,7 +447,8 @@ class ChargerApp:
         """ChangeAvailability: persisted, so the charger comes back in the same availability after a restart."""
         for connector_id in connector_ids:
             await self.store.set_kv(f"availability.{connector_id}", "Operative" if operative else "Inoperative")
-            self.post(connector_id, AvailabilityChanged(operative, time.monotonic()))
+            # A full disk keeps refusing new sessions whatever was chosen; the choice applies once space is back.
+            self.post(connector_id, AvailabilityChanged(operative and not self.storage.refusing, time.monotonic()))
 
     async def unlock(self, connector_id: int) -> str:
         """UnlockConnector: 'Unlocked', 'UnlockFailed' or 'NotSupported' (tethered cable).
@@ -502,6 +507,7 @@ class ChargerApp:
             "started_at": self.started_at.isoformat(),
             "config_errors": [],
             "connectors": [views.connector_status(c, self.pricing.status(c)) for c in self.connectors.values()],
+            "storage": self.storage.status(),
         }
 
     async def recent_sessions(self, limit: int) -> list[dict[str, Any]]:

@@ -2,10 +2,14 @@
 time, code and source; latched faults are stored so that a restart brings them back instead of clearing them.
 
 Recording happens after the commands of an event have run: the contactor has opened before anything is written.
+
+Faults of the charger as a whole (the storage's: ``ChargerFault``) are kept here too, as connector 0 (OCPP's number
+for the charge point itself). They never stop a session: the runtime decides what each one refuses.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -20,6 +24,27 @@ from chargepoint.store import FaultChange, Store
 log = logging.getLogger(__name__)
 
 Spawn = Callable[[Awaitable[Any]], None]
+
+CHARGER = 0
+"""The connector id of the charger's own faults (OCPP: connector 0 is the charge point)."""
+
+
+class ChargerFault(enum.StrEnum):
+    """Faults of the charger as a whole."""
+
+    StorageCorrupt = "StorageCorrupt"
+    """The database was corrupt and replaced (the copy kept); charging goes on. Stays until acknowledged with
+    'chargepoint fault clear'."""
+    StorageFull = "StorageFull"
+    """The disk is full: new sessions are refused, running ones go on; clears by itself when space returns."""
+
+    @property
+    def latched(self) -> bool:
+        return self is ChargerFault.StorageCorrupt
+
+    @property
+    def error_code(self) -> str:
+        return "InternalError"
 
 
 def source_of(event: Event | None) -> str:
@@ -43,11 +68,16 @@ class FaultBook:
         self.store = store
         self._spawn = spawn
         self._seen: dict[int, tuple[frozenset[Fault], frozenset[Fault]]] = {}
+        self.charger: dict[ChargerFault, str] = {}
+        """The charger's active faults, each with the one line that explains it."""
 
     async def restore(self, connectors: Iterable[ConnectorRuntime]) -> dict[int, tuple[str, ...]]:
         """The latched faults stored for each connector (to be posted to the core as ``LatchedFaultsRestored``)."""
         stored = await self.store.latched_faults()
         restored: dict[int, tuple[str, ...]] = {}
+        for code, since in stored.get(CHARGER, []):
+            if code in ChargerFault.__members__:
+                self.charger.setdefault(ChargerFault(code), f"since {since}, from before the restart")
         for c in connectors:
             codes = tuple(code for code, _ in stored.get(c.connector_id, []))
             if codes:
@@ -75,9 +105,35 @@ class FaultBook:
             log.log(level, "connector %d: fault %s %s (%s)", c.connector_id, change.code, change.action, change.source)
         self._spawn(self.store.record_faults(c.connector_id, changes, sorted(str(f) for f in latched)))
 
+    def raise_charger(self, fault: ChargerFault, source: str, detail: str) -> bool:
+        """Raise (or update the detail of) a charger fault; True if it was not active before. Logged by the caller."""
+        new = fault not in self.charger
+        self.charger[fault] = detail
+        if new:
+            self._record_charger([FaultChange(datetime.now(UTC).isoformat(), CHARGER, str(fault),
+                                              "latched" if fault.latched else "raised", source)])
+        return new
+
+    def clear_charger(self, fault: ChargerFault, source: str) -> bool:
+        """Clear a charger fault; True if it was active."""
+        if self.charger.pop(fault, None) is None:
+            return False
+        log.info("charger: fault %s cleared (%s)", fault, source)
+        self._record_charger([FaultChange(datetime.now(UTC).isoformat(), CHARGER, str(fault), "cleared", source)])
+        return True
+
+    def _record_charger(self, changes: list[FaultChange]) -> None:
+        latched = sorted(str(f) for f in self.charger if f.latched)
+        self._spawn(self.store.record_faults(CHARGER, changes, latched))
+
     async def listing(self, connectors: Iterable[ConnectorRuntime], limit: int) -> dict[str, Any]:
         """``chargepoint fault list``: the faults active now and the newest log lines."""
         active = [
+            {"connector_id": CHARGER, "code": str(f), "latched": f.latched, "error_code": f.error_code,
+             "detail": detail}
+            for f, detail in sorted(self.charger.items())
+        ]
+        active += [
             {"connector_id": c.connector_id, "code": str(f), "latched": f in c.core.latched_faults,
              "error_code": f.error_code}
             for c in connectors for f in sorted(c.core.active_faults)
@@ -102,4 +158,12 @@ class FaultBook:
             after = c.core.latched_faults
             result.append({"connector_id": c.connector_id, "cleared": sorted(map(str, before - after)),
                            "remaining": sorted(map(str, after))})
+        if connector_id is None:
+            # The charger's latched faults are acknowledgements: nothing to repair first, clearing them is the point.
+            acknowledged = [f for f in self.charger if f.latched]
+            for f in acknowledged:
+                self.clear_charger(f, source)
+            if acknowledged:
+                result.insert(0, {"connector_id": CHARGER, "cleared": sorted(map(str, acknowledged)),
+                                  "remaining": []})
         return {"connectors": result}
