@@ -13,7 +13,9 @@ failing ``PRAGMA quick_check`` at start, or the same errors from a statement whi
    whole (``writable_schema``) and rebuilds a destroyed 100-byte file header;
 4. a :class:`CorruptionReport` says what happened and how many rows of each table came back.
 
-Rows that break a constraint of the current schema are skipped (``INSERT OR IGNORE``) and counted as lost.
+Rows that break a constraint of the current schema are skipped (``INSERT OR IGNORE``), and so are rows the code
+could not read back (a time that does not parse, JSON that does not load, text with NUL bytes: what a half-zeroed page
+yields); both count as lost.
 
 A file that is no SQLite database at all (neither SQLite's header nor its b-tree pages: the config names a wrong
 file) is not ours to move: :func:`looks_like_sqlite` tells the two apart, and the store refuses such a file as before.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import shutil
@@ -342,14 +345,17 @@ def _copy_tables(source: sqlite3.Connection, fresh: sqlite3.Connection) -> tuple
             read = _read_rows(source, table, columns)
             if not read.complete:
                 unreadable.append(table)
+            plausible = {rowid: row for rowid, row in read.rows.items() if _plausible(columns, row)}
+            if len(plausible) < len(read.rows) and table not in unreadable:
+                unreadable.append(table)
             quoted = ", ".join(f'"{c}"' for c in columns)
             marks = ", ".join("?" for _ in columns)
             inserted = 0
             fresh.execute("BEGIN IMMEDIATE")
             try:
-                for rowid in sorted(read.rows):
+                for rowid in sorted(plausible):
                     cursor = fresh.execute(f'INSERT OR IGNORE INTO "{table}" ({quoted}) VALUES ({marks})',
-                                           read.rows[rowid])
+                                           plausible[rowid])
                     inserted += max(cursor.rowcount, 0)
                 fresh.execute("COMMIT")
             except BaseException:
@@ -361,6 +367,27 @@ def _copy_tables(source: sqlite3.Connection, fresh: sqlite3.Connection) -> tuple
     finally:
         fresh.execute("PRAGMA foreign_keys = ON")
     return recovered, unreadable
+
+
+_TIME_COLUMNS: Final = frozenset({"at", "since", "expiry_date"})
+_JSON_COLUMNS: Final = frozenset({"payload", "limits", "tariff", "breakdown"})  # what the store json.loads
+
+
+def _plausible(columns: list[str], row: tuple[object, ...]) -> bool:
+    """A row the firmware can read back: times parse, JSON loads, no text with NUL bytes (a zeroed page's)."""
+    for column, value in zip(columns, row, strict=True):
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            return False
+        try:
+            if column in _TIME_COLUMNS or column.endswith("_at"):
+                datetime.fromisoformat(value)
+            elif column in _JSON_COLUMNS:
+                json.loads(value)
+        except ValueError:
+            return False
+    return True
 
 
 def _read_rows(source: sqlite3.Connection, table: str, columns: list[str]) -> _TableRead:
