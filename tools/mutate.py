@@ -64,7 +64,8 @@ AREAS: dict[str, Area] = {
     ),
     "meters": Area(
         files=("hal/drivers/sdm630.py",),
-        tests=("tests/integration/test_sdm630_driver.py", "tests/integration/test_sdm630_rtu.py"),
+        tests=("tests/integration/test_sdm630_driver.py", "tests/integration/test_sdm630_rtu.py",
+               "tests/integration/test_sdm630_settings.py"),
     ),
 }
 
