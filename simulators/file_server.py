@@ -1,4 +1,4 @@
-"""A test HTTP file server on loopback: firmware to download, and a place to upload diagnostics to.
+"""A test HTTP(S) file server on loopback: firmware to download, and a place to upload diagnostics to.
 
 ``GET /<name>`` serves ``serve_dir/<name>``; ``PUT /<name>`` stores the body as ``upload_dir/<name>``; a
 multipart/form-data ``POST`` stores its ``file`` field under the part's file name. Stimuli:
@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import shutil
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -167,8 +168,10 @@ class TestFileServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, serve_dir: Path, upload_dir: Path, *, fail_with: int | None = None) -> None:
+    def __init__(self, serve_dir: Path, upload_dir: Path, *, fail_with: int | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.serve_dir = Path(serve_dir)
+        self.ssl_context = ssl_context  # given: HTTPS with this server context
         self.upload_dir = Path(upload_dir)
         self.fail_with = fail_with
         self.fail_next = 0  # answer the next n requests with ``fail_next_status``
@@ -188,12 +191,14 @@ class TestFileServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'http' if self.ssl_context is None else 'https'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self.serve_dir.mkdir(parents=True, exist_ok=True)
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         self._server = _Server(self)
+        if self.ssl_context is not None:
+            self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="test-file-server", daemon=True)
         self._thread.start()

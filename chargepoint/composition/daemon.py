@@ -21,6 +21,8 @@ from chargepoint.composition.devices import create_hardware_for, station_of
 from chargepoint.composition.watchdogs import SafetyFeeder, open_hardware_watchdog
 from chargepoint.config.loader import redacted_json
 from chargepoint.config.schema import Config
+from chargepoint.logbook import keep_recent_log
+from chargepoint.redaction import RedactSecrets
 from chargepoint.runtime.control import ChargerControl, ControlServer, SimActions
 from chargepoint.runtime.notify import sd_notify, watchdog_interval_s
 from chargepoint.store import Store
@@ -41,6 +43,8 @@ def configure_logging(level: str) -> None:
     )
     # pymodbus logs every retry at INFO/ERROR; our meter loop reports what matters.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    # The recent past for the diagnostics bundle, with the same masking as the message log.
+    keep_recent_log([RedactSecrets()])
 
 
 async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float | None = None,

@@ -339,6 +339,11 @@ class OcppSettings(_Section):
     cost_and_price: bool = Field(
         True, description="Take prices from the CSMS (California Pricing, CustomDisplayCostAndPrice)"
     )
+    allow_insecure_uploads: bool = Field(
+        False,
+        description="At security profiles 2 and 3, let diagnostics and logs go to plain http:// and ftp:// "
+        "locations too (by default only https:// and ftps://)",
+    )
     firmware_install_command: list[str] | None = Field(
         None,
         min_length=1,

@@ -8,8 +8,6 @@ thread, so the event loop never blocks on the network:
 - ``upload(url, source)``: HTTP(S) PUT (a URL ending in ``/`` gets the file's name appended); a server that
   answers 405 to the PUT gets a multipart/form-data POST with the file in the field ``file``. FTP STOR: a
   directory URL (ending in ``/``) stores the file under its own name, a file URL under that name.
-- ``diagnostics_archive(...)``: a ``.tar.gz`` of the given files (SQLite databases copied with the backup
-  API, never read while live) plus a ``status.json``.
 
 FTP URLs follow RFC 1738: ``ftp://user:password@host:port/path``, the path relative to the login directory
 (``ftp://host//abs/path`` for an absolute one); no credentials means anonymous. Credentials in a URL never
@@ -20,7 +18,7 @@ slow but moving firmware download on a mobile link must not be cut off, a stalle
 
 Every failure is a ``TransferError`` (also an ``OSError``) whose message says what was tried and why it failed.
 
-Size: HTTP and FTP, both ways, the diagnostics archive and the installers: the transfers share the timeout,
+Size: HTTP and FTP, both ways, and the installers: the transfers share the timeout,
 redaction and temporary-file rules stated above.
 """
 
@@ -32,22 +30,17 @@ import contextlib
 import ftplib
 import hashlib
 import http.client
-import io
-import json
 import logging
 import os
 import re
 import socket
-import sqlite3
-import tarfile
+import ssl
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -59,7 +52,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 HTTP_SCHEMES = frozenset({"http", "https"})
-FTP_SCHEMES = frozenset({"ftp"})
+FTP_SCHEMES = frozenset({"ftp", "ftps"})
 SUPPORTED_SCHEMES = HTTP_SCHEMES | FTP_SCHEMES
 USER_AGENT = f"chargepoint/{__version__}"
 STDERR_TAIL_CHARS = 800
@@ -92,7 +85,7 @@ def redact_url(url: str) -> str:
 
 
 def supported(url: str) -> bool:
-    """True if ``url`` has a scheme this module can transfer (http, https, ftp)."""
+    """True if ``url`` has a scheme this module can transfer (http, https, ftp, ftps)."""
     return urlsplit(url).scheme.lower() in SUPPORTED_SCHEMES
 
 
@@ -231,10 +224,12 @@ def _write_atomically(dest: Path, chunks: Iterable[bytes], cancelled: threading.
 
 
 class _FtpTarget:
-    """The parts of an ftp:// URL: where to connect, who to log in as, and the path (relative to login)."""
+    """The parts of an ftp:// or ftps:// URL: where to connect, who to log in as, and the path (relative to login)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tls: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(url)
+        # ftps: explicit TLS (AUTH TLS on the control port, then PROT P: the data is encrypted too).
+        self.tls = (tls or ssl.create_default_context()) if parts.scheme.lower() == "ftps" else None
         if not parts.hostname:
             raise TransferError(f"{redact_url(url)}: no host")
         self.host = parts.hostname
@@ -248,10 +243,13 @@ class _FtpTarget:
         self.path = path[1:] if path.startswith("/") else path  # RFC 1738: relative to the login directory
 
     def connect(self, timeout_s: float) -> ftplib.FTP:
-        ftp = ftplib.FTP(timeout=timeout_s)
+        ftp = ftplib.FTP(timeout=timeout_s) if self.tls is None else ftplib.FTP_TLS(context=self.tls,
+                                                                                     timeout=timeout_s)
         try:
             ftp.connect(self.host, self.port)
-            ftp.login(self.user, self.password)
+            ftp.login(self.user, self.password)  # FTP_TLS: AUTH TLS first, so the password is encrypted
+            if isinstance(ftp, ftplib.FTP_TLS):
+                ftp.prot_p()
             ftp.set_pasv(True)
         except BaseException:
             ftp.close()
@@ -282,6 +280,8 @@ def _download_ftp(url: str, dest: Path, timeout_s: float, cancelled: threading.E
                 with data:
                     while chunk := data.recv(CHUNK_BYTES):
                         yield chunk
+                    if isinstance(data, ssl.SSLSocket):
+                        data.unwrap()
 
             def complete(_written: int) -> None:
                 ftp.voidresp()  # 226 only if the server sent the whole file
@@ -296,16 +296,17 @@ def _download_ftp(url: str, dest: Path, timeout_s: float, cancelled: threading.E
 # ------------------------------------------------------------------------------------------------ upload
 
 
-async def upload(url: str, source: Path, *, timeout_s: float = 60) -> None:
-    """Send ``source`` to ``url`` (http, https: PUT, or POST on 405; ftp: STOR)."""
+async def upload(url: str, source: Path, *, timeout_s: float = 60, tls: ssl.SSLContext | None = None) -> None:
+    """Send ``source`` to ``url`` (http, https: PUT, or POST on 405; ftp, ftps: STOR). ``tls`` verifies an https
+    or ftps server (default: the system's CA store)."""
     scheme = _scheme(url)
     source = Path(source)
     if not source.is_file():
         raise TransferError(f"upload of {source}: no such file")
     if scheme in HTTP_SCHEMES:
-        await _in_thread(lambda cancelled: _upload_http(url, source, timeout_s, cancelled))
+        await _in_thread(lambda cancelled: _upload_http(url, source, timeout_s, cancelled, tls))
     else:
-        await _in_thread(lambda cancelled: _upload_ftp(url, source, timeout_s, cancelled))
+        await _in_thread(lambda cancelled: _upload_ftp(url, source, timeout_s, cancelled, tls))
 
 
 def _file_chunks(source: Path, cancelled: threading.Event) -> Iterator[bytes]:
@@ -316,13 +317,14 @@ def _file_chunks(source: Path, cancelled: threading.Event) -> Iterator[bytes]:
             yield chunk
 
 
-def _upload_http(url: str, source: Path, timeout_s: float, cancelled: threading.Event) -> None:
+def _upload_http(url: str, source: Path, timeout_s: float, cancelled: threading.Event,
+                 tls: ssl.SSLContext | None = None) -> None:
     put_url = url + source.name if urlsplit(url).path.endswith("/") else url
     size = source.stat().st_size
     put = _http_request(put_url, "PUT", _file_chunks(source, cancelled),
                         {"Content-Type": "application/octet-stream", "Content-Length": str(size)})
     try:
-        with urllib.request.urlopen(put, timeout=timeout_s) as response:
+        with urllib.request.urlopen(put, timeout=timeout_s, context=tls) as response:
             response.read()
         return
     except urllib.error.HTTPError as exc:
@@ -349,7 +351,7 @@ def _upload_http(url: str, source: Path, timeout_s: float, cancelled: threading.
     post = _http_request(url, "POST", body(), {"Content-Type": f"multipart/form-data; boundary={boundary}",
                                                "Content-Length": str(len(head) + size + len(tail))})
     try:
-        with urllib.request.urlopen(post, timeout=timeout_s) as response:
+        with urllib.request.urlopen(post, timeout=timeout_s, context=tls) as response:
             response.read()
     except (_Cancelled, TransferError):
         raise
@@ -361,8 +363,9 @@ def _quote_filename(name: str) -> str:
     return re.sub(r'["\\\r\n]', "_", name)
 
 
-def _upload_ftp(url: str, source: Path, timeout_s: float, cancelled: threading.Event) -> None:
-    target = _FtpTarget(url)
+def _upload_ftp(url: str, source: Path, timeout_s: float, cancelled: threading.Event,
+                tls: ssl.SSLContext | None = None) -> None:
+    target = _FtpTarget(url, tls)
     path = target.path + source.name if (not target.path or target.path.endswith("/")) else target.path
     try:
         with target.connect(timeout_s) as ftp:
@@ -370,94 +373,13 @@ def _upload_ftp(url: str, source: Path, timeout_s: float, cancelled: threading.E
             with ftp.transfercmd(f"STOR {path}") as data:
                 for chunk in _file_chunks(source, cancelled):
                     data.sendall(chunk)
+                if isinstance(data, ssl.SSLSocket):
+                    data.unwrap()  # FTPS: a TLS close, or the server takes the upload for cut short
             ftp.voidresp()
     except (_Cancelled, TransferError):
         raise
     except (ftplib.Error, OSError, EOFError) as exc:
         raise _ftp_failure("STOR", url, exc, timeout_s) from exc
-
-
-# ------------------------------------------------------------------------------------------------ diagnostics
-
-
-def diagnostics_file_name(charge_point_id: str, created_at: datetime) -> str:
-    """``diagnostics-<charge point id>-<UTC timestamp>.tar.gz``; characters that file servers dislike
-    (``:``, ``/`` ...) in the id become ``_``."""
-    safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", charge_point_id)
-    return f"diagnostics-{safe_id}-{created_at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}.tar.gz"
-
-
-def diagnostics_archive(
-    dest_dir: Path,
-    sources: Iterable[Path],
-    *,
-    charge_point_id: str,
-    status: dict[str, Any],
-    start_time: datetime | None,
-    stop_time: datetime | None,
-    created_at: datetime | None = None,
-) -> Path:
-    """Build ``dest_dir/diagnostics_file_name(...)``: every source file (a ``.db`` source is copied with the
-    SQLite backup API, so a database in use is captured consistently) and ``status.json`` (``status`` plus
-    the archive's creation time and the requested ``start_time``/``stop_time`` window). Missing sources are
-    skipped with a warning. Blocking: call it through ``asyncio.to_thread``."""
-    created_at = created_at or datetime.now(UTC)
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    archive = dest_dir / diagnostics_file_name(charge_point_id, created_at)
-    document = {
-        **status,
-        "charge_point_id": charge_point_id,
-        "created_at": created_at.astimezone(UTC).isoformat(),
-        "requested_start_time": None if start_time is None else start_time.isoformat(),
-        "requested_stop_time": None if stop_time is None else stop_time.isoformat(),
-    }
-    with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".diagnostics-") as scratch:
-        temp_archive = Path(scratch) / archive.name
-        with tarfile.open(temp_archive, "w:gz") as tar:
-            names: set[str] = set()
-            for source in sources:
-                source = Path(source)
-                if not source.is_file():
-                    log.warning("diagnostics: %s is missing, left out", source)
-                    continue
-                name = _unique(source.name, names)
-                if source.suffix == ".db":
-                    copy = Path(scratch) / name
-                    _sqlite_copy(source, copy)
-                    tar.add(copy, arcname=name)
-                else:
-                    tar.add(source, arcname=name)
-            data = json.dumps(document, indent=2, default=str).encode()
-            info = tarfile.TarInfo("status.json")
-            info.size = len(data)
-            info.mtime = int(time.time())
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-        os.replace(temp_archive, archive)
-    return archive
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate in taken or candidate == "status.json":
-        n += 1
-        candidate = f"{n}-{name}"
-    taken.add(candidate)
-    return candidate
-
-
-def _sqlite_copy(source: Path, dest: Path) -> None:
-    """A consistent copy of a (possibly live, WAL-mode) SQLite database, made with the backup API."""
-    src = sqlite3.connect(source, timeout=5)
-    try:
-        dst = sqlite3.connect(dest)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-    finally:
-        src.close()
 
 
 # ------------------------------------------------------------------------------------------------ installers

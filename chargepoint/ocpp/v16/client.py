@@ -26,6 +26,7 @@ from chargepoint.ocpp.config_keys import DEFAULT_PRICE_TEXT_PREFIX, OcppConfigur
 from chargepoint.ocpp.file_transfer import FirmwareInstaller
 from chargepoint.ocpp.v16.authorization import OcppAuthorization
 from chargepoint.ocpp.v16.connection import CredentialsFallback, CsmsConnection
+from chargepoint.ocpp.v16.diagnostics import Diagnostics
 from chargepoint.ocpp.v16.firmware import FirmwareManager
 from chargepoint.ocpp.v16.handlers import ChargePointHandlers
 from chargepoint.ocpp.v16.link import Link
@@ -110,10 +111,13 @@ class OcppClient:
         self.status = StatusReporter(self.keys, self.connection, charger, self.outbox.drained)
         self.meter_values = MeterValues(self.keys, self.connection, charger, self.outbox)
         self.firmware = FirmwareManager(self.connection, charger, self.keys, self.outbox.drained,
-                                        store.path, config.storage.dir / "firmware", installer)
+                                        config.storage.dir / "firmware", installer)
+        self.diagnostics = Diagnostics(config, self.connection, charger, self.keys, store,
+                                       config.storage.dir / "outgoing", self.security_event,
+                                       self.security_events.history, lambda: self.firmware.firmware_status)
         self.triggers = TriggeredMessages(self.connection, self.status, self.meter_values, charger,
                                           lambda: self.firmware.firmware_status,
-                                          lambda: self.firmware.diagnostics_status)
+                                          lambda: self.diagnostics.diagnostics_status)
         self._credentials_changed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         # CustomIdleFeeAfterStop: per connector, the session whose ConnectorUnplugged is due when the EV leaves.
@@ -145,7 +149,10 @@ class OcppClient:
 
     @property
     def diagnostics_status(self) -> str:
-        return self.firmware.diagnostics_status
+        return self.diagnostics.diagnostics_status
+
+    def security_event(self, kind: str, tech_info: str) -> None:
+        self.security_events.record(kind, tech_info, self.now())
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -189,6 +196,7 @@ class OcppClient:
                 tg.create_task(self.triggers.run())
         finally:
             await self.firmware.aclose()
+            await self.diagnostics.aclose()
 
     def _make_link(self, connection: ClientConnection, response_timeout_s: float) -> Link:
         return ChargePointHandlers(self.settings.charge_point_id, connection, response_timeout_s, self, self.charger)

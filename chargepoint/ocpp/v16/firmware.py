@@ -1,17 +1,15 @@
-"""OCPP 1.6 FirmwareManagement: UpdateFirmware and GetDiagnostics, run as background tasks of the adapter.
+"""OCPP 1.6 FirmwareManagement: UpdateFirmware, run as a background task of the adapter (GetDiagnostics:
+``diagnostics.py``).
 
 UpdateFirmware: wait for retrieveDate, download (Downloading -> Downloaded | DownloadFailed, with the
 requested retries), wait until no transaction runs on any connector (OCPP: installation waits for the
 transactions to end), install (Installing -> Installed | InstallationFailed), and after Installed restart the
 firmware in place with a soft reset. A second UpdateFirmware while one runs replaces it.
 
-GetDiagnostics: the reply names the file at once; the archive (a backup-API copy of the database and a
-``status.json``) is built and uploaded in the background (Uploading -> Uploaded | UploadFailed).
-
-Status notifications are not queued while offline (OCPP 1.6 behaviour); ``firmware_status`` and
-``diagnostics_status`` always say where things stand, for TriggerMessage. Once an update or upload is
-over (whatever its outcome, once its final status was sent) they go back to ``Idle``, because OCPP 1.6 says
-Idle is what a triggered notification reports when nothing firmware- or diagnostics-related is going on.
+Status notifications are not queued while offline (OCPP 1.6 behaviour); ``firmware_status`` always says
+where things stand, for TriggerMessage. Once an update is over (whatever its outcome, once its final status
+was sent) it goes back to ``Idle``, because OCPP 1.6 says Idle is what a triggered notification reports when
+nothing firmware-related is going on.
 
 Not yet: a pending update does not survive a restart of the daemon, and connectors stay available while
 an installation waits for transactions to end.
@@ -22,11 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-import tarfile
-import tempfile
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -36,12 +31,9 @@ from chargepoint.ocpp.file_transfer import (
     FirmwareInstaller,
     InstallError,
     TransferError,
-    diagnostics_archive,
-    diagnostics_file_name,
     download,
     redact_url,
     supported,
-    upload,
 )
 from chargepoint.ocpp.v16.connection import CsmsConnection
 from chargepoint.ports.charger import ChargerPort
@@ -70,16 +62,14 @@ class FirmwareManager:
     """Runs firmware updates and diagnostics uploads over one CSMS connection; owns their tasks."""
 
     def __init__(self, connection: CsmsConnection, charger: ChargerPort, keys: OcppConfiguration,
-                 outbox_drained: asyncio.Event, database: Path, work_dir: Path, installer: FirmwareInstaller) -> None:
+                 outbox_drained: asyncio.Event, work_dir: Path, installer: FirmwareInstaller) -> None:
         self.connection = connection
         self.charger = charger
         self.keys = keys
         self._outbox_drained = outbox_drained
-        self.database = database
         self.work_dir = Path(work_dir)
         self.installer = installer
         self.firmware_status = "Idle"
-        self.diagnostics_status = "Idle"
         # Used when the CSMS leaves retries/retryInterval out; tests shorten them.
         self.default_retries = DEFAULT_RETRIES
         self.default_retry_interval_s = DEFAULT_RETRY_INTERVAL_S
@@ -87,8 +77,6 @@ class FirmwareManager:
         self.transfer_timeout_s = TRANSFER_TIMEOUT_S
         self._tasks: set[asyncio.Task[None]] = set()
         self._update: asyncio.Task[None] | None = None
-        self._diagnostics: asyncio.Task[None] | None = None
-        self._diagnostics_reply_sent = asyncio.Event()
 
     # ----------------------------------------------------------------- tasks
 
@@ -200,79 +188,6 @@ class FirmwareManager:
     async def _firmware_status(self, status: str) -> None:
         self.firmware_status = status
         await self.connection.call("FirmwareStatusNotification", {"status": status})
-
-    # ----------------------------------------------------------------- diagnostics
-
-    async def get_diagnostics(self, location: str, retries: int | None, retry_interval_s: int | None,
-                              start_time: datetime | None, stop_time: datetime | None) -> str | None:
-        """Name the archive at once and upload it in the background; None (nothing will be uploaded) for a
-        location this charger cannot upload to. A new request replaces one still in progress."""
-        if not supported(location):
-            log.error("GetDiagnostics location %s: unsupported scheme, nothing uploaded", redact_url(location))
-            return None
-        created_at = datetime.now(UTC)
-        file_name = diagnostics_file_name(self.connection.settings.charge_point_id, created_at)
-        attempts = 1 + max(0, self.default_retries if retries is None else retries)
-        interval_s = float(self.default_retry_interval_s if retry_interval_s is None else max(0, retry_interval_s))
-        previous = self._diagnostics
-        self._diagnostics_reply_sent.clear()
-        self._diagnostics = self._spawn(
-            self._replace(previous, self._upload_diagnostics(location, attempts, interval_s, start_time, stop_time,
-                                                             created_at)),
-            "diagnostics upload",
-        )
-        return file_name
-
-    def diagnostics_reply_sent(self) -> None:
-        """The GetDiagnostics CALLRESULT is on the wire: DiagnosticsStatusNotification may follow it."""
-        self._diagnostics_reply_sent.set()
-
-    async def _upload_diagnostics(self, location: str, attempts: int, interval_s: float,
-                                  start_time: datetime | None, stop_time: datetime | None,
-                                  created_at: datetime) -> None:
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(REPLY_GATE_TIMEOUT_S):
-                    await self._diagnostics_reply_sent.wait()
-            await self._diagnostics_status("Uploading")
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=self.work_dir, prefix="diagnostics-") as scratch:
-                try:
-                    archive = await asyncio.to_thread(
-                        diagnostics_archive, Path(scratch), [self.database],
-                        charge_point_id=self.connection.settings.charge_point_id, status=self._status_document(),
-                        start_time=start_time, stop_time=stop_time, created_at=created_at,
-                    )
-                except (OSError, ValueError, sqlite3.Error, tarfile.TarError) as exc:
-                    log.error("diagnostics archive failed: %s", exc)
-                    await self._diagnostics_status("UploadFailed")
-                    return
-                for attempt in range(1, attempts + 1):
-                    try:
-                        await upload(location, archive, timeout_s=self.transfer_timeout_s)
-                    except TransferError as exc:
-                        log.warning("diagnostics upload %d/%d failed: %s", attempt, attempts, exc)
-                        if attempt < attempts:
-                            await asyncio.sleep(interval_s)
-                        continue
-                    log.info("diagnostics uploaded: %s to %s", archive.name, redact_url(location))
-                    await self._diagnostics_status("Uploaded")
-                    return
-                await self._diagnostics_status("UploadFailed")
-        finally:
-            if asyncio.current_task() is self._diagnostics:
-                self.diagnostics_status = "Idle"
-
-    def _status_document(self) -> dict[str, Any]:
-        document: dict[str, Any] = dict(self.charger.status())
-        document["firmware_status"] = self.firmware_status
-        document["ocpp_keys"] = {k.key: k.value for k in self.keys.report(None)[0]}  # readable keys only
-        return document
-
-    async def _diagnostics_status(self, status: str) -> None:
-        self.diagnostics_status = status
-        await self.connection.call("DiagnosticsStatusNotification", {"status": status})
-
 
 def _image_name(location: str) -> str:
     """The file name the image is saved under: the URL's last path segment, or ``firmware.bin``."""

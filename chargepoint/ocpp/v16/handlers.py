@@ -17,6 +17,7 @@ from chargepoint.core.ocpp_auth import Authorizer
 from chargepoint.core.reservation import Reservation
 from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.v16.cost_and_price import handle_data_transfer
+from chargepoint.ocpp.v16.diagnostics import Diagnostics
 from chargepoint.ocpp.v16.firmware import FirmwareManager
 from chargepoint.ocpp.v16.link import Connection, Link
 from chargepoint.ocpp.v16.meter_values import MeterValues
@@ -47,6 +48,9 @@ class AdapterServices(Protocol):
 
     @property
     def firmware(self) -> FirmwareManager: ...
+
+    @property
+    def diagnostics(self) -> Diagnostics: ...
 
     @property
     def meter_values(self) -> MeterValues: ...
@@ -221,12 +225,29 @@ class ChargePointHandlers(Link):
                 window.append(None if text is None else parse_time(text))
             except ValueError:
                 window.append(None)
-        file_name = await self.client.firmware.get_diagnostics(location, retries, retry_interval, *window)
+        file_name = self.client.diagnostics.get_diagnostics(location, retries, retry_interval, *window)
         return call_result.GetDiagnostics(file_name=file_name)
 
     @after(Action.get_diagnostics)
     async def after_get_diagnostics(self, **_: Any) -> None:
-        self.client.firmware.diagnostics_reply_sent()
+        self.client.diagnostics.diagnostics_reply_sent()
+
+    @on(Action.get_log)
+    async def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int, retries: int | None = None,
+                         retry_interval: int | None = None, **_: Any) -> call_result.GetLog:
+        window: list[datetime | None] = []
+        for text in (log.get("oldest_timestamp"), log.get("latest_timestamp")):
+            try:
+                window.append(None if text is None else parse_time(text))
+            except ValueError:
+                window.append(None)
+        status, file_name = self.client.diagnostics.get_log(log_type, request_id, log["remote_location"], retries,
+                                                            retry_interval, *window)
+        return call_result.GetLog(status=status, filename=file_name)
+
+    @after(Action.get_log)
+    async def after_get_log(self, **_: Any) -> None:
+        self.client.diagnostics.log_reply_sent()
 
     # ---------------------------------------------------------------- LocalAuthListManagement
 

@@ -30,56 +30,17 @@ from ocpp.messages import Call, CallError, MessageType, unpack, validate_payload
 from ocpp.v16 import ChargePoint as _LibChargePoint
 from websockets.exceptions import ConnectionClosed
 
+from chargepoint.logbook import RECENT_FRAMES
+from chargepoint.redaction import RedactSecrets, redact
+
 log = logging.getLogger(__name__)
 
 # Validate frames on the event loop: ~0.15-0.35 ms each (REFERENCE B.3) costs less than two thread hops per
 # message, and keeps one CALL in flight simple. The safety path does not wait on this task.
 ocpp_messages.ASYNC_VALIDATION = False
 
-REDACTED = "********"
-# The value next to "key": "AuthorizationKey" in a ChangeConfiguration payload (JSON, or a Python repr of it),
-# whichever of the two comes first; in any case, as keys are case-insensitive (CiString) and the charger takes
-# "authorizationkey" too.
-_Q = r"""["']"""
-_STRING = r"""(["'])((?:\\.|(?!\2).)*)"""
-_KEY_IS_AUTHORIZATION_KEY = rf"{_Q}key{_Q}\s*:\s*{_Q}AuthorizationKey{_Q}"
-_SECRET_VALUE_AFTER = re.compile(rf"({_KEY_IS_AUTHORIZATION_KEY}\s*,\s*{_Q}value{_Q}\s*:\s*){_STRING}", re.IGNORECASE)
-_SECRET_VALUE_BEFORE = re.compile(rf"({_Q}value{_Q}\s*:\s*){_STRING}(?=\2\s*,\s*{_KEY_IS_AUTHORIZATION_KEY})",
-                                  re.IGNORECASE)
-# An HTTP Authorization header as websockets logs it at DEBUG ("> Authorization: Basic <token>").
-_AUTH_HEADER = re.compile(r"(?i)(\bauthorization\s*:\s*)(?:\w+\s+)?\S+")
 # Loggers that see frames or handshake headers of the charger's connection.
 _FRAME_LOGGERS = ("ocpp", "websockets.client", __name__, f"{__name__}.frames")
-
-
-class RedactSecrets(logging.Filter):
-    """Keeps the AuthorizationKey out of the logs: the ``ocpp`` library logs every frame (ChangeConfiguration
-    AuthorizationKey included) at INFO, and websockets logs the Basic-auth header and each frame at DEBUG."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("websockets") and record.msg in ("< %s", "> %s") and isinstance(record.args, tuple):
-            opcode = getattr(getattr(record.args[0], "opcode", None), "name", "")
-            if opcode in ("TEXT", "BINARY", "CONT"):
-                # The ocpp logger shows every frame whole (and redacted); websockets' elided copy could cut the
-                # key's name off yet still show its value, so it shows no payload at all.
-                size = len(getattr(record.args[0], "data", b""))
-                record.msg = f"{record.msg[0]} {opcode} [{size} bytes, payload not logged]"
-                record.args = None
-                return True
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        redacted = message
-        if "authorizationkey" in redacted.lower():
-            for pattern in (_SECRET_VALUE_AFTER, _SECRET_VALUE_BEFORE):
-                redacted = pattern.sub(lambda m: m.group(1) + m.group(2) + REDACTED, redacted)
-        if "uthorization" in redacted:
-            redacted = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, redacted)
-        if redacted != message:
-            record.msg = redacted
-            record.args = None
-        return True
 
 
 def install_log_redaction() -> None:
@@ -175,9 +136,17 @@ class _FrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     truncated DEBUG lines of the message log; its warnings and errors stay what they are."""
 
     def info(self, msg: object, *args: object, **kwargs: object) -> None:
-        if _frames.isEnabledFor(logging.DEBUG):
-            text = str(msg) % args if args else str(msg)
-            _frames.debug("%.*s", FRAME_LOG_MAX_CHARS, text)
+        _frame(str(msg) % args if args else str(msg))
+
+
+def _frame(text: str) -> None:
+    """One frame for the message log (DEBUG) and the recent frames of the diagnostics bundle."""
+    # Redacted before the cut, which could part a key's name from its value; a first rough cut keeps huge
+    # frames cheap (a key's name and value sit side by side in ChangeConfiguration).
+    text = redact(text[:8 * FRAME_LOG_MAX_CHARS])[:FRAME_LOG_MAX_CHARS]
+    RECENT_FRAMES.add(text)
+    if _frames.isEnabledFor(logging.DEBUG):
+        _frames.debug("%s", text)
 
 
 class Link(_LibChargePoint):
@@ -249,8 +218,7 @@ class Link(_LibChargePoint):
             while True:
                 raw = await self._connection.recv()
                 if isinstance(raw, str) and _REPLY_FRAME.match(raw):
-                    if _frames.isEnabledFor(logging.DEBUG):
-                        _frames.debug("%s: receive message %.*s", self.id, FRAME_LOG_MAX_CHARS, raw)
+                    _frame(f"{self.id}: receive message {raw[:8 * FRAME_LOG_MAX_CHARS]}")
                     await self.route_message(raw)
                 elif self._admission.take():
                     try:
@@ -270,8 +238,7 @@ class Link(_LibChargePoint):
     async def _handle_calls(self) -> None:
         while True:
             raw = await self._calls.get()
-            if _frames.isEnabledFor(logging.DEBUG):
-                _frames.debug("%s: receive message %.*s", self.id, FRAME_LOG_MAX_CHARS, raw)
+            _frame(f"{self.id}: receive message {raw[:8 * FRAME_LOG_MAX_CHARS]!s}")
             await self.route_message(raw)
 
     async def _refuse(self, raw: str | bytes, why: str) -> None:

@@ -28,6 +28,7 @@ SECURITY_EVENTS_KV = "ocpp.security_events"
 MAX_QUEUED = 100  # the oldest go first beyond this: a CSMS away for long gets the latest events
 TECH_INFO_MAX = 255  # SecurityEventNotification.req techInfo
 RESEND_PAUSE_S = 1.0
+HISTORY_KEPT = 1000
 
 
 class SecurityEvents:
@@ -35,6 +36,7 @@ class SecurityEvents:
         self.store = store
         self.connection = connection
         self._queue: list[dict[str, str]] = []
+        self._history: list[dict[str, str]] = []  # recorded since the start, newest last (bounded)
         self._dirty = False
         self._wakeup = asyncio.Event()
 
@@ -53,11 +55,18 @@ class SecurityEvents:
     def record(self, kind: str, tech_info: str, at: datetime) -> None:
         """Queue one event (named as the whitepaper's list names it); returns at once."""
         log.info("security event %s: %s", kind, tech_info)
-        self._queue.append({"type": kind, "timestamp": wire_time(self.connection.clock.on_csms_clock(at)),
-                            "techInfo": tech_info[:TECH_INFO_MAX]})
+        event = {"type": kind, "timestamp": wire_time(self.connection.clock.on_csms_clock(at)),
+                 "techInfo": tech_info[:TECH_INFO_MAX]}
+        self._queue.append(event)
+        self._history.append(event)
+        del self._history[:-HISTORY_KEPT]
         del self._queue[:-MAX_QUEUED]
         self._dirty = True
         self._wakeup.set()
+
+    async def history(self) -> list[dict[str, str]]:
+        """The security log, newest first."""
+        return list(reversed(self._history))
 
     def wake(self) -> None:
         """The charger registered: send what is queued."""
