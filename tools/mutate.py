@@ -55,7 +55,9 @@ AREAS: dict[str, Area] = {
     ),
     "outbox": Area(
         files=("chargepoint/ocpp/v16/outbox.py", "chargepoint/store/store.py"),
-        tests=("tests/unit/test_store_outbox.py", "tests/e2e/test_ocpp_link_loss.py", "tests/e2e/test_ocpp_offline.py"),
+        tests=("tests/unit/test_store_outbox.py", "tests/e2e/test_ocpp_link_loss.py", "tests/e2e/test_ocpp_offline.py",
+               # ConnectorUnplugged (a DataTransfer of the transaction) gets the CSMS's transactionId patched in.
+               "tests/e2e/test_ocpp_pricing.py::test_idle_fee_after_stop_reports_the_unplug"),
         # The delivery machinery: queueing, order, retries, deletion on an answer, and the store's outbox table.
         # Not the messages' contents (start_messages, stop_messages ...) nor the invalid-idTag rules in outbox.py,
         # nor the rest of store.py (sessions, pricing, faults): the OCPP and store tests own those.

@@ -27,6 +27,7 @@ import chargepoint.ocpp.v16.connection as ocpp_connection
 from simulators.csms import CallErrorReply, DropCall, Frame, TestCsms
 from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import ocpp_config, registered
+from tests.e2e.test_ocpp_offline import go_offline
 from tests.integration.harness import Charger, running_charger
 
 CARD = "04A1B2C3"
@@ -236,3 +237,39 @@ async def test_a_start_transaction_refused_for_good_takes_its_sessions_messages_
         await drained(charger)
         assert len(starts) == 2
         assert [f.action for f in transaction_calls(csms)] == ["StartTransaction", "StartTransaction"]
+
+
+async def test_the_idtag_info_of_start_and_stop_answers_lands_in_the_authorization_cache(
+    tmp_path: Path, csms: TestCsms
+) -> None:
+    """StartTransaction.conf and StopTransaction.conf carry the card's idTagInfo: the outbox hands it to the cache,
+    so the card's status is known the next time the charger is offline."""
+    config = ocpp_config(tmp_path, csms, ocpp={"meter_value_sample_interval_s": 0})
+    async with running_charger(config) as charger:
+        await registered(charger)
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "AllowOfflineTxForUnknownId", "value": "true"})
+        await go_offline(charger, csms)
+        await one_session_offline(charger)  # an unknown card, let through offline: only its start answer names it
+        csms.accepting = True
+        await csms.wait_for_call("StopTransaction", timeout_s=15)
+        await drained(charger)
+        await csms.call(CP_ID, "ChangeConfiguration", {"key": "AllowOfflineTxForUnknownId", "value": "false"})
+        csms.set_handler("StopTransaction", lambda _cp, _p: {"idTagInfo": {"status": "Blocked"}})
+        await go_offline(charger, csms)
+        await one_session_offline(charger)  # known from StartTransaction.conf (Accepted)
+        mark = len(csms.frames)
+        csms.accepting = True
+        await csms.wait_for_call("StopTransaction", after=mark, timeout_s=15)
+        await drained(charger)
+        await go_offline(charger, csms)
+        charger.sim().apply("plug")
+        await charger.wait_status("Preparing")
+        charger.sim().apply("tap", CARD)  # Blocked, as the last StopTransaction.conf said
+        await asyncio.sleep(0.3)
+        assert charger.status()["session"] is None
+
+
+async def one_session_offline(charger: Charger) -> None:
+    await charger.charge(card=CARD)
+    charger.sim().apply("unplug")
+    await charger.wait_status("Available")
