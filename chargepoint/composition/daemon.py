@@ -64,7 +64,8 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
         station = station_of(hardware)
         if station is not None and station.restore(sim_state):
             log.info("simulators took back their state from before the restart")
-        store = await Store.open(config.storage.database_path)
+        store = await Store.open(config.storage.database_path, reserve_bytes=config.storage.reserve_bytes,
+                                 min_free_bytes=config.storage.min_free_bytes)
         try:
             reexec = await _serve(config, hardware, store, pricing_problems or [])
         finally:

@@ -300,6 +300,14 @@ class StorageSettings(_Section):
     dir: Path = Field(Path("/var/lib/chargepoint"), description="Holds the database and the control socket")
     database: Path | None = Field(None, description="SQLite file; default {dir}/chargepoint.db")
     control_socket: Path | None = Field(None, description="Unix socket for the CLI; default {dir}/control.sock")
+    reserve_bytes: int = Field(
+        8 * 1024 * 1024, ge=0,
+        description="Reserve file kept beside the database: released when the disk fills, so the records of "
+        "running sessions still fit",
+    )
+    min_free_bytes: int = Field(
+        32 * 1024 * 1024, ge=0, description="Below this much free disk space no new session starts"
+    )
 
     @property
     def database_path(self) -> Path:

@@ -332,13 +332,13 @@ class Store:
 
         The parent directory must exist: creating it here would hide a wrong path in the config. A corrupt file is
         moved aside and what is readable salvaged into a fresh database (``corruption`` says what happened).
-        ``reserve_bytes``/``min_free_bytes``: the reserve file kept for running sessions and the free space new
-        sessions need (defaults in :mod:`chargepoint.store.space`); ``free_bytes`` replaces ``os.statvfs`` (tests);
+        ``reserve_bytes``/``min_free_bytes``: the reserve file kept for running sessions (none unless asked: the
+        daemon asks, with ``[storage] reserve_bytes``) and the free space new sessions need (default in
+        :mod:`chargepoint.store.space`); ``free_bytes`` replaces ``os.statvfs`` (tests);
         ``sqlite3_cli``: the shell whose ``.recover`` is tried first (``None``: never).
         """
         path = Path(path)
-        space = DiskSpace(path, free_bytes=free_bytes,
-                          **({} if reserve_bytes is None else {"reserve_bytes": reserve_bytes}),
+        space = DiskSpace(path, free_bytes=free_bytes, reserve_bytes=reserve_bytes or 0,
                           **({} if min_free_bytes is None else {"min_free_bytes": min_free_bytes}))
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         loop = asyncio.get_running_loop()

@@ -26,6 +26,7 @@ lock_delay_s = 0.01
 time_scale = 60
 [storage]
 dir = "{dir}"
+reserve_bytes = 65536  # the daemon's reserve file, small in tests
 """
 
 
