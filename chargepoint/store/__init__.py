@@ -5,6 +5,7 @@ from __future__ import annotations
 from chargepoint.store.faults import FaultChange
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 from chargepoint.store.recovery import CorruptionReport, StorageCorrupted, StoreCorrupt
+from chargepoint.store.security_log import SecurityLogEntry
 from chargepoint.store.space import SpaceStatus, StorageFilled, StorageSpaceBack, StoreFull
 from chargepoint.store.store import (
     BUSY_TIMEOUT_ms,
@@ -25,6 +26,7 @@ __all__ = [
     "PricingRow",
     "PricingStart",
     "PricingUpdate",
+    "SecurityLogEntry",
     "SessionRecord",
     "SpaceStatus",
     "StorageChange",

@@ -154,6 +154,18 @@ _0006_STOP_ID_TAG: Final = """
 ALTER TABLE sessions ADD COLUMN stop_id_tag TEXT;
 """
 
+# The security log (OCPP 1.6 security extension, GetLog SecurityLog): every event, bounded.
+_0007_SECURITY_LOG: Final = """
+CREATE TABLE security_log (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        TEXT    NOT NULL,
+    type      TEXT    NOT NULL,
+    tech_info TEXT    NOT NULL,
+    critical  INTEGER NOT NULL,
+    queued    INTEGER NOT NULL
+);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
@@ -161,6 +173,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (4, _0004_PRICING),
     (5, _0005_FAULTS),
     (6, _0006_STOP_ID_TAG),
+    (7, _0007_SECURITY_LOG),
 )
 """(number, sql) pairs in the order they are applied."""
 

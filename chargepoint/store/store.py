@@ -45,6 +45,7 @@ from chargepoint.core.reservation import Reservation
 from chargepoint.errors import StoreError
 from chargepoint.store import faults as _faults
 from chargepoint.store import pricing as _pricing
+from chargepoint.store import security_log as _security_log
 from chargepoint.store.faults import FaultChange
 from chargepoint.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
@@ -58,6 +59,7 @@ from chargepoint.store.recovery import (
 )
 from chargepoint.store.recovery import quick_check as _quick_check
 from chargepoint.store.recovery import recover as _recover
+from chargepoint.store.security_log import SecurityLogEntry
 from chargepoint.store.space import DiskSpace, SpaceStatus, StorageFilled, StorageSpaceBack, StoreFull
 
 logger = logging.getLogger(__name__)
@@ -901,6 +903,20 @@ class Store:
 
     async def fault_log(self, limit: int = 50, connector_id: int | None = None) -> list[FaultChange]:
         return await self._run(lambda conn: _faults.log(conn, limit, connector_id))
+
+    async def record_security_event(self, entry: SecurityLogEntry, notification: dict[str, Any] | None) -> bool:
+        """Log ``entry`` and queue its ``notification`` for the CSMS in the same transaction (see
+        :mod:`chargepoint.store.security_log`); True if the notification was queued."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                return _security_log.record(conn, entry, notification, _to_text(datetime.now(UTC)))
+
+        return await self._run(work)
+
+    async def security_log(self, limit: int = _security_log.KEPT) -> list[SecurityLogEntry]:
+        """The security log, newest first."""
+        return await self._run(lambda conn: _security_log.entries(conn, limit))
 
     async def get_kv(self, key: str) -> str | None:
         def work(conn: sqlite3.Connection) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -14,7 +15,7 @@ import pytest
 
 from chargepoint.logbook import RECENT_FRAMES, RECENT_LOG, keep_recent_log
 from chargepoint.redaction import RedactSecrets
-from simulators.csms import TestCsms, TestPki, make_test_pki, pki_available
+from simulators.csms import CallErrorReply, TestCsms, TestPki, make_test_pki, pki_available
 from simulators.file_server import TestFileServer
 from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import ocpp_config, registered
@@ -159,3 +160,45 @@ async def test_tc079_get_security_log(tmp_path: Path, csms: TestCsms, files: Tes
     assert "StartupOfTheDevice" in [e["type"] for e in events]
     assert json.loads(bundle["config.json"]) == {} and bundle["log.txt"].strip() == ""  # the security log only
     assert all(SECRET not in text for text in bundle.values())
+
+
+# ------------------------------------------------------------------------------------------------ security log
+
+
+async def test_security_events_of_an_offline_charger_reach_the_csms_once_in_order_across_a_restart(
+    tmp_path: Path, csms: TestCsms
+) -> None:
+    csms.accepting = False  # the CSMS is unreachable while the events happen
+    config = ocpp_config(tmp_path, csms)
+    async with running_charger(config) as charger:
+        assert charger.ocpp is not None
+        charger.ocpp.security_event("TamperDetectionActivated", "enclosure opened")
+        await asyncio.sleep(0.3)
+    async with running_charger(config) as charger:
+        await asyncio.sleep(0.3)
+        csms.accepting = True
+        await registered(charger)
+        tamper = await csms.wait_for_call("SecurityEventNotification",
+                                          lambda p: p["type"] == "TamperDetectionActivated", timeout_s=10)
+        await csms.wait_for_call("SecurityEventNotification", lambda p: p["type"] == "StartupOfTheDevice",
+                                 after=csms.frames.index(tamper) + 1, timeout_s=10)
+        await asyncio.sleep(0.5)
+    kinds = security_events(csms)
+    assert kinds == ["StartupOfTheDevice", "TamperDetectionActivated", "StartupOfTheDevice"], kinds
+
+
+async def test_a_csms_without_the_security_extension_does_not_hold_up_transactions(tmp_path: Path,
+                                                                                  csms: TestCsms) -> None:
+    def not_implemented(_cp: str, _payload: dict[str, object]) -> dict[str, object]:
+        raise CallErrorReply("NotImplemented", "no security extension here")
+
+    csms.set_handler("SecurityEventNotification", not_implemented)
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        await charger.charge(card=CARD)
+        await csms.wait_for_call("StartTransaction", timeout_s=5)
+        assert charger.ocpp is not None
+        history = await charger.ocpp.security_events.history()
+    assert len(csms.calls("SecurityEventNotification")) == 1  # refused once, not tried again
+    assert [e["type"] for e in history] == ["StartupOfTheDevice"]  # still in the charger's security log
+

@@ -104,7 +104,7 @@ class OcppClient:
         self.clock = CsmsClock()
         self.connection = CsmsConnection(self.settings, config.identity, self.keys, self.clock, store,
                                          self._make_link, self._on_registered, self._credentials_fell_back)
-        self.security_events = SecurityEvents(store, self.connection)
+        self.security_events = SecurityEvents(store, self.connection, lambda: self.outbox.changed())
         self.authorization = OcppAuthorization(self.keys, store, self.connection)
         self.smart = SmartCharging(self.keys, store, charger, config.charger.phases, config.charger.max_current_A)
         self.outbox = Outbox(self.keys, store, self.connection, charger, self.authorization, self.smart)
@@ -203,7 +203,6 @@ class OcppClient:
 
     async def _on_registered(self) -> None:
         self.outbox.changed()
-        self.security_events.wake()
         await self.status.send_all()
 
     def _spawn(self, coro: Any) -> None:

@@ -133,6 +133,13 @@ class Outbox:
                 await self.authorization.remember_id_tag_info(str(row.payload.get("idTag")), reply["idTagInfo"])
 
     async def _refused(self, row: OutboxRow, exc: CallFailed) -> None:
+        if row.action == "SecurityEventNotification":
+            # A CSMS without the security extension: the event stays in the security log, and it must never
+            # hold up a transaction message.
+            log.warning("the CSMS refused SecurityEventNotification %s (%s): not sent again",
+                        row.payload.get("type"), exc)
+            await self.store.outbox_delivered(row.seq)
+            return
         attempts = row.attempts + 1
         limit = self.keys.get_int("TransactionMessageAttempts")
         if attempts >= limit:

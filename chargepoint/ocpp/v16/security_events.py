@@ -1,10 +1,13 @@
-"""SecurityEventNotification (OCPP 1.6 security whitepaper): the charger's security events, told to the CSMS.
+"""Security events (OCPP 1.6 security extension): the security log, and SecurityEventNotification to the CSMS.
 
-Events come from the charger (``ports.events.SecurityEvent``: StartupOfTheDevice, ResetOrReboot) and from the
-adapter itself (a changed AuthorizationKey or SecurityProfile, a connection that failed with them). They are
-kept, in order, in the store until the CSMS answered, so an outage or a restart loses none; each is sent once
-the charger is registered. A CSMS that refuses one (CALLERROR, e.g. NotImplemented when it lacks the security
-extension) has it dropped: unlike a transaction message it must never hold up anything else, and it is logged.
+Events come from the charger (``ports.events.SecurityEvent``: StartupOfTheDevice, ResetOrReboot, storage
+damage ...) and from the adapter itself (a changed AuthorizationKey or SecurityProfile, a connection that failed
+with them, diagnostics uploads). Each is written to the store's security log and, in the same transaction, its
+notification to the outbox (``store/security_log.py``): delivered in order, at least once, across outages and
+restarts, like a transaction message. Critical events (the whitepaper's list) are always queued; a flood of
+non-critical ones is logged but not all queued. A CSMS that refuses a notification (CALLERROR, e.g.
+NotImplemented when it lacks the security extension) has it dropped by the outbox at once: it must never hold
+up a transaction message.
 """
 
 from __future__ import annotations
@@ -12,89 +15,77 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime
-
-from websockets.exceptions import ConnectionClosed
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.ocpp.v16.connection import CsmsConnection
-from chargepoint.ocpp.v16.link import CallFailed
 from chargepoint.ocpp.v16.wire import wire_time
-from chargepoint.store import Store
+from chargepoint.store import SecurityLogEntry, Store
 
 log = logging.getLogger(__name__)
 
-SECURITY_EVENTS_KV = "ocpp.security_events"
-MAX_QUEUED = 100  # the oldest go first beyond this: a CSMS away for long gets the latest events
+LEGACY_QUEUE_KV = "ocpp.security_events"  # where undelivered events waited before the outbox took them
 TECH_INFO_MAX = 255  # SecurityEventNotification.req techInfo
-RESEND_PAUSE_S = 1.0
-HISTORY_KEPT = 1000
+CRITICAL: Final = frozenset({
+    # The 1.6 security whitepaper's critical events ...
+    "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot", "SecurityLogWasCleared",
+    "MemoryExhaustion", "TamperDetectionActivated",
+    # ... and ours that an operator must hear of as surely.
+    "DatabaseCorruptionRecovered",
+})
 
 
 class SecurityEvents:
-    def __init__(self, store: Store, connection: CsmsConnection) -> None:
+    def __init__(self, store: Store, connection: CsmsConnection, outbox_changed: Callable[[], None]) -> None:
         self.store = store
         self.connection = connection
-        self._queue: list[dict[str, str]] = []
-        self._history: list[dict[str, str]] = []  # recorded since the start, newest last (bounded)
-        self._dirty = False
-        self._wakeup = asyncio.Event()
+        self._outbox_changed = outbox_changed
+        self._pending: asyncio.Queue[SecurityLogEntry] = asyncio.Queue()
 
     async def load(self) -> None:
-        """Events not yet delivered before the last stop go first."""
-        text = await self.store.get_kv(SECURITY_EVENTS_KV)
+        """Events an older firmware left waiting in its own queue go to the log and the outbox first."""
+        text = await self.store.get_kv(LEGACY_QUEUE_KV)
+        if not text:
+            return
         try:
-            persisted = json.loads(text) if text else []
+            waiting = json.loads(text)
         except ValueError:
-            log.warning("ignoring an unreadable list of undelivered security events")
-            persisted = []
-        if isinstance(persisted, list):
-            self._queue[:0] = [e for e in persisted if isinstance(e, dict)]
-            del self._queue[:-MAX_QUEUED]
+            waiting = []
+        for event in waiting if isinstance(waiting, list) else []:
+            if isinstance(event, dict) and isinstance(event.get("type"), str):
+                kind = str(event["type"])
+                entry = SecurityLogEntry(str(event.get("timestamp", "")), kind, str(event.get("techInfo", "")),
+                                         kind in CRITICAL, True)
+                await self.store.record_security_event(entry, _payload(entry))
+        await self.store.set_kv(LEGACY_QUEUE_KV, "")
 
     def record(self, kind: str, tech_info: str, at: datetime) -> None:
-        """Queue one event (named as the whitepaper's list names it); returns at once."""
+        """Log one event (named as the whitepaper's list names it) and queue its notification; returns at once,
+        the store write follows in order."""
         log.info("security event %s: %s", kind, tech_info)
-        event = {"type": kind, "timestamp": wire_time(self.connection.clock.on_csms_clock(at)),
-                 "techInfo": tech_info[:TECH_INFO_MAX]}
-        self._queue.append(event)
-        self._history.append(event)
-        del self._history[:-HISTORY_KEPT]
-        del self._queue[:-MAX_QUEUED]
-        self._dirty = True
-        self._wakeup.set()
-
-    async def history(self) -> list[dict[str, str]]:
-        """The security log, newest first."""
-        return list(reversed(self._history))
-
-    def wake(self) -> None:
-        """The charger registered: send what is queued."""
-        self._wakeup.set()
+        at_text = wire_time(self.connection.clock.on_csms_clock(at.astimezone(UTC)))
+        self._pending.put_nowait(SecurityLogEntry(at_text, kind, tech_info[:TECH_INFO_MAX], kind in CRITICAL, True))
 
     async def run(self) -> None:
         while True:
             raise_if_cancelling()
-            self._wakeup.clear()
-            if self._dirty:
-                self._dirty = False
-                await self.store.set_kv(SECURITY_EVENTS_KV, json.dumps(self._queue))
-            link = self.connection.link
-            if not self._queue or link is None or not self.connection.registered.is_set():
-                await self._wakeup.wait()
-                continue
-            event = self._queue[0]
-            try:
-                await link.call_raw("SecurityEventNotification", event)
-                raise_if_cancelling()
-            except CallFailed as exc:
-                log.warning("the CSMS refused SecurityEventNotification %s (%s): dropped", event["type"], exc)
-            except (TimeoutError, ConnectionClosed) as exc:
-                # Kept: sent again on this link or the next one (at least once, as for transaction messages).
-                log.warning("SecurityEventNotification %s not answered (%s)", event["type"],
-                            str(exc) or type(exc).__name__)
-                await asyncio.sleep(RESEND_PAUSE_S)
-                continue
-            if self._queue and self._queue[0] is event:
-                self._queue.pop(0)
-                self._dirty = True
+            entry = await self._pending.get()
+            queued = await self.store.record_security_event(entry, _payload(entry))
+            if queued:
+                self._outbox_changed()
+            else:
+                log.warning("security event %s logged but not sent: too many notifications wait already", entry.kind)
+
+    async def history(self) -> list[dict[str, Any]]:
+        """The security log, newest first, as GetLog and the diagnostics bundle show it."""
+        return [{"timestamp": e.at, "type": e.kind, "techInfo": e.tech_info, "critical": e.critical,
+                 "sent_to_csms": e.queued} for e in await self.store.security_log()]
+
+
+def _payload(entry: SecurityLogEntry) -> dict[str, Any]:
+    payload: dict[str, Any] = {"type": entry.kind, "timestamp": entry.at}
+    if entry.tech_info:
+        payload["techInfo"] = entry.tech_info
+    return payload
