@@ -43,15 +43,14 @@ AREAS: dict[str, Area] = {
     "core": Area(
         files=("chargepoint/core/*.py",),
         tests=("tests/unit/test_core_invariants.py", "tests/unit/test_core_pilot.py", "tests/unit/test_core_safety.py",
-               "tests/unit/test_core_session.py", "tests/unit/test_ocpp_auth.py", "tests/unit/test_smart_charging.py",
-               "tests/unit/test_core_mutants.py"),
+               "tests/unit/test_core_session.py", "tests/unit/test_ocpp_auth.py", "tests/unit/test_smart_charging.py"),
     ),
     "pricing": Area(
         files=("chargepoint/pricing/*.py",),
         tests=("tests/unit/test_california_fuzz.py", "tests/unit/test_california_pricing.py",
                "tests/unit/test_pricing_cost.py", "tests/unit/test_pricing_properties.py",
                "tests/unit/test_pricing_text.py", "tests/unit/test_pricing_validation.py",
-               "tests/unit/test_display.py", "tests/unit/test_pricing_mutants.py"),
+               "tests/unit/test_display.py"),
     ),
     "outbox": Area(
         files=("chargepoint/ocpp/v16/outbox.py", "chargepoint/store/store.py"),
