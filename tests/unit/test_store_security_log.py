@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chargepoint.store import SecurityLogEntry, Store
-from chargepoint.store import security_log
+from chargepoint.store import SecurityLogEntry, Store, security_log
 
 
 def entry(kind: str, i: int = 0, critical: bool = False) -> SecurityLogEntry:
