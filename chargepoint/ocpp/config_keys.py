@@ -227,6 +227,9 @@ def _specs(connector_count: int, supported_languages: Callable[[], list[str]]) -
         KeySpec("SecurityProfile", rw, "0", _int_range(0, 3), reboot_required=False),
         KeySpec("AuthorizationKey", Access.W, "", _authorization_key),
         KeySpec("CpoName", rw, "", _any_text),
+        KeySpec("CertificateStoreMaxLength", r, "10"),
+        KeySpec("CertificateSignedMaxChainSize", r, "10000"),
+        KeySpec("AdditionalRootCertificateCheck", r, "false"),
         # Cost and price (OCA "OCPP & California Pricing Requirements"); DefaultPriceText,<lang> keys are
         # added per supported language by OcppConfiguration.
         KeySpec("CustomDisplayCostAndPrice", r, "false"),

@@ -25,6 +25,7 @@ class TransportSettings:
     ca_file: Path | None = None
     client_cert_file: Path | None = None
     client_key_file: Path | None = None
+    extra_ca_pem: str | None = None  # more trusted CAs (the CentralSystemRootCertificates the CSMS installed)
     open_timeout_s: float = 10.0
     max_frame_bytes: int = 1024 * 1024
 
@@ -46,10 +47,13 @@ def headers(settings: TransportSettings) -> dict[str, str]:
 
 
 def tls_context(settings: TransportSettings) -> ssl.SSLContext | None:
-    """TLS >= 1.2 with the server certificate verified (system store or ``ca_file``); client cert for profile 3."""
+    """TLS >= 1.2 with the server certificate verified (system store or ``ca_file``, and ``extra_ca_pem``); client
+    cert for profile 3."""
     if not settings.csms_url.startswith("wss://"):
         return None
     context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    if settings.extra_ca_pem:
+        context.load_verify_locations(cadata=settings.extra_ca_pem)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if settings.security_profile == 3 and settings.client_cert_file and settings.client_key_file:
         context.load_cert_chain(str(settings.client_cert_file), str(settings.client_key_file))

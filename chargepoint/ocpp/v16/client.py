@@ -22,9 +22,11 @@ from websockets.asyncio.client import ClientConnection
 from chargepoint.config.schema import Config
 from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.ocpp_auth import Authorizer
+from chargepoint.ocpp.certificates import CertificateStore
 from chargepoint.ocpp.config_keys import DEFAULT_PRICE_TEXT_PREFIX, OcppConfiguration
 from chargepoint.ocpp.file_transfer import FirmwareInstaller
 from chargepoint.ocpp.v16.authorization import OcppAuthorization
+from chargepoint.ocpp.v16.certificates import Certificates
 from chargepoint.ocpp.v16.connection import CredentialsFallback, CsmsConnection
 from chargepoint.ocpp.v16.diagnostics import Diagnostics
 from chargepoint.ocpp.v16.firmware import FirmwareManager
@@ -102,10 +104,18 @@ class OcppClient:
         self.keys.guards["SecurityProfile"] = self._guard_security_profile
         self.prices: CsmsPrices = OcppPrices(self.keys)
         self.clock = CsmsClock()
+        self.certificate_store = CertificateStore(config.storage.dir / "certs",
+                                                  self.keys.get_int("CertificateStoreMaxLength"))
         self.connection = CsmsConnection(self.settings, config.identity, self.keys, self.clock, store,
-                                         self._make_link, self._on_registered, self._credentials_fell_back)
+                                         self._make_link, self._on_registered, self._credentials_fell_back,
+                                         self.certificate_store, self.security_event)
         self.security_events = SecurityEvents(store, self.connection, lambda: self.outbox.changed())
         self.authorization = OcppAuthorization(self.keys, store, self.connection)
+        # CSR subject CN: the serial number if the config file names one, else the charge point id (docs/ocpp16.md).
+        serial_set = "serial_number" in config.identity.model_fields_set
+        self.certificates = Certificates(self.certificate_store, self.keys, self.connection,
+                                         config.identity.serial_number if serial_set else self.settings.charge_point_id,
+                                         self.settings.ca_file, self.now, self.security_event)
         self.smart = SmartCharging(self.keys, store, charger, config.charger.phases, config.charger.max_current_A)
         self.outbox = Outbox(self.keys, store, self.connection, charger, self.authorization, self.smart)
         self.status = StatusReporter(self.keys, self.connection, charger, self.outbox.drained)
@@ -117,7 +127,8 @@ class OcppClient:
                                        self.security_events.history, lambda: self.firmware.firmware_status)
         self.triggers = TriggeredMessages(self.connection, self.status, self.meter_values, charger,
                                           lambda: self.firmware.firmware_status,
-                                          lambda: self.diagnostics.diagnostics_status)
+                                          lambda: self.diagnostics.diagnostics_status, self._log_status,
+                                          self.certificates.sign_request)
         self._credentials_changed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         # CustomIdleFeeAfterStop: per connector, the session whose ConnectorUnplugged is due when the EV leaves.
@@ -150,6 +161,11 @@ class OcppClient:
     @property
     def diagnostics_status(self) -> str:
         return self.diagnostics.diagnostics_status
+
+    def _log_status(self) -> tuple[str, int | None]:
+        """LogStatusNotification for a trigger: requestId only while a log upload is under way (whitepaper)."""
+        status = self.diagnostics.log_status
+        return status, None if status == "Idle" else self.diagnostics.log_request_id
 
     def security_event(self, kind: str, tech_info: str) -> None:
         self.security_events.record(kind, tech_info, self.now())
@@ -295,7 +311,8 @@ class OcppClient:
             return "profiles 1 and 2 need an AuthorizationKey"
         if int(new) >= 2 and not self.settings.csms_url.startswith("wss://"):
             return "profiles 2 and 3 need a wss:// CSMS URL"
-        if int(new) == 3 and (self.settings.client_cert_file is None or self.settings.client_key_file is None):
+        if int(new) == 3 and (self.settings.client_cert_file is None or self.settings.client_key_file is None) \
+                and self.certificate_store.charge_point_certificate() is None:
             return "profile 3 needs a client certificate"
         return None
 

@@ -6,9 +6,11 @@ charger resumes with a Heartbeat instead. The registration status is kept in the
 forgotten at each start (``load``), so a restart or reset registers again. Heartbeats and WebSocket pings follow
 ``HeartbeatInterval`` and ``WebSocketPingInterval`` as they are now: a change re-arms the timer at once.
 
-New credentials (an AuthorizationKey at profile 1 or 2, a higher SecurityProfile) are tried on the next
-connection; if that fails, the previous ones are restored and the client is told, to persist them and record
-security events.
+New credentials (an AuthorizationKey at profile 1 or 2, a higher SecurityProfile, a new charge point certificate at
+profile 3) are tried on the next connection; if that fails, the previous ones are restored and the client is told, to
+persist them and record security events. The certificates the CSMS installed (``CertificateStore``) take
+precedence: its charge point certificate over the config file's client certificate, and its
+CentralSystemRootCertificates are trusted besides the config file's CA.
 
 ``call`` sends a message that is not queued (status, heartbeat, authorize ...) only while registered, or while
 Pending when a TriggerMessage asked for it (OCPP 1.6 4.2); the outbox sends transaction messages through ``link``.
@@ -32,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from chargepoint import __version__
 from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.config.schema import IdentitySettings, OcppSettings
+from chargepoint.ocpp.certificates import CertificateStore
 from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.transport import (
     SUBPROTOCOL,
@@ -78,6 +81,7 @@ class _Trial:
     authorization_key: str | None
     changed: list[str] = field(default_factory=list)
     failures: int = 0
+    client_certificate: bool = False  # a new charge point certificate: the previous one is kept to go back to
 
 
 def _failure_event(exc: BaseException) -> str | None:
@@ -98,8 +102,13 @@ class CsmsConnection:
     def __init__(self, settings: OcppSettings, identity: IdentitySettings, keys: OcppConfiguration,
                  clock: CsmsClock, store: Store, make_link: LinkFactory,
                  on_registered: Callable[[], Awaitable[None]],
-                 on_fallback: Callable[[CredentialsFallback], Awaitable[None]]) -> None:
+                 on_fallback: Callable[[CredentialsFallback], Awaitable[None]],
+                 certificates: CertificateStore | None = None,
+                 security_event: Callable[[str, str], None] | None = None) -> None:
         self.settings = settings
+        self.certificates = certificates
+        self._security_event = security_event
+        self._untrusted_csms_reported = False  # InvalidCentralSystemCertificate: once per run of failed connects
         self.identity = identity
         self.keys = keys
         self.clock = clock
@@ -132,14 +141,17 @@ class CsmsConnection:
         return self.link is not None and self.registered.is_set()
 
     def transport_settings(self) -> TransportSettings:
+        installed = None if self.certificates is None else self.certificates.charge_point_certificate()
+        cert_file, key_file = installed or (self.settings.client_cert_file, self.settings.client_key_file)
         return TransportSettings(
             csms_url=self.settings.csms_url,
             charge_point_id=self.settings.charge_point_id,
             security_profile=self.security_profile,
             authorization_key=self.authorization_key,
             ca_file=self.settings.ca_file,
-            client_cert_file=self.settings.client_cert_file,
-            client_key_file=self.settings.client_key_file,
+            client_cert_file=cert_file,
+            client_key_file=key_file,
+            extra_ca_pem=None if self.certificates is None else self.certificates.csms_roots_pem() or None,
         )
 
     def _spawn(self, coro: Any) -> None:
@@ -189,7 +201,9 @@ class CsmsConnection:
                     log.warning("CSMS link down: %s", reason)
                 if await self._new_credentials_failed(exc, reason):
                     continue  # the previous credentials worked: use them at once
+                self._report_untrusted_csms(exc, reason)
             else:
+                self._untrusted_csms_reported = False
                 self._new_credentials_work()
                 up_since_s = time.monotonic()
                 try:
@@ -375,9 +389,11 @@ class CsmsConnection:
 
     # ----------------------------------------------------------------- credentials
 
-    def change_credentials(self, *, security_profile: int | None = None, authorization_key: str | None = None) -> bool:
-        """Take a new SecurityProfile or AuthorizationKey; True if it needs a new connection (the caller
-        reconnects once the CSMS has its answer). A key at profile 0 or 3 is only kept for later."""
+    def change_credentials(self, *, security_profile: int | None = None, authorization_key: str | None = None,
+                           client_certificate: bool = False) -> bool:
+        """Take a new SecurityProfile or AuthorizationKey, or a newly installed charge point certificate; True if
+        it needs a new connection (the caller reconnects once the CSMS has its answer). A key at profile 0 or 3,
+        or a certificate at profiles 0-2, is only kept for later."""
         before_profile, before_key = self.security_profile, self.authorization_key
         changed: list[str] = []
         if security_profile is not None and security_profile != before_profile:
@@ -387,16 +403,25 @@ class CsmsConnection:
             self.authorization_key = authorization_key
             if self.security_profile in (1, 2):
                 changed.append("AuthorizationKey")
+        new_certificate = client_certificate and self.security_profile == 3
+        if new_certificate:
+            changed.append("charge point certificate")
         if not changed:
             return False
         if self._trial is None:  # the last credentials that worked, not ones still on trial
             self._trial = _Trial(before_profile, before_key)
         self._trial.changed.extend(changed)
+        self._trial.client_certificate |= new_certificate
         return True
 
     def _new_credentials_work(self) -> None:
         if self._trial is not None:
             log.info("connected with the new %s", ", ".join(self._trial.changed))
+            if self._trial.client_certificate and self.certificates is not None:
+                try:
+                    self.certificates.forget_previous()
+                except OSError as exc:
+                    log.warning("cannot delete the previous charge point certificate: %s", exc)
             self._trial = None
 
     async def _new_credentials_failed(self, exc: BaseException, reason: str) -> bool:
@@ -418,10 +443,24 @@ class CsmsConnection:
             restored["AuthorizationKey"] = trial.authorization_key
         for name, value in restored.items():
             self.keys.set_internal(name, value)
+        if trial.client_certificate and self.certificates is not None:
+            try:
+                self.certificates.restore_previous()
+            except OSError as error:
+                log.error("cannot go back to the previous charge point certificate: %s", error)
         changed = ", ".join(trial.changed)
         log.error("connecting with the new %s failed (%s): back to the previous one", changed, reason)
         await self._on_fallback(CredentialsFallback(restored, changed, reason, _failure_event(exc)))
         return True
+
+    def _report_untrusted_csms(self, exc: BaseException, reason: str) -> None:
+        """TC_078: a CSMS certificate that does not verify is a security event, told once the link is back; once
+        per run of failed connections, not once per attempt."""
+        if _failure_event(exc) != "InvalidCentralSystemCertificate" or self._untrusted_csms_reported:
+            return
+        self._untrusted_csms_reported = True
+        if self._security_event is not None:
+            self._security_event("InvalidCentralSystemCertificate", reason)
 
     def request_reconnect(self) -> None:
         """Drop the current connection and reconnect at once (new credentials or security profile)."""

@@ -5,6 +5,7 @@ hooks."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.ocpp_auth import Authorizer
 from chargepoint.core.reservation import Reservation
 from chargepoint.ocpp.config_keys import OcppConfiguration
+from chargepoint.ocpp.v16.certificates import Certificates
 from chargepoint.ocpp.v16.cost_and_price import handle_data_transfer
 from chargepoint.ocpp.v16.diagnostics import Diagnostics
 from chargepoint.ocpp.v16.firmware import FirmwareManager
@@ -32,6 +34,12 @@ _STARTABLE = frozenset({ConnectorStatus.Available, ConnectorStatus.Preparing, Co
                         ConnectorStatus.SuspendedEV, ConnectorStatus.Reserved})
 TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification", "Heartbeat",
                "MeterValues", "StatusNotification")
+# ExtendedTriggerMessage's requestedMessage -> the message queued (see triggers.py).
+EXTENDED_TRIGGERABLE = {"BootNotification": "BootNotification", "Heartbeat": "Heartbeat",
+                        "MeterValues": "MeterValues", "StatusNotification": "StatusNotification",
+                        "FirmwareStatusNotification": "SignedFirmwareStatusNotification",
+                        "LogStatusNotification": "LogStatusNotification",
+                        "SignChargePointCertificate": "SignChargePointCertificate"}
 
 
 class AdapterServices(Protocol):
@@ -54,6 +62,9 @@ class AdapterServices(Protocol):
 
     @property
     def meter_values(self) -> MeterValues: ...
+
+    @property
+    def certificates(self) -> Certificates: ...
 
     @property
     def clock_offset_s(self) -> float: ...
@@ -313,8 +324,9 @@ class ChargePointHandlers(Link):
 
     # ---------------------------------------------------------------- RemoteTrigger
 
-    def _trigger_status(self, requested_message: str, connector_id: int | None) -> str:
-        if requested_message not in TRIGGERABLE:
+    def _trigger_status(self, requested_message: str, connector_id: int | None,
+                        known: Collection[str] = TRIGGERABLE) -> str:
+        if requested_message not in known:
             return "NotImplemented"
         if connector_id is not None and connector_id != 0 and connector_id not in self.charger.connectors:
             return "Rejected"
@@ -337,6 +349,48 @@ class ChargePointHandlers(Link):
         # The library runs this hook whatever the answer was: only an accepted trigger brings its message.
         if self._trigger_status(requested_message, connector_id) == "Accepted":
             await self.client.triggered(requested_message, connector_id)
+
+    # ---------------------------------------------------------------- Security extension: certificates
+
+    @on(Action.extended_trigger_message)
+    async def on_extended_trigger_message(self, requested_message: str, connector_id: int | None = None,
+                                          **_: Any) -> call_result.ExtendedTriggerMessage:
+        return call_result.ExtendedTriggerMessage(
+            status=self._trigger_status(requested_message, connector_id, EXTENDED_TRIGGERABLE))
+
+    @after(Action.extended_trigger_message)
+    async def after_extended_trigger_message(self, requested_message: str, connector_id: int | None = None,
+                                             **_: Any) -> None:
+        if self._trigger_status(requested_message, connector_id, EXTENDED_TRIGGERABLE) == "Accepted":
+            await self.client.triggered(EXTENDED_TRIGGERABLE[requested_message], connector_id)
+
+    @on(Action.install_certificate)
+    async def on_install_certificate(self, certificate_type: str, certificate: str,
+                                     **_: Any) -> call_result.InstallCertificate:
+        return call_result.InstallCertificate(status=await self.client.certificates.install(certificate_type,
+                                                                                            certificate))
+
+    @on(Action.delete_certificate)
+    async def on_delete_certificate(self, **_: Any) -> call_result.DeleteCertificate:
+        wire = self.current_payload.get("certificateHashData", {})
+        return call_result.DeleteCertificate(status=await self.client.certificates.delete(wire))
+
+    @on(Action.get_installed_certificate_ids)
+    async def on_get_installed_certificate_ids(self, certificate_type: str,
+                                               **_: Any) -> call_result.GetInstalledCertificateIds:
+        ids = self.client.certificates.installed_ids(certificate_type)
+        if not ids:
+            return call_result.GetInstalledCertificateIds(status="NotFound")
+        return call_result.GetInstalledCertificateIds(status="Accepted",
+                                                      certificate_hash_data=[_snake(each) for each in ids])
+
+    @on(Action.certificate_signed)
+    async def on_certificate_signed(self, certificate_chain: str, **_: Any) -> call_result.CertificateSigned:
+        return call_result.CertificateSigned(status=await self.client.certificates.signed(certificate_chain))
+
+    @after(Action.certificate_signed)
+    async def after_certificate_signed(self, **_: Any) -> None:
+        self.client.certificates.reconnect_if_due()  # once the CSMS has the answer
 
 
 def _snake(payload: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,10 @@ asked for, and nothing else. A trigger still waiting when the link drops goes ou
 connectorId: none means every connector (StatusNotification: connector 0, the charge point, too); 0 means the
 charge point as a whole (StatusNotification of connector 0); MeterValues has no meter of the charge point as a
 whole, so 0 means every connector's meter, as none does. The other messages concern the charge point only.
+
+ExtendedTriggerMessage (security extension) asks for the same messages and three more, queued under these names:
+``SignedFirmwareStatusNotification`` (its FirmwareStatusNotification), ``LogStatusNotification`` and
+``SignChargePointCertificate`` (a new key pair and SignCertificate).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from websockets.exceptions import ConnectionClosed
@@ -39,13 +43,16 @@ class _Trigger:
 class TriggeredMessages:
     def __init__(self, connection: CsmsConnection, status: StatusReporter, meter_values: MeterValues,
                  charger: ChargerPort, firmware_status: Callable[[], str],
-                 diagnostics_status: Callable[[], str]) -> None:
+                 diagnostics_status: Callable[[], str], log_status: Callable[[], tuple[str, int | None]],
+                 sign_certificate: Callable[[], Awaitable[None]]) -> None:
         self.connection = connection
         self.status = status
         self.meter_values = meter_values
         self.charger = charger
         self._firmware_status = firmware_status
         self._diagnostics_status = diagnostics_status
+        self._log_status = log_status
+        self._sign_certificate = sign_certificate
         self._queue: deque[_Trigger] = deque()
         self._wakeup = asyncio.Event()
 
@@ -100,5 +107,14 @@ class TriggeredMessages:
             case "FirmwareStatusNotification":
                 await connection.call("FirmwareStatusNotification", {"status": self._firmware_status()},
                                       triggered=True)
+            case "SignedFirmwareStatusNotification":
+                await connection.call("SignedFirmwareStatusNotification", {"status": self._firmware_status()},
+                                      triggered=True)
+            case "LogStatusNotification":
+                status, request_id = self._log_status()
+                await connection.call("LogStatusNotification", {"status": status} | (
+                    {} if request_id is None else {"requestId": request_id}), triggered=True)
+            case "SignChargePointCertificate":
+                await self._sign_certificate()
             case _:
                 log.warning("TriggerMessage %s: nothing to send", trigger.message)
