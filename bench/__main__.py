@@ -2,7 +2,8 @@
 
 ``python -m bench --safety`` runs only the end-to-end safety reaction (about 2.5 minutes with the default sizes).
 ``python -m bench --durability`` runs only the kill -9 durability scenario (long: see its flags).
-``python -m bench --pricing`` runs only the pricing benchmark (cost per meter sample)."""
+``python -m bench --pricing`` runs only the pricing benchmark (cost per meter sample).
+``python -m bench --hostile-csms [--hostile-frames N]`` runs only the hostile-CSMS fuzzer (a million: N=1000000)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import argparse
 import os
 import platform
 
-from bench import ocpp, pricing, process, safety
+from bench import hostile_csms, ocpp, pricing, process, safety
 
 
 def machine() -> str:
@@ -55,6 +56,11 @@ def main() -> None:
     pricing_group.add_argument("--pricing", action="store_true", help="run only the pricing benchmark")
     pricing_group.add_argument("--pricing-samples", type=int, default=pricing.SESSION_S, metavar="N",
                                help=f"meter samples over the 24 h session (default {pricing.SESSION_S}: every second)")
+    hostile = parser.add_argument_group("hostile CSMS (a fuzzer against a charging daemon)")
+    hostile.add_argument("--hostile-csms", action="store_true", help="run only the hostile-CSMS fuzzer")
+    hostile.add_argument("--hostile-frames", type=int, default=100_000, metavar="N",
+                         help="hostile frames to send (default 100000; the test suite sends 20000)")
+    hostile.add_argument("--hostile-seed", type=int, default=13, metavar="S", help="seed of the frame mix")
     durability = parser.add_argument_group("durability (kill -9 while charging, CSMS going down and up)")
     durability.add_argument("--durability", action="store_true",
                             help="run only the durability scenario, with the sizes below")
@@ -77,6 +83,10 @@ def main() -> None:
         return
     if args.pricing:
         pricing.run(args.pricing_samples, show_machine=False)
+        return
+    if args.hostile_csms:
+        for line in hostile_csms.run(args.hostile_frames, args.hostile_seed):
+            print(line)
         return
     for line in safety.run(args.safety_events, args.safety_board_events, args.safety_connectors):
         print(line, flush=True)

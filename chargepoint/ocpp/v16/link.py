@@ -102,8 +102,8 @@ class Connection(Protocol):
 # OCPP-J 1.6 4.1.1: a CSMS has one CALL at a time in flight, so a few waiting is generous, and a bulk configuration
 # (one ChangeConfiguration after the other) fits in the burst.
 CALL_QUEUE_MAX = 8
-CALL_RATE_PER_S = 20.0
-CALL_BURST = 100
+CALL_RATE_PER_S = 50.0
+CALL_BURST = 200
 # Over-limit CALLs summed up in one warning per this many seconds, not one line each.
 REFUSALS_LOG_EVERY_S = 10.0
 _REPLY_FRAME = re.compile(r"\s*\[\s*[34]\s*,")
