@@ -352,6 +352,11 @@ class OcppSettings(_Section):
         description="At security profiles 2 and 3, let diagnostics and logs go to plain http:// and ftp:// "
         "locations too (by default only https:// and ftps://)",
     )
+    allow_unsigned_firmware_updates: bool = Field(
+        False,
+        description="Accept OCPP UpdateFirmware (unsigned) besides SignedUpdateFirmware: only with an installer "
+        "that checks signatures of its own (RAUC, SWUpdate)",
+    )
     firmware_install_command: list[str] | None = Field(
         None,
         min_length=1,

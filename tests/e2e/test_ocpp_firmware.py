@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from chargepoint.config.schema import Config
 from chargepoint.ocpp.file_transfer import SimulatedInstaller
 from chargepoint.ocpp.v16.firmware import FirmwareManager
 from chargepoint.ocpp.v16.wire import wire_time
@@ -27,6 +28,11 @@ CARD = "04A1B2C3"
 BUNDLE_FILES = sorted(["README.txt", "status.json", "config.json", "log.txt", "ocpp-frames.txt", "faults.json",
                        "security-log.json", "database.json"])
 IMAGE = b"firmware image 2.0\n" * 4096
+
+
+def firmware_config(tmp_path: Path, csms: TestCsms) -> Config:
+    """These are the unsigned UpdateFirmware cases (TC_044): the charger must be told to take them."""
+    return ocpp_config(tmp_path, csms, ocpp={"allow_unsigned_firmware_updates": True})
 
 
 @pytest.fixture
@@ -77,7 +83,7 @@ async def test_tc044_1_download_install_then_restart_in_place(
     tmp_path: Path, csms: TestCsms, files: TestFileServer
 ) -> None:
     url = files.add_file("fw-2.0.bin", IMAGE)
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         firmware = await registered(charger)
         installer = firmware.installer
         assert isinstance(installer, SimulatedInstaller)
@@ -99,7 +105,7 @@ async def test_retrieve_date_in_the_future_delays_the_download(
     tmp_path: Path, csms: TestCsms, files: TestFileServer
 ) -> None:
     url = files.add_file("fw.bin", IMAGE)
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         await registered(charger)
         mark = len(csms.frames)
         later = wire_time(datetime.now(UTC) + timedelta(seconds=0.8))
@@ -112,7 +118,7 @@ async def test_retrieve_date_in_the_future_delays_the_download(
 async def test_tc044_2_download_failed_after_retries(tmp_path: Path, csms: TestCsms, files: TestFileServer) -> None:
     url = files.add_file("fw.bin", IMAGE)
     files.fail_with = 404
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         await registered(charger)
         mark = len(csms.frames)
         await csms.call(CP_ID, "UpdateFirmware", update_firmware(url, retries=2, retryInterval=0))
@@ -128,7 +134,7 @@ async def test_tc044_2_download_failed_after_retries(tmp_path: Path, csms: TestC
 async def test_a_retry_after_a_failed_try_succeeds(tmp_path: Path, csms: TestCsms, files: TestFileServer) -> None:
     url = files.add_file("fw.bin", IMAGE)
     files.fail_next = 1
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         await registered(charger)
         mark = len(csms.frames)
         await csms.call(CP_ID, "UpdateFirmware", update_firmware(url, retries=1, retryInterval=0))
@@ -138,7 +144,7 @@ async def test_a_retry_after_a_failed_try_succeeds(tmp_path: Path, csms: TestCsm
 
 async def test_tc044_3_installation_failed(tmp_path: Path, csms: TestCsms, files: TestFileServer) -> None:
     url = files.add_file("fw.bin", IMAGE)
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         firmware = await registered(charger)
         firmware.installer = SimulatedInstaller(fail=True, delay_s=0.05)
         mark = len(csms.frames)
@@ -156,7 +162,7 @@ async def test_installation_waits_for_the_running_transaction_to_end(
     tmp_path: Path, csms: TestCsms, files: TestFileServer
 ) -> None:
     url = files.add_file("fw.bin", IMAGE)
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         firmware = await registered(charger)
         firmware.transaction_poll_interval_s = 0.05
         await charger.charge(card=CARD)
@@ -180,7 +186,7 @@ async def test_installation_waits_for_the_running_transaction_to_end(
 async def test_a_second_update_replaces_the_first(tmp_path: Path, csms: TestCsms, files: TestFileServer) -> None:
     first = files.add_file("fw-1.bin", b"one")
     second = files.add_file("fw-2.bin", IMAGE)
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         firmware = await registered(charger)
         installer = firmware.installer
         assert isinstance(installer, SimulatedInstaller)
@@ -199,7 +205,7 @@ async def test_a_second_update_replaces_the_first(tmp_path: Path, csms: TestCsms
 async def test_tc045_1_get_diagnostics_uploads_the_database_and_status(
     tmp_path: Path, csms: TestCsms, files: TestFileServer
 ) -> None:
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         await registered(charger)
         await charger.charge(card=CARD)  # something worth finding in the database
         assert await triggered(csms, "DiagnosticsStatusNotification") == "Idle"
@@ -238,7 +244,7 @@ async def test_tc045_1_get_diagnostics_uploads_the_database_and_status(
 
 async def test_tc045_2_upload_failed(tmp_path: Path, csms: TestCsms, files: TestFileServer) -> None:
     files.fail_with = 500
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         await registered(charger)
         mark = len(csms.frames)
         reply = await csms.call(CP_ID, "GetDiagnostics", {"location": f"{files.url}/", "retries": 1,
@@ -252,7 +258,7 @@ async def test_tc045_2_upload_failed(tmp_path: Path, csms: TestCsms, files: Test
 
 
 async def test_get_diagnostics_to_an_unsupported_location_names_no_file(tmp_path: Path, csms: TestCsms) -> None:
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         await registered(charger)
         mark = len(csms.frames)
         assert await csms.call(CP_ID, "GetDiagnostics", {"location": "sftp://example.com/upload/"}) == {}
@@ -265,7 +271,7 @@ async def test_sim_fault_install_failure_fails_the_next_installation(
     tmp_path: Path, csms: TestCsms, files: TestFileServer
 ) -> None:
     url = files.add_file("fw.bin", IMAGE)
-    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+    async with running_charger(firmware_config(tmp_path, csms)) as charger:
         await registered(charger)
         charger.sim().apply("fault", "install-failure")  # as `chargepoint sim fault install-failure` does
         mark = len(csms.frames)

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection
 from chargepoint.config.schema import Config
 from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.ocpp_auth import Authorizer
-from chargepoint.ocpp.certificates import CertificateStore
+from chargepoint.ocpp.certificates import CertificateStore, RootKind
 from chargepoint.ocpp.config_keys import DEFAULT_PRICE_TEXT_PREFIX, OcppConfiguration
 from chargepoint.ocpp.file_transfer import FirmwareInstaller
 from chargepoint.ocpp.v16.authorization import OcppAuthorization
@@ -121,7 +121,10 @@ class OcppClient:
         self.status = StatusReporter(self.keys, self.connection, charger, self.outbox.drained)
         self.meter_values = MeterValues(self.keys, self.connection, charger, self.outbox)
         self.firmware = FirmwareManager(self.connection, charger, self.keys, self.outbox.drained,
-                                        config.storage.dir / "firmware", installer)
+                                        config.storage.dir / "firmware", installer, store,
+                                        lambda: self.certificate_store.roots(RootKind.ManufacturerRootCertificate),
+                                        self.security_event)
+        self.firmware.allow_unsigned = self.settings.allow_unsigned_firmware_updates
         self.diagnostics = Diagnostics(config, self.connection, charger, self.keys, store,
                                        config.storage.dir / "outgoing", self.security_event,
                                        self.security_events.history, lambda: self.firmware.firmware_status)
@@ -219,6 +222,7 @@ class OcppClient:
 
     async def _on_registered(self) -> None:
         self.outbox.changed()
+        self._spawn(self.firmware.report_installed_after_restart())
         await self.status.send_all()
 
     def _spawn(self, coro: Any) -> None:

@@ -1,5 +1,5 @@
-"""OCPP 1.6 FirmwareManagement: UpdateFirmware, run as a background task of the adapter (GetDiagnostics:
-``diagnostics.py``).
+"""OCPP 1.6 firmware updates: UpdateFirmware (FirmwareManagement) and SignedUpdateFirmware (security
+extension), run as background tasks of the adapter (GetDiagnostics: ``diagnostics.py``).
 
 UpdateFirmware: wait for retrieveDate, download (Downloading -> Downloaded | DownloadFailed, with the
 requested retries), wait until no transaction runs on any connector (OCPP: installation waits for the
@@ -11,6 +11,16 @@ where things stand, for TriggerMessage. Once an update is over (whatever its out
 was sent) it goes back to ``Idle``, because OCPP 1.6 says Idle is what a triggered notification reports when
 nothing firmware-related is going on.
 
+SignedUpdateFirmware: the signing certificate is checked against the installed ManufacturerRootCertificates
+before the answer (InvalidCertificate, with the security event InvalidFirmwareSigningCertificate); the image's
+signature after the download and before anything is installed (InvalidSignature, security event
+InvalidFirmwareSignature). Statuses go out as SignedFirmwareStatusNotification with the requestId: Downloading,
+Downloaded | DownloadFailed, SignatureVerified | InvalidSignature, InstallScheduled (installDateTime), Installing,
+InstallRebooting | InstallationFailed; after the restart Installed, with the critical security event
+FirmwareUpdated (the pending update is kept in the store across the restart). An unsigned UpdateFirmware is
+refused (NotSupported) unless ``[ocpp] allow_unsigned_firmware_updates``: an installer that checks signatures of
+its own (RAUC, SWUpdate) makes it safe.
+
 Not yet: a pending update does not survive a restart of the daemon, and connectors stay available while
 an installation waits for transactions to end.
 """
@@ -19,12 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from cryptography import x509
 
 from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.file_transfer import (
@@ -35,8 +48,14 @@ from chargepoint.ocpp.file_transfer import (
     redact_url,
     supported,
 )
+from chargepoint.ocpp.firmware_signature import (
+    FirmwareSignatureError,
+    check_signing_certificate,
+    verify_image,
+)
 from chargepoint.ocpp.v16.connection import CsmsConnection
 from chargepoint.ports.charger import ChargerPort
+from chargepoint.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +64,7 @@ DEFAULT_RETRY_INTERVAL_S = 60.0
 TRANSACTION_POLL_INTERVAL_S = 1.0
 TRANSFER_TIMEOUT_S = 60.0
 OUTBOX_WAIT_S = 3.0
-# The upload starts once the GetDiagnostics reply is out (``diagnostics_reply_sent``), or after this at the latest.
-REPLY_GATE_TIMEOUT_S = 5.0
+PENDING_SIGNED_UPDATE_KV = "ocpp.firmware.signed_update_pending"  # requestId of an update that restarts us
 
 
 class NoInstaller:
@@ -59,17 +77,24 @@ class NoInstaller:
 
 
 class FirmwareManager:
-    """Runs firmware updates and diagnostics uploads over one CSMS connection; owns their tasks."""
+    """Runs firmware updates over one CSMS connection; owns their tasks."""
 
     def __init__(self, connection: CsmsConnection, charger: ChargerPort, keys: OcppConfiguration,
-                 outbox_drained: asyncio.Event, work_dir: Path, installer: FirmwareInstaller) -> None:
+                 outbox_drained: asyncio.Event, work_dir: Path, installer: FirmwareInstaller, store: Store,
+                 manufacturer_roots: Callable[[], Sequence[x509.Certificate]],
+                 security_event: Callable[[str, str], None]) -> None:
         self.connection = connection
         self.charger = charger
         self.keys = keys
         self._outbox_drained = outbox_drained
         self.work_dir = Path(work_dir)
         self.installer = installer
+        self.store = store
+        self._manufacturer_roots = manufacturer_roots
+        self._security_event = security_event
         self.firmware_status = "Idle"
+        self.signed_request_id: int | None = None  # the SignedUpdateFirmware the status belongs to, if any
+        self.allow_unsigned = False  # UpdateFirmware, unsigned: [ocpp] allow_unsigned_firmware_updates
         # Used when the CSMS leaves retries/retryInterval out; tests shorten them.
         self.default_retries = DEFAULT_RETRIES
         self.default_retry_interval_s = DEFAULT_RETRY_INTERVAL_S
@@ -188,6 +213,99 @@ class FirmwareManager:
     async def _firmware_status(self, status: str) -> None:
         self.firmware_status = status
         await self.connection.call("FirmwareStatusNotification", {"status": status})
+
+    # ----------------------------------------------------------------- signed firmware
+
+    def start_signed_update(self, request_id: int, location: str, retrieve_at: datetime, install_at: datetime | None,
+                            signing_certificate: str, signature: str, retries: int | None,
+                            retry_interval_s: int | None) -> str:
+        """The SignedUpdateFirmware answer; if Accepted (or AcceptedCanceled: it replaces one in progress), the
+        update runs in the background."""
+        try:
+            certificate = check_signing_certificate(signing_certificate, self._manufacturer_roots())
+        except FirmwareSignatureError as exc:
+            log.error("SignedUpdateFirmware %d refused: %s", request_id, exc)
+            self._security_event("InvalidFirmwareSigningCertificate", str(exc))
+            return "InvalidCertificate"
+        previous = self._update
+        status = "AcceptedCanceled" if previous is not None and not previous.done() else "Accepted"
+        self._update = self._spawn(self._replace(previous, self.signed_update(
+            request_id, location, retrieve_at, install_at, certificate, signature, retries, retry_interval_s)),
+            "signed firmware update")
+        return status
+
+    async def signed_update(self, request_id: int, location: str, retrieve_at: datetime, install_at: datetime | None,
+                            certificate: x509.Certificate, signature: str, retries: int | None,
+                            retry_interval_s: int | None) -> None:
+        attempts = 1 + max(0, self.default_retries if retries is None else retries)
+        interval_s = float(self.default_retry_interval_s if retry_interval_s is None else max(0, retry_interval_s))
+        image = self.work_dir / _image_name(location)
+        self.signed_request_id = request_id
+
+        async def report(status: str) -> None:
+            self.firmware_status = status
+            await self.connection.call("SignedFirmwareStatusNotification", {"status": status, "requestId": request_id})
+
+        try:
+            wait_s = (retrieve_at - self.connection.clock.now()).total_seconds()
+            if wait_s > 0:
+                await report("DownloadScheduled")
+                await asyncio.sleep(wait_s)
+            await report("Downloading")
+            if not await self._download(location, image, attempts, interval_s):
+                await report("DownloadFailed")
+                return
+            await report("Downloaded")
+            try:
+                sha256 = await asyncio.to_thread(verify_image, image, signature, certificate)
+            except FirmwareSignatureError as exc:
+                log.error("firmware %s not installed: %s", image.name, exc)
+                self._security_event("InvalidFirmwareSignature", f"{image.name}: {exc}")
+                await report("InvalidSignature")
+                return
+            log.info("firmware %s: signature verified (SHA-256 %s)", image.name, sha256)
+            await report("SignatureVerified")
+            if install_at is not None and (wait_s := (install_at - self.connection.clock.now()).total_seconds()) > 0:
+                await report("InstallScheduled")
+                await asyncio.sleep(wait_s)
+            await self._wait_for_no_transactions()
+            await report("Installing")
+            try:
+                await self.installer.install(image)
+            except InstallError as exc:
+                log.error("firmware installation failed: %s", exc)
+                await report("InstallationFailed")
+                return
+            await self.store.set_kv(PENDING_SIGNED_UPDATE_KV, json.dumps({"requestId": request_id,
+                                                                          "image": image.name, "sha256": sha256}))
+            await report("InstallRebooting")
+            log.warning("signed firmware installed: restarting")
+            self.firmware_status = "Idle"
+            await self.charger.reset(hard=False)
+        finally:
+            image.unlink(missing_ok=True)
+            if asyncio.current_task() is self._update:
+                self.firmware_status = "Idle"
+
+    async def report_installed_after_restart(self) -> None:
+        """Registered after a restart: a signed update that restarted us is Installed now (and a security event)."""
+        text = await self.store.get_kv(PENDING_SIGNED_UPDATE_KV)
+        if not text:
+            return
+        try:
+            pending = json.loads(text)
+            request_id = int(pending["requestId"])
+        except (ValueError, KeyError, TypeError):
+            await self.store.set_kv(PENDING_SIGNED_UPDATE_KV, "")
+            return
+        if not pending.get("event_recorded"):  # once, however often the notification has to wait for the CSMS
+            self._security_event("FirmwareUpdated", f"{pending.get('image', 'image')} (SHA-256 "
+                                                    f"{pending.get('sha256', '?')}), request {request_id}")
+            await self.store.set_kv(PENDING_SIGNED_UPDATE_KV, json.dumps({**pending, "event_recorded": True}))
+        reply = await self.connection.call("SignedFirmwareStatusNotification", {"status": "Installed",
+                                                                                "requestId": request_id})
+        if reply is not None:
+            await self.store.set_kv(PENDING_SIGNED_UPDATE_KV, "")
 
 def _image_name(location: str) -> str:
     """The file name the image is saved under: the URL's last path segment, or ``firmware.bin``."""

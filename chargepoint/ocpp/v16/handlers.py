@@ -9,6 +9,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from ocpp.exceptions import NotSupportedError
 from ocpp.routing import after, on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
@@ -212,8 +213,26 @@ class ChargePointHandlers(Link):
 
     # ---------------------------------------------------------------- FirmwareManagement
 
+    @on(Action.signed_update_firmware)
+    async def on_signed_update_firmware(self, request_id: int, firmware: dict[str, Any], retries: int | None = None,
+                                        retry_interval: int | None = None,
+                                        **_: Any) -> call_result.SignedUpdateFirmware:
+        times: list[datetime | None] = []
+        for text in (firmware.get("retrieve_date_time"), firmware.get("install_date_time")):
+            try:
+                times.append(None if text is None else parse_time(text))
+            except ValueError:
+                times.append(None)  # unreadable: now
+        status = self.client.firmware.start_signed_update(
+            request_id, firmware["location"], times[0] or self.client.now(), times[1],
+            firmware["signing_certificate"], firmware["signature"], retries, retry_interval)
+        return call_result.SignedUpdateFirmware(status=status)
+
     @on(Action.update_firmware)
     async def on_update_firmware(self, location: str, retrieve_date: str, **_: Any) -> call_result.UpdateFirmware:
+        if not self.client.firmware.allow_unsigned:
+            # The security extension's SignedUpdateFirmware is the way in; an unsigned image would run unchecked.
+            raise NotSupportedError(description="unsigned firmware is not accepted: use SignedUpdateFirmware")
         return call_result.UpdateFirmware()
 
     @after(Action.update_firmware)
