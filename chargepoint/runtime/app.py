@@ -87,7 +87,7 @@ from hal.protocols import SelfTestingRcd
 
 log = logging.getLogger(__name__)
 
-DELIVER_ON_STOP_S = 5.0
+DELIVER_ON_STOP_S = 3.0
 UNLOCK_TIMEOUT_S = 5.0  # the actuator's own time, on top of a gentle stop's stop_wait_s
 
 

@@ -6,11 +6,12 @@ import asyncio
 import os
 import random
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
-from simulators.csms import TestCsms
+from simulators.csms import DropCall, TestCsms
 from tests.integration.test_cli import CONFIG as SIM_CONFIG
 from tests.integration.test_cli import Daemon
 
@@ -130,3 +131,38 @@ async def test_hard_reset_stops_with_reason_hard_reset(tmp_path: Path, csms: Tes
         assert stop.payload is not None and stop.payload["reason"] == "HardReset"
     finally:
         await asyncio.to_thread(daemon.stop)
+
+
+@pytest.mark.parametrize("link", ["dropped", "frozen"])
+async def test_sigterm_with_a_call_in_flight_stops_the_daemon_in_seconds(tmp_path: Path, csms: TestCsms,
+                                                                         link: str) -> None:
+    """Issue 13.2: a CALL waiting for its answer on a dead link must not hold a shutdown for its 30 s timeout."""
+    config_path = write_config(tmp_path, csms)
+    daemon = await start_daemon(config_path)
+    try:
+        await csms.wait_connected(CP_ID)
+        await asyncio.to_thread(daemon.sim, "plug")
+        await asyncio.to_thread(daemon.sim, "tap", CARD)
+        await asyncio.to_thread(daemon.sim, "charge")
+        await csms.wait_for_call("StartTransaction")
+        waiting = asyncio.Event()
+
+        def swallow(_cp: str, _payload: dict[str, object]) -> dict[str, object]:
+            waiting.set()
+            raise DropCall  # the transaction's MeterValues waits for an answer that never comes
+
+        csms.set_handler("MeterValues", swallow)
+        await asyncio.wait_for(waiting.wait(), 10)
+        if link == "dropped":
+            await csms.disconnect(CP_ID, abrupt=True)
+        else:
+            await csms.freeze(CP_ID)  # half-open: no answer, no close, no pong
+        started = time.monotonic()
+        code = await asyncio.to_thread(daemon.stop)
+        took_s = time.monotonic() - started
+    finally:
+        await asyncio.to_thread(daemon.stop)
+    assert code == 0, daemon.log()[-2000:]
+    # A gentle stop of the charging session (about 1 s), at most DELIVER_ON_STOP_S (3 s) for the queued messages,
+    # and the close of the link (at most 1 s on a frozen one).
+    assert took_s < 7, took_s

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 BOOT_RETRY_DEFAULT_S = 60
 CALL_TIMEOUT_S = 30.0
-CLOSE_TIMEOUT_S = 2.0
+CLOSE_TIMEOUT_S = 1.0
 PONG_TIMEOUT_MAX_S = 10
 # Connect failures with new credentials that say nothing about them (refused, timeout, HTTP 5xx) before the
 # previous credentials are restored; a refusal of the credentials themselves restores them at once.
