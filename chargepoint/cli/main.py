@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from chargepoint.cli.board_sim import board_sim
+from chargepoint.cli.ledger import ledger_group
 from chargepoint.config.loader import load_config, load_config_for_service, redacted_json
 from chargepoint.config.schema import Config
 from chargepoint.errors import ConfigError, ControlError
@@ -339,6 +340,7 @@ def demo(keep: bool, charge_seconds: float) -> None:
 
 
 cli.add_command(board_sim)
+cli.add_command(ledger_group)
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ from chargepoint.logbook import keep_recent_log
 from chargepoint.redaction import RedactSecrets
 from chargepoint.runtime.control import ChargerControl, ControlServer, SimActions
 from chargepoint.runtime.notify import sd_notify, watchdog_interval_s
-from chargepoint.store import Store
+from chargepoint.store import LedgerSigner, Store
+from chargepoint.store.ledger import KEY_FILE as LEDGER_KEY_FILE
 from hal.hardware import Hardware
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
         if station is not None and station.restore(sim_state):
             log.info("simulators took back their state from before the restart")
         store = await Store.open(config.storage.database_path, reserve_bytes=config.storage.reserve_bytes,
-                                 min_free_bytes=config.storage.min_free_bytes)
+                                 min_free_bytes=config.storage.min_free_bytes,
+                                 ledger_signer=LedgerSigner.load_or_create(config.storage.dir / LEDGER_KEY_FILE))
         try:
             reexec = await _serve(config, hardware, store, pricing_problems or [])
         finally:

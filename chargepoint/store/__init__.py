@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chargepoint.store.faults import FaultChange
+from chargepoint.store.ledger import LedgerRecord, LedgerSigner
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 from chargepoint.store.recovery import CorruptionReport, StorageCorrupted, StoreCorrupt
 from chargepoint.store.security_log import SecurityLogEntry
@@ -20,6 +21,8 @@ __all__ = [
     "BUSY_TIMEOUT_ms",
     "CorruptionReport",
     "FaultChange",
+    "LedgerRecord",
+    "LedgerSigner",
     "OutboxMessage",
     "OutboxRow",
     "PrepaidAccount",

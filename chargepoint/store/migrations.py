@@ -166,6 +166,19 @@ CREATE TABLE security_log (
 );
 """
 
+# The tamper-evident ledger (store/ledger.py): sessions and payment steps, hash-chained.
+_0008_LEDGER: Final = """
+CREATE TABLE ledger (
+    seq       INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    body      TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    signature TEXT NULL
+);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
@@ -174,6 +187,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (5, _0005_FAULTS),
     (6, _0006_STOP_ID_TAG),
     (7, _0007_SECURITY_LOG),
+    (8, _0008_LEDGER),
 )
 """(number, sql) pairs in the order they are applied."""
 

@@ -44,9 +44,11 @@ from chargepoint.core.ocpp_auth import IdTagEntry
 from chargepoint.core.reservation import Reservation
 from chargepoint.errors import StoreError
 from chargepoint.store import faults as _faults
+from chargepoint.store import ledger as _ledger
 from chargepoint.store import pricing as _pricing
 from chargepoint.store import security_log as _security_log
 from chargepoint.store.faults import FaultChange
+from chargepoint.store.ledger import LedgerRecord, LedgerSigner
 from chargepoint.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 from chargepoint.store.recovery import (
@@ -157,6 +159,30 @@ def _enqueue(conn: sqlite3.Connection, messages: Sequence[OutboxMessage], now_te
         "INSERT INTO outbox (action, payload, session_id, created_at) VALUES (?, ?, ?, ?)",
         [(m.action, json.dumps(m.payload, separators=(",", ":")), m.session_id, now_text) for m in messages],
     )
+
+
+def _session_entry(conn: sqlite3.Connection, record: SessionRecord) -> dict[str, Any]:
+    """What the ledger keeps of a finished session: its readings, and its cost and debit as they became final."""
+    entry: dict[str, Any] = {
+        "session_id": record.session_id, "connector_id": record.connector_id, "id_tag": record.id_tag,
+        "started_at": _from_text_or_none(record.started_at), "stopped_at": _from_text_or_none(record.stopped_at),
+        "meter_start_Wh": record.meter_start_Wh, "meter_stop_Wh": record.meter_stop_Wh,
+        "energy_Wh": record.energy_Wh, "stop_reason": record.stop_reason,
+    }
+    priced = _pricing.fetch(conn, record.session_id)
+    if priced is not None:
+        entry["cost"] = None if priced.cost is None else str(priced.cost)
+        entry["currency"] = priced.currency
+    debit = conn.execute("SELECT amount, note FROM prepaid_ledger WHERE session_id = ?",
+                         (record.session_id,)).fetchone()
+    if debit is not None:
+        entry["prepaid_debit"] = str(debit["amount"])
+        entry["prepaid_note"] = debit["note"]
+    return entry
+
+
+def _from_text_or_none(at: datetime | str | None) -> str | None:
+    return None if at is None else (at if isinstance(at, str) else _to_text(at))
 
 
 def _to_text(at: datetime) -> str:
@@ -283,7 +309,8 @@ class Store:
     """Async facade over the SQLite database; create it with :meth:`open`, finish with :meth:`close`."""
 
     def __init__(self, path: Path, executor: ThreadPoolExecutor, conn: sqlite3.Connection,
-                 space: DiskSpace | None = None, sqlite3_cli: str | None = "sqlite3") -> None:
+                 space: DiskSpace | None = None, sqlite3_cli: str | None = "sqlite3",
+                 ledger_signer: LedgerSigner | None = None) -> None:
         # Private: use Store.open(), which builds the connection on the worker thread.
         self._path = path
         self._executor = executor
@@ -294,6 +321,7 @@ class Store:
         self.corruption: list[CorruptionReport] = []
         """Every recovery from a corrupt file since the store was opened (the first may be from ``open``)."""
         self._listeners: list[Callable[[StorageChange], None]] = []
+        self._ledger_signer = ledger_signer
 
     @property
     def path(self) -> Path:
@@ -329,7 +357,8 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path, *, reserve_bytes: int | None = None, min_free_bytes: int | None = None,
-                   free_bytes: Callable[[], int] | None = None, sqlite3_cli: str | None = "sqlite3") -> Store:
+                   free_bytes: Callable[[], int] | None = None, sqlite3_cli: str | None = "sqlite3",
+                   ledger_signer: LedgerSigner | None = None) -> Store:
         """Open (creating and migrating if needed) the database at ``path``.
 
         The parent directory must exist: creating it here would hide a wrong path in the config. A corrupt file is
@@ -352,7 +381,7 @@ class Store:
             executor.shutdown(wait=False)
             raise
         logger.info("store %s: open, schema version %d", path, SCHEMA_VERSION)
-        store = cls(path, executor, conn, space, sqlite3_cli)
+        store = cls(path, executor, conn, space, sqlite3_cli, ledger_signer)
         if report is not None:
             store.corruption.append(report)
         return store
@@ -500,6 +529,7 @@ class Store:
                     # Only on the first close: a retried end_session must not queue a second StopTransaction.
                     _enqueue(conn, messages(closed), _to_text(datetime.now(UTC)))
                 _pricing.finish(conn, session_id, pricing, stopped_text)
+                _ledger.append(conn, "session", _session_entry(conn, closed), stopped_text, self._ledger_signer)
                 return closed
 
         return await self._run(work)
@@ -903,6 +933,19 @@ class Store:
 
     async def fault_log(self, limit: int = 50, connector_id: int | None = None) -> list[FaultChange]:
         return await self._run(lambda conn: _faults.log(conn, limit, connector_id))
+
+    async def ledger(self, since_seq: int = 0) -> list[LedgerRecord]:
+        """The ledger's records after ``since_seq``, in order."""
+        return await self._run(lambda conn: _ledger.records(conn, since_seq))
+
+    async def append_ledger(self, kind: str, body: dict[str, Any]) -> LedgerRecord:
+        """Append a record on its own (one that goes with no other write)."""
+
+        def work(conn: sqlite3.Connection) -> LedgerRecord:
+            with _transaction(conn):
+                return _ledger.append(conn, kind, body, _to_text(datetime.now(UTC)), self._ledger_signer)
+
+        return await self._run(work)
 
     async def record_security_event(self, entry: SecurityLogEntry, notification: dict[str, Any] | None) -> bool:
         """Log ``entry`` and queue its ``notification`` for the CSMS in the same transaction (see
