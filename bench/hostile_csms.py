@@ -227,6 +227,7 @@ class HostileCsms:
         self.refused_over_limit = 0
         self.stop_transactions = 0
         self._answer = asyncio.Event()
+        self._sends: set[asyncio.Task[None]] = set()
 
     async def answered_all(self, ids: list[str]) -> None:
         while any(i not in self.answers for i in ids):
@@ -261,7 +262,11 @@ class HostileCsms:
             if action == "StatusNotification" and message[3].get("status") == "Charging":
                 self.charging.set()
             reply = REPLIES.get(action, dict)()
-            await ws.send(json.dumps([3, message[1], reply]))
+            # Sent by a task of its own: this reader must never stop reading while a send waits for the charger
+            # to read (both sides blocked on writes would be a deadlock of the test, not of the charger).
+            task = asyncio.create_task(ws.send(json.dumps([3, message[1], reply])))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
         elif message[0] in (3, 4) and isinstance(message[1], str):
             self.answers[message[1]] = self.answers.get(message[1], 0) + 1
             self._answer.set()

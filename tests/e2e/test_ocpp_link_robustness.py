@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.asyncio.server import ServerConnection
 
-from chargepoint.ocpp.v16.link import CALL_QUEUE_MAX
+from chargepoint.ocpp.v16.link import CALL_QUEUE_MAX, REFUSALS_PENDING_MAX
 from simulators.csms import DropCall, TestCsms
 from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import ocpp_config, registered
@@ -110,3 +110,26 @@ async def test_a_flood_of_csms_calls_does_not_starve_a_drivers_authorize(tmp_pat
         assert flood - len(refused) >= CALL_QUEUE_MAX  # as many as may wait are handled, not refused
         assert charger.app.status()["csms_connected"]
         assert charger.status()["status"] == "Charging" or charger.status()["session"] is not None
+
+
+async def test_a_csms_that_floods_and_never_reads_is_disconnected(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The charger's reader must not block on its own answers to a CSMS that floods and reads nothing (both sides
+    would wait on writes for ever); past REFUSALS_PENDING_MAX answers waiting, the link is closed and logged."""
+    flooded = asyncio.Event()
+
+    async def flood_without_reading(ws: ServerConnection) -> None:
+        padding = "p" * 1000  # long ids make long answers, so they outgrow the sockets' buffers
+        for i in range(REFUSALS_PENDING_MAX + 5000):
+            await ws.send(f'[2,"{padding}-{i}","Heartbeat",{{}}]')
+        flooded.set()
+        await ws.wait_closed()
+
+    async with websockets.serve(flood_without_reading, "127.0.0.1", 0, max_size=None,
+                                subprotocols=[websockets.Subprotocol("ocpp1.6")]) as server:
+        port = server.sockets[0].getsockname()[1]
+        config = make_config(tmp_path, ocpp={"csms_url": f"ws://127.0.0.1:{port}", "charge_point_id": CP_ID})
+        async with running_charger(config) as charger:
+            await charger.wait_for(lambda: any("does not read" in r.getMessage() for r in caplog.records),
+                                   timeout_s=30, what="the link closed")
+            assert charger.status()["status"] == "Available"  # the charger itself goes on

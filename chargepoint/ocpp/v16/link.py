@@ -81,6 +81,10 @@ class CallFailed(Exception):
         super().__init__(f"{code}: {description}")
 
 
+class _NotReading(Exception):
+    """The CSMS lets our answers pile up while it floods us."""
+
+
 class LinkLost(ConnectionClosed):
     """The connection ended while a CALL waited for its answer: whether the CSMS got it is unknown."""
 
@@ -106,6 +110,9 @@ CALL_RATE_PER_S = 50.0
 CALL_BURST = 200
 # Over-limit CALLs summed up in one warning per this many seconds, not one line each.
 REFUSALS_LOG_EVERY_S = 10.0
+# Refusals wait here for the writer, so the reader never blocks on a CSMS that floods and does not read what we
+# send; one that lets this many pile up has its link closed.
+REFUSALS_PENDING_MAX = 10_000  # about 1 MB
 _REPLY_FRAME = re.compile(r"\s*\[\s*[34]\s*,")
 
 
@@ -160,6 +167,7 @@ class Link(_LibChargePoint):
         self._calls: asyncio.Queue[str | bytes] = asyncio.Queue(CALL_QUEUE_MAX)
         self._admission = _TokenBucket(CALL_RATE_PER_S, CALL_BURST)
         self._refused = 0  # CSMS CALLs refused over the limits since the last warning
+        self._refusals: asyncio.Queue[str] = asyncio.Queue(REFUSALS_PENDING_MAX)
         self._refusals_logged_s = 0.0
         # The camelCase payload of the CALL being handled, for handlers that want the wire form.
         self.current_payload: dict[str, Any] = {}
@@ -214,6 +222,7 @@ class Link(_LibChargePoint):
         """Read frames until the connection ends: replies go to the waiting CALL at once, CSMS CALLs to the
         handler task, within the limits."""
         handler = asyncio.create_task(self._handle_calls())
+        writer = asyncio.create_task(self._send_refusals())
         try:
             while True:
                 raw = await self._connection.recv()
@@ -224,16 +233,23 @@ class Link(_LibChargePoint):
                     try:
                         self._calls.put_nowait(raw)
                     except asyncio.QueueFull:
-                        await self._refuse(raw, f"more than {CALL_QUEUE_MAX} CALLs waiting")
+                        self._refuse(raw, f"more than {CALL_QUEUE_MAX} CALLs waiting")
                 else:
-                    await self._refuse(raw, f"more than {CALL_RATE_PER_S:g} CALLs per second")
+                    self._refuse(raw, f"more than {CALL_RATE_PER_S:g} CALLs per second")
+        except _NotReading:
+            log.error("closing the link: the CSMS floods CALLs and does not read the %d answers waiting for it",
+                      REFUSALS_PENDING_MAX)
+            await self._connection.close()
+            raise ConnectionClosed(None, None) from None
         finally:
             if self._refused:
                 log.warning("refused %d more CALL(s) from the CSMS over the limits", self._refused)
             self.lost()
-            handler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await handler
+            for task in (handler, writer):
+                task.cancel()
+            for task in (handler, writer):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _handle_calls(self) -> None:
         while True:
@@ -241,9 +257,13 @@ class Link(_LibChargePoint):
             _frame(f"{self.id}: receive message {raw[:8 * FRAME_LOG_MAX_CHARS]!s}")
             await self.route_message(raw)
 
-    async def _refuse(self, raw: str | bytes, why: str) -> None:
-        """A CSMS CALL over the limits: a CALLERROR at once (nothing else is done with it), a warning now and
-        then."""
+    async def _send_refusals(self) -> None:
+        while True:
+            await self._send(await self._refusals.get())
+
+    def _refuse(self, raw: str | bytes, why: str) -> None:
+        """A CSMS CALL over the limits: a CALLERROR (nothing else is done with it), queued for the writer; a
+        warning now and then."""
         self._refused += 1
         now_s = time.monotonic()
         if now_s - self._refusals_logged_s >= REFUSALS_LOG_EVERY_S:
@@ -252,7 +272,10 @@ class Link(_LibChargePoint):
             self._refusals_logged_s = now_s
         unique_id = _call_id(raw)
         if unique_id is not None:
-            await self._send(CallError(unique_id, "GenericError", f"refused: {why}", {}).to_json())
+            try:
+                self._refusals.put_nowait(CallError(unique_id, "GenericError", f"refused: {why}", {}).to_json())
+            except asyncio.QueueFull:
+                raise _NotReading from None
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         if isinstance(raw_msg, bytes):
