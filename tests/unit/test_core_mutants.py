@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 
 import pytest
@@ -16,13 +19,16 @@ from chargepoint.core.commands import (
     AuthorizeTag,
     BeginSession,
     CancelTimer,
+    CloseContactor,
     Command,
     ConnectorStatus,
+    EndSession,
     Fault,
     LockConnector,
     OpenContactor,
     SetPwm,
     StartTimer,
+    UnlockConnector,
 )
 from chargepoint.core.events import (
     AuthorizationDecided,
@@ -38,12 +44,14 @@ from chargepoint.core.events import (
     ReservationEnded,
     ReservationMade,
     ResidualCurrentChanged,
+    StopRequested,
     TagPresented,
     TimerExpired,
     TimerName,
+    UnlockRequested,
 )
 from chargepoint.core.measurands import SUPPORTED_MEASURANDS, UnsupportedMeasurands, parse_measurands
-from chargepoint.core.ocpp_auth import Authorizer, AuthSettings, UpdateStatus
+from chargepoint.core.ocpp_auth import Authorizer, AuthSettings, IdTagEntry, LocalDecision, UpdateStatus
 from chargepoint.core.pilot import PilotState, cable_rating_from_resistance, pp_resistance_ohm
 from chargepoint.core.session import Connector, ConnectorSettings
 from chargepoint.core.smart_charging import (
@@ -53,10 +61,14 @@ from chargepoint.core.smart_charging import (
     ChargingRateUnit,
     ChargingSchedule,
     ChargingSchedulePeriod,
+    CompositeSchedule,
     ProfileError,
     ProfileStore,
     composite_schedule,
+    composite_to_ocpp,
+    current_limit_A,
     profile_from_ocpp,
+    profile_to_ocpp,
 )
 
 S = ConnectorStatus
@@ -275,7 +287,8 @@ def test_an_unsupported_measurand_is_named_with_the_supported_ones() -> None:
     with pytest.raises(UnsupportedMeasurands) as caught:
         parse_measurands("Voltage, Temperature,SoC")
     message = str(caught.value)
-    assert message.startswith("cannot measure Temperature, SoC ")
+    assert message == ("cannot measure Temperature, SoC (supported: Current.Import, Current.Offered, "
+                       "Energy.Active.Import.Register, Power.Active.Import, Voltage)")
     assert all(name in message for name in SUPPORTED_MEASURANDS)
 
 
@@ -314,9 +327,25 @@ def _profile(**changes: object) -> dict[str, object]:
         (_profile(validTo=20261205), "validTo must be an ISO 8601 string"),
         (_profile(schedule_startSchedule="2026-12-05T12:00:00Z"),
          "a Relative profile must not have chargingSchedule.startSchedule"),
+        (_profile(chargingSchedule=[]), "csChargingProfiles.chargingSchedule must be an object"),
+        (_profile(schedule_chargingSchedulePeriod={"startPeriod": 0}),
+         "chargingSchedule.chargingSchedulePeriod must be an array"),
+        (_profile(schedule_chargingSchedulePeriod=[7]), "chargingSchedulePeriod[0] must be an object"),
+        (_profile(schedule_chargingSchedulePeriod=[{"limit": 16.0}]),
+         "chargingSchedulePeriod[0].startPeriod is required"),
+        (_profile(chargingProfileKind=None), "csChargingProfiles.chargingProfileKind is required"),
+        (_profile(chargingProfileKind="Absolute", schedule_startSchedule="noon"),
+         "startSchedule 'noon' is not an ISO 8601 date-time"),
+        (_profile(stackLevel=None), "csChargingProfiles.stackLevel is required"),
+        (_profile(chargingProfileId="one"), "chargingProfileId must be an integer"),
+        (_profile(chargingProfilePurpose=None), "csChargingProfiles.chargingProfilePurpose is required"),
+        (_profile(schedule_minChargingRate="6 A"), "minChargingRate must be a number"),
+        (_profile(validFrom=20261205), "validFrom must be an ISO 8601 string"),
     ],
     ids=["no-schedule", "unknown-schedule-key", "no-periods", "no-unit", "bad-kind", "bad-duration", "bad-validTo",
-         "relative-with-start"],
+         "relative-with-start", "schedule-not-object", "periods-not-array", "period-not-object", "no-start-period",
+         "no-kind", "bad-start-schedule", "no-stack-level", "bad-profile-id", "no-purpose", "bad-min-rate",
+         "bad-validFrom"],
 )
 def test_a_rejected_profile_names_the_faulty_field(payload: dict[str, object], message_start: str) -> None:
     """The reason is logged with the SetChargingProfile refusal: it must point at the field by its OCPP name."""
@@ -349,3 +378,184 @@ def test_a_composite_schedule_for_a_naive_now_is_refused_naming_now() -> None:
         composite_schedule(ProfileStore(), 1, NOW.replace(tzinfo=None), 3600, ChargingRateUnit.A,
                            transaction_start=None, transaction_id=None)
     assert str(caught.value) == "now must be timezone-aware"
+
+
+# ------------------------------------------------------------------------------------------ second sample (seed 2)
+
+
+def _group_session() -> Driver:
+    """ALICE (of group FLEET, as her authorization said) is charging."""
+    driver = Driver()
+    driver.send_all([*_UP_TO_PLUGGED, TagPresented("ALICE", 0.0), AuthorizationDecided("ALICE", True, 0.0, "FLEET"),
+                     LockCompleted(locked=True, ok=True, at_s=0.0), PilotChanged(P.C, 0.0),
+                     ContactorFeedbackChanged(True, 0.0), _meter(1100, 16.0)])
+    assert driver.status() is S.Charging
+    return driver
+
+
+def test_a_card_of_the_same_group_stops_the_session_once_its_group_is_known() -> None:
+    driver = _group_session()
+    # BOB's group is not known yet: his card is sent for authorization, the session goes on.
+    assert driver.send(TagPresented("BOB", 0.0)) == [AuthorizeTag("BOB")]
+    assert driver.connector.contactor_commanded
+    # His authorization names the same group: he stops the session (gently: the EV stops drawing first).
+    driver.send(AuthorizationDecided("BOB", True, 0.0, "FLEET"))
+    assert driver.connector.pwm_duty_percent is None
+    out = driver.send(_meter(1150, 0.0))
+    assert OpenContactor() in out
+    assert EndSession(reason="Local", meter_stop_Wh=1150, stopped_by="BOB") in out
+
+
+def test_a_card_of_another_group_does_not_stop_the_session() -> None:
+    driver = _group_session()
+    driver.send(TagPresented("MALLORY", 0.0))
+    out = driver.send(AuthorizationDecided("MALLORY", True, 0.0, "OTHERS"))
+    assert out == []
+    assert driver.connector.contactor_commanded and driver.connector.pwm_duty_percent is not None
+
+
+def test_the_contactor_opens_after_a_stop_only_below_one_amp() -> None:
+    driver = charging()
+    driver.send(StopRequested("Remote", 0.0))
+    assert driver.connector.pwm_duty_percent is None
+    assert OpenContactor() not in driver.send(_meter(1150, 1.0))  # 1 A on every phase: still drawing
+    out = driver.send(_meter(1151, 0.9))
+    assert OpenContactor() in out
+    assert EndSession(reason="Remote", meter_stop_Wh=1151) in out
+
+
+def test_the_unlock_is_commanded_once_while_the_bolt_moves() -> None:
+    driver = charging()
+    driver.send(UnlockRequested(0.0))
+    driver.send_all([_meter(1150, 0.0), ContactorFeedbackChanged(False, 0.0)])
+    assert driver.commands.count(UnlockConnector()) == 1
+    driver.send_all([_meter(1151, 0.0), _meter(1152, 0.0)])
+    assert driver.commands.count(UnlockConnector()) == 1
+    driver.send(LockCompleted(locked=False, ok=True, at_s=0.0))
+    assert driver.commands.count(UnlockConnector()) == 1
+    assert driver.status() is S.Finishing
+
+
+def test_a_remote_start_that_is_not_pre_authorized_waits_for_its_authorization() -> None:
+    driver = Driver()
+    driver.send_all(_UP_TO_PLUGGED)
+    assert driver.send(RemoteStartRequested("BOB", pre_authorized=False, at_s=0.0)) == [AuthorizeTag("BOB")]
+    assert driver.connector.session is None
+    out = driver.send(AuthorizationDecided("BOB", True, 0.0))
+    assert BeginSession("BOB", 1000) in out
+
+
+def test_a_pre_authorized_remote_start_for_the_reserved_card_uses_the_reservation() -> None:
+    driver = Driver()
+    driver.send_all([ContactorFeedbackChanged(False, 0.0), _meter(1000),
+                     ReservationMade(reservation_id=3, id_tag="ALICE", parent_id_tag=None, at_s=0.0)])
+    out = driver.send(RemoteStartRequested("ALICE", pre_authorized=True, at_s=0.0))
+    assert not any(isinstance(c, AuthorizeTag) for c in out)  # pre-authorized, and the reservation is hers
+    assert driver.status() is S.Preparing
+    out = driver.send(PilotChanged(P.B, 0.0))
+    assert BeginSession("ALICE", 1000, reservation_id=3) in out
+
+
+def test_the_contactor_cooldown_lasts_until_the_oldest_close_leaves_the_minute() -> None:
+    driver = Driver(ConnectorSettings(contactor_closes_per_min_max=2))
+    driver.send_all(_TO_CHARGING[:7])  # closes when the EV goes to C
+    first_close_s = driver.now_s
+    driver.send_all([PilotChanged(P.B, 0.0), PilotChanged(P.C, 0.0)])  # the second close of the minute
+    assert driver.commands.count(CloseContactor()) == 2
+    # The EV pauses 59.5 s after the first close: both closes are still in the minute, so the next close must wait
+    # the half second until the first leaves it.
+    driver.now_s = first_close_s + 59.4
+    out = driver.send(PilotChanged(P.B, 0.0))
+    timers = [c for c in out if isinstance(c, StartTimer) and c.name is T.CONTACTOR_COOLDOWN]
+    assert len(timers) == 1 and timers[0].duration_s == pytest.approx(0.5)
+
+
+def test_a_rejected_list_entry_keeps_its_group() -> None:
+    blocked = IdTagEntry("BOB", "Blocked", None, "FLEET")
+    outcome = Authorizer(AuthSettings(), local_list=[blocked]).decide("BOB", NOW, online=False)
+    assert outcome.decision is LocalDecision.Rejected
+    assert (outcome.status, outcome.parent_id_tag) == ("Blocked", "FLEET")
+
+
+@pytest.fixture
+def berlin_local_time() -> Iterator[None]:
+    """The process's local time zone is Europe/Berlin (a charger's clock set to local time)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.mark.usefixtures("berlin_local_time")
+def test_profile_times_go_out_in_utc_whatever_the_local_time_zone() -> None:
+    profile = ChargingProfile(profile_id=1, stack_level=0, purpose=ChargingProfilePurpose.TxDefaultProfile,
+                              kind=ChargingProfileKind.Absolute, schedule=_schedule(),
+                              valid_to=datetime(2026, 12, 6, 0, 0, tzinfo=UTC))
+    data = profile_to_ocpp(profile)
+    assert data["chargingSchedule"]["startSchedule"] == "2026-12-05T12:00:00Z"
+    assert data["validTo"] == "2026-12-06T00:00:00Z"
+
+
+def test_a_composite_schedule_keeps_each_periods_number_of_phases() -> None:
+    composite = CompositeSchedule(start=NOW, duration_s=3600, unit=ChargingRateUnit.A,
+                                  periods=(ChargingSchedulePeriod(0, 16.0, 1), ChargingSchedulePeriod(600, 10.0)))
+    assert composite_to_ocpp(composite)["chargingSchedulePeriod"] == [
+        {"startPeriod": 0, "limit": 16.0, "numberPhases": 1}, {"startPeriod": 600, "limit": 10.0}]
+
+
+def _store_with(*periods: tuple[int, float]) -> ProfileStore:
+    store = ProfileStore()
+    schedule = ChargingSchedule(charging_rate_unit=ChargingRateUnit.A, start_schedule=NOW,
+                                periods=tuple(ChargingSchedulePeriod(start, limit) for start, limit in periods))
+    profile = ChargingProfile(profile_id=1, stack_level=0, purpose=ChargingProfilePurpose.TxDefaultProfile,
+                              kind=ChargingProfileKind.Absolute, schedule=schedule)
+    assert store.install(1, profile, active_transaction_id=None, connector_count=1) == "Accepted"
+    return store
+
+
+def test_a_change_at_the_very_end_of_a_composite_schedule_is_not_part_of_it() -> None:
+    store = _store_with((0, 16.0), (3600, 10.0))
+    composite = composite_schedule(store, 1, NOW, 3600, ChargingRateUnit.A, transaction_start=None,
+                                   transaction_id=None)
+    assert composite.periods == (ChargingSchedulePeriod(0, 16.0),)
+    longer = composite_schedule(store, 1, NOW, 3601, ChargingRateUnit.A, transaction_start=None,
+                                transaction_id=None)
+    assert longer.periods == (ChargingSchedulePeriod(0, 16.0), ChargingSchedulePeriod(3600, 10.0))
+
+
+def test_a_composite_schedule_needs_a_positive_voltage() -> None:
+    store = _store_with((0, 16.0))
+    for voltage_V in (0.0, -230.0):
+        with pytest.raises(ValueError, match="voltage_V must be > 0"):
+            composite_schedule(store, 1, NOW, 3600, ChargingRateUnit.W, transaction_start=None,
+                               transaction_id=None, voltage_V=voltage_V)
+
+
+def test_the_current_limit_for_a_naive_now_is_refused_naming_now() -> None:
+    with pytest.raises(ValueError) as caught:
+        current_limit_A(_store_with((0, 16.0)), 1, NOW.replace(tzinfo=None), transaction_start=None,
+                        transaction_id=None)
+    assert str(caught.value) == "now must be timezone-aware"
+
+
+def test_a_naive_schedule_start_is_refused() -> None:
+    with pytest.raises(ProfileError) as caught:
+        ChargingSchedule(charging_rate_unit=ChargingRateUnit.A, periods=(ChargingSchedulePeriod(0, 16.0),),
+                         start_schedule=NOW.replace(tzinfo=None))
+    assert str(caught.value) == "startSchedule must be timezone-aware"
+
+
+def test_a_tx_profile_on_connector_0_is_refused_saying_why() -> None:
+    profile = ChargingProfile(profile_id=1, stack_level=0, purpose=ChargingProfilePurpose.TxProfile,
+                              kind=ChargingProfileKind.Relative,
+                              schedule=ChargingSchedule(charging_rate_unit=ChargingRateUnit.A,
+                                                        periods=(ChargingSchedulePeriod(0, 16.0),)))
+    reason = ProfileStore().check(0, profile, active_transaction_id=5, connector_count=1)
+    assert reason == "a TxProfile must be set on a connector, not on 0"
