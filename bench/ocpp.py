@@ -564,11 +564,14 @@ def analyse(
 
 
 def outbox_counts(db_path: Path) -> tuple[int, int, int, int]:
-    """(rows ever queued, rows left, open sessions, sessions without a CSMS transaction id), read-only."""
+    """(transaction messages ever queued, rows left, open sessions, sessions without a CSMS transaction id),
+    read-only."""
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     try:
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-        ever = 0 if row is None else int(row[0])
+        # Security event notifications go through the outbox too; they are not transaction messages.
+        security = int(conn.execute("SELECT count(*) FROM security_log WHERE queued = 1").fetchone()[0])
+        ever = 0 if row is None else int(row[0]) - security
         left = int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
         open_sessions = int(conn.execute("SELECT count(*) FROM sessions WHERE stopped_at IS NULL").fetchone()[0])
         unconfirmed = int(conn.execute(

@@ -59,13 +59,15 @@ def without_retransmissions(frames: list[Frame]) -> list[Frame]:
 
 
 def ever_queued(charger: Charger) -> int:
-    """How many messages the outbox was ever given (its AUTOINCREMENT counter), read from the SQLite file."""
+    """How many transaction messages the outbox was ever given (its AUTOINCREMENT counter, less the security event
+    notifications queued through it), read from the SQLite file."""
     conn = sqlite3.connect(charger.store.path)
     try:
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        security = int(conn.execute("SELECT count(*) FROM security_log WHERE queued = 1").fetchone()[0])
     finally:
         conn.close()
-    return 0 if row is None else int(row[0])
+    return 0 if row is None else int(row[0]) - security
 
 
 async def drained(charger: Charger) -> None:
