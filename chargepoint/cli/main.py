@@ -11,13 +11,13 @@ from typing import Any
 import click
 
 from chargepoint.cli.board_sim import board_sim
+from chargepoint.cli.common import EXIT_CONFIG, _load, _load_for_daemon, _request
 from chargepoint.cli.ledger import ledger_group
-from chargepoint.config.loader import load_config, load_config_for_service, redacted_json
-from chargepoint.config.schema import Config
+from chargepoint.cli.qr import qr_command
+from chargepoint.config.loader import load_config_for_service, redacted_json
 from chargepoint.errors import ConfigError, ControlError
 
 DEFAULT_CONFIG = Path("/etc/chargepoint/config.toml")
-EXIT_CONFIG = 2
 
 SIM_ACTIONS = ("plug", "charge", "pause", "vent", "unplug", "tap", "fault", "clear-fault")
 ACTIONS_WITH_ARGUMENT = {"tap": "card UID", "fault": "fault kind"}
@@ -31,43 +31,6 @@ config_option = click.option(
     show_default=True,
     help="Configuration file (TOML).",
 )
-
-
-def _load(config_path: Path) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(EXIT_CONFIG)
-
-
-def _load_for_daemon(config_path: Path) -> Config:
-    """For commands that talk to the running daemon: like the daemon, a bad [pricing] section alone is a warning
-    (the daemon keeps its last valid prices), so the charger can still be inspected and driven."""
-    try:
-        config, problems = load_config_for_service(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(EXIT_CONFIG)
-    for problem in problems:
-        click.echo(f"warning: {problem} (the charger keeps its last valid prices)", err=True)
-    return config
-
-
-def _request(config: Config, payload: dict[str, Any]) -> dict[str, Any]:
-    from chargepoint.cli.control_client import request
-
-    try:
-        reply = asyncio.run(request(config.storage.control_socket_path, payload))
-    except ControlError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    if not reply.get("ok"):
-        click.echo(f"error: {reply.get('error', 'the daemon refused the request')}", err=True)
-        sys.exit(1)
-    return reply
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -341,6 +304,7 @@ def demo(keep: bool, charge_seconds: float) -> None:
 
 cli.add_command(board_sim)
 cli.add_command(ledger_group)
+cli.add_command(qr_command)
 
 
 def main() -> None:

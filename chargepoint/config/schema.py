@@ -596,6 +596,28 @@ class PricingSettings(_Section):
         return self.tariffs[name].to_tariff(name, self.currency)
 
 
+class QrSettings(_Section):
+    """Dynamic QR codes for mobile payment: shown on each free connector while the charger is online."""
+
+    enabled: bool = Field(False, description="Show a payment QR code on free connectors (needs [ocpp])")
+    payment_url: str = Field("", description="The operator's payment page (https://); the code adds the charge "
+                             "point, connector, nonce, expiry and signature as query parameters")
+    key: SecretStr | None = Field(None, description="HMAC-SHA256 key shared with the payment backend (at least 16 "
+                                  "characters): signs each code and derives the idTag that starts its session")
+    validity_s: int = Field(300, ge=30, le=3600, description="How long one code may be paid for before it is "
+                            "replaced")
+
+    @model_validator(mode="after")
+    def _complete(self) -> QrSettings:
+        if not self.enabled:
+            return self
+        if not self.payment_url.startswith("https://"):
+            raise ValueError("qr.payment_url must be an https:// URL when qr.enabled")
+        if self.key is None or len(self.key.get_secret_value()) < 16:
+            raise ValueError("qr.key must be at least 16 characters when qr.enabled")
+        return self
+
+
 class Config(_Section):
     identity: IdentitySettings = Field(default_factory=lambda: IdentitySettings())
     charger: ChargerSettings = Field(default_factory=lambda: ChargerSettings())
@@ -605,6 +627,14 @@ class Config(_Section):
     logging: LoggingSettings = Field(default_factory=lambda: LoggingSettings())
     pricing: PricingSettings = Field(default_factory=lambda: PricingSettings())
     ocpp: OcppSettings | None = None
+    qr: QrSettings = Field(default_factory=lambda: QrSettings())
+
+    @model_validator(mode="after")
+    def _qr_needs_ocpp(self) -> Config:
+        if self.qr.enabled and self.ocpp is None:
+            raise ValueError("qr.enabled needs an [ocpp] section: a paid code starts its session by "
+                             "RemoteStartTransaction from the CSMS")
+        return self
 
     @model_validator(mode="after")
     def _board_cable(self) -> Config:

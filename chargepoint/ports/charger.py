@@ -87,6 +87,11 @@ class ChargerPort(Protocol):
 
     # ----------------------------------------------------------------- transactions
 
+    def claim_remote_start(self, connector_id: int, id_tag: str) -> bool:
+        """Whether a remote start for ``id_tag`` may begin on ``connector_id`` as far as the charger's own rules go
+        (a paid QR code's idTag must be valid, unused and for that connector; it is used up here)."""
+        ...
+
     def start_remotely(self, connector_id: int, id_tag: str, pre_authorized: bool) -> None:
         """Start a session for ``id_tag`` when the EV is (or gets) plugged in; authorize it first unless
         ``pre_authorized``."""

@@ -562,6 +562,7 @@ __all__ = [
 _MESSAGES: dict[str, dict[str, str]] = {
     "en": {
         "card_rejected": "Card not accepted",
+        "scan_to_pay": "Scan the code to pay",
         "prepaid_empty": "Prepaid balance used up",
         "CostLimitReached": "Budget reached, charging stopped",
         "EnergyLimitReached": "Energy limit reached, charging stopped",
@@ -569,6 +570,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
     },
     "de": {
         "card_rejected": "Karte nicht akzeptiert",
+        "scan_to_pay": "Zum Bezahlen Code scannen",
         "prepaid_empty": "Guthaben aufgebraucht",
         "CostLimitReached": "Budget erreicht, Laden beendet",
         "EnergyLimitReached": "Energiegrenze erreicht, Laden beendet",
@@ -576,6 +578,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
     },
     "fr": {
         "card_rejected": "Carte refusée",
+        "scan_to_pay": "Scannez le code pour payer",
         "prepaid_empty": "Crédit prépayé épuisé",
         "CostLimitReached": "Budget atteint, charge arrêtée",
         "EnergyLimitReached": "Limite d'énergie atteinte, charge arrêtée",
@@ -583,6 +586,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
     },
     "nl": {
         "card_rejected": "Kaart niet geaccepteerd",
+        "scan_to_pay": "Scan de code om te betalen",
         "prepaid_empty": "Tegoed opgebruikt",
         "CostLimitReached": "Budget bereikt, laden gestopt",
         "EnergyLimitReached": "Energielimiet bereikt, laden gestopt",

@@ -77,7 +77,9 @@ from chargepoint.ports.events import (
 from chargepoint.runtime import actuators, hardware_loops, selftest, views
 from chargepoint.runtime.connector import ConnectorRuntime, SessionView
 from chargepoint.runtime.faults import FaultBook
+from chargepoint.runtime.mobile_payment import MobilePayment
 from chargepoint.runtime.pricing import PricingService
+from chargepoint.runtime.qr_codes import is_qr_id_tag
 from chargepoint.runtime.reservations import Reservations
 from chargepoint.runtime.session_writer import SessionWriter
 from chargepoint.runtime.storage import StorageMonitor
@@ -138,6 +140,8 @@ class ChargerApp:
         self.writer = SessionWriter(store, self.connectors)
         self.reservations = Reservations(store, self.connectors, self.post, self.spawn)
         self.pricing = PricingService(config, store, self, rejected=pricing_problems)
+        self.mobile = MobilePayment(config, self.connectors, lambda: self.csms, self.pricing.show_idle,
+                                    self.pricing.screen.show, self._publish)
         self.faults = FaultBook(store, self.spawn)
         self.storage = StorageMonitor(store, self.connectors, self.faults, self.post, self._publish, self.spawn)
         self.tests = selftest.SelfTests(self.connectors, self.post, hardware)
@@ -203,6 +207,8 @@ class ChargerApp:
             self.spawn(self.storage.run())
             if self.csms is not None:
                 self.spawn(self.csms.run())
+            if self.mobile.enabled:
+                self.spawn(self.mobile.run())
             if ready is not None:
                 await ready()
             await stop.wait()
@@ -334,7 +340,10 @@ class ChargerApp:
     def _begin_session(self, c: ConnectorRuntime, id_tag: str, meter_start_Wh: int,
                        reservation_id: int | None) -> None:
         started_at = datetime.now(UTC)
-        c.session = SessionView(id_tag, started_at, meter_start_Wh)
+        free = self.config.free_vend and id_tag == self.config.charger.free_vend_id_tag
+        method = c.start_methods.pop(id_tag.upper(), "free" if free else "rfid")
+        c.start_methods.clear()
+        c.session = SessionView(id_tag, started_at, meter_start_Wh, payment_method=method)
         log.info("connector %d: session started for %s at %d Wh", c.connector_id, id_tag, meter_start_Wh)
         if reservation_id is not None:
             self.reservations.forget(reservation_id)
@@ -343,7 +352,7 @@ class ChargerApp:
         pricing = self.pricing.begin(c, id_tag, parent, started_at, meter_start_Wh)
         self._publish(TransactionStarted(c.connector_id, id_tag, meter_start_Wh, reservation_id, started_at))
         self.writer.put(c.connector_id, "begin", id_tag=id_tag, meter_start_Wh=meter_start_Wh, started_at=started_at,
-                        reservation_id=reservation_id, pricing=pricing)
+                        reservation_id=reservation_id, pricing=pricing, payment_method=method)
 
     def _end_session(self, c: ConnectorRuntime, reason: str, meter_stop_Wh: int, stopped_by: str | None) -> None:
         stopped_at = datetime.now(UTC)
@@ -411,7 +420,21 @@ class ChargerApp:
 
     # ----------------------------------------------------------------- ChargerPort: what adapters may ask
 
+    def claim_remote_start(self, connector_id: int, id_tag: str) -> bool:
+        """May a RemoteStartTransaction for ``id_tag`` begin on ``connector_id``? (A paid QR code must be valid.)"""
+        c = self.connectors.get(connector_id)
+        if c is None or not self.mobile.claim(connector_id, id_tag):
+            return False
+        c.start_methods[id_tag.upper()] = "qr" if self.mobile.enabled and is_qr_id_tag(id_tag.upper()) else "remote"
+        return True
+
+    def qr_text(self, c: ConnectorRuntime) -> str | None:
+        return self.mobile.text_for(c)
+
     def start_remotely(self, connector_id: int, id_tag: str, pre_authorized: bool) -> None:
+        c = self.connectors.get(connector_id)
+        if c is not None:
+            c.start_methods.setdefault(id_tag.upper(), "remote")
         self.post(connector_id, RemoteStartRequested(id_tag, pre_authorized, time.monotonic()))
 
     def stop_transaction(self, connector_id: int, reason: str) -> None:

@@ -26,6 +26,7 @@ class SessionView:
     meter_start_Wh: int
     session_id: str | None = None
     csms_transaction_id: int | None = None
+    payment_method: str = "rfid"  # rfid, card, qr, remote or free
 
 
 @dataclass(slots=True)
@@ -40,6 +41,8 @@ class ConnectorRuntime:
     reported_error_code: str = "NoError"  # the last one told to the adapters, to tell faults raised and cleared
     testing: bool = False  # a technician's self-test drives the devices: their reports are held back meanwhile
     held: list[Event] = field(default_factory=list)
+    # How a session about to begin for an idTag was paid for (a remote start, a QR code, a payment card).
+    start_methods: dict[str, str] = field(default_factory=dict)
 
     @property
     def connector_id(self) -> int:

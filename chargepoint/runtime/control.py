@@ -108,6 +108,14 @@ class ChargerControl:
             return {"ok": True, **cleared}
         if op == "sim":
             return self._sim(request)
+        if op == "qr":
+            c = self.app.connectors.get(int(request.get("connector", 1)))
+            if c is None:
+                return {"ok": False, "error": f"no connector {request.get('connector')}"}
+            url = self.app.qr_text(c)
+            if url is None:
+                return {"ok": False, "error": f"no QR code shown: {self.app.mobile.why_not_shown(c)}"}
+            return {"ok": True, "url": url}
         raise ValueError(f"unknown op {op!r}")
 
     def _sim(self, request: dict[str, Any]) -> dict[str, Any]:

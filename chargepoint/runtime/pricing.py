@@ -4,6 +4,10 @@ budgets, drives the display, and keeps what the CSMS says about prices (Californ
 The arithmetic is in :mod:`chargepoint.pricing`; this adapter only feeds it and moves its results to the store,
 the display and the core. Everything here runs on the event loop and is quick: a meter sample costs a fraction
 of a millisecond (``python -m bench --pricing``).
+
+Size: a session's pricing state (tariff choice, cost meter, limits, prepaid budget, what the display shows, what
+the CSMS said) is one thing that every step of the session reads and writes; split over modules it would be
+passed around whole.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class PricingHost(Protocol):
     def csms(self) -> CsmsAdapter | None: ...
 
     def post(self, connector_id: int, event: Event) -> None: ...
+
+    def qr_text(self, c: ConnectorRuntime) -> str | None: ...
 
 _CHARGING_STATUSES = frozenset({ConnectorStatus.Charging})
 _LAST_VALID_KEY = "pricing.last_valid"
@@ -207,13 +213,17 @@ class PricingService:
         if self.screen.defer_idle(c, self._idle_again):
             return
         language = self.language()
+        qr = self.app.qr_text(c)  # a mobile-payment code, where enabled: shown next to the price
         lines = self.csms_prices.price_text(language)
         if lines is None:
             tariff = self.csms_prices.default_tariff or self.default_tariff
             if tariff is None:
+                if qr is not None:
+                    self._show(c, DisplayMessage(DisplayKind.info, (message_text("scan_to_pay", language),), language,
+                                                 qr_code_text=qr))
                 return
             lines = price_lines(tariff, self.money, language)
-        self._show(c, DisplayMessage(DisplayKind.price, lines, language))
+        self._show(c, DisplayMessage(DisplayKind.price, lines, language, qr_code_text=qr))
 
     def _idle_again(self, c: ConnectorRuntime) -> None:
         if c.session is None and c.core.status is ConnectorStatus.Available:

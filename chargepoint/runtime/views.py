@@ -21,6 +21,7 @@ def connector_status(c: ConnectorRuntime, session_pricing: dict[str, Any]) -> di
                                else c.session.session_id),
             "session_id": c.session.session_id,
             "id_tag": c.session.id_tag,
+            "payment_method": c.session.payment_method,
             "energy_Wh": energy_Wh,
             **session_pricing,
             "started_at": c.session.started_at.isoformat(),
@@ -41,7 +42,7 @@ def connector_status(c: ConnectorRuntime, session_pricing: dict[str, Any]) -> di
         "meter_energy_Wh": None if reading is None else reading.energy_Wh_import,
         "session": session,
         "display": None if shown is None else {"kind": str(shown.kind), "lines": list(shown.lines),
-                                               "language": shown.language},
+                                               "language": shown.language, "qr_code_text": shown.qr_code_text},
     }
 
 
@@ -57,6 +58,7 @@ def session_row(r: SessionRecord, p: PricingRow | None) -> dict[str, Any]:
         "energy_Wh": r.energy_Wh,
         "duration_s": None if r.stopped_at is None else round((r.stopped_at - r.started_at).total_seconds()),
         "stop_reason": r.stop_reason,
+        "payment_method": r.payment_method,
         "tariff_id": None if p is None else p.tariff_id,
         "package": None if p is None else p.package,
         "cost": None if p is None or p.shown_cost is None else str(p.shown_cost),

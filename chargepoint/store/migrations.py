@@ -179,6 +179,11 @@ CREATE TABLE ledger (
 );
 """
 
+# How a session was paid for (rfid, card, qr, remote, free): status, exports and the ledger show it.
+_0009_PAYMENT_METHOD: Final = """
+ALTER TABLE sessions ADD COLUMN payment_method TEXT;
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
@@ -188,6 +193,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (6, _0006_STOP_ID_TAG),
     (7, _0007_SECURITY_LOG),
     (8, _0008_LEDGER),
+    (9, _0009_PAYMENT_METHOD),
 )
 """(number, sql) pairs in the order they are applied."""
 

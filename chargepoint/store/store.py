@@ -80,7 +80,7 @@ _FILE_MODE: Final = 0o600
 
 _SESSION_COLUMNS: Final = (
     "session_id, connector_id, id_tag, started_at, meter_start_Wh, stopped_at, meter_stop_Wh, "
-    "stop_reason, last_meter_Wh, last_meter_at, stop_id_tag"
+    "stop_reason, last_meter_Wh, last_meter_at, stop_id_tag, payment_method"
 )
 
 
@@ -105,6 +105,8 @@ class SessionRecord:
     """When ``last_meter_Wh`` was measured."""
     stop_id_tag: str | None = None
     """The idTag that asked for the stop, if a card did (it may differ from ``id_tag``: same group)."""
+    payment_method: str | None = None
+    """rfid, card, qr, remote or free (None: recorded before the charger knew)."""
 
     @property
     def energy_Wh(self) -> int | None:
@@ -167,7 +169,7 @@ def _session_entry(conn: sqlite3.Connection, record: SessionRecord) -> dict[str,
         "session_id": record.session_id, "connector_id": record.connector_id, "id_tag": record.id_tag,
         "started_at": _from_text_or_none(record.started_at), "stopped_at": _from_text_or_none(record.stopped_at),
         "meter_start_Wh": record.meter_start_Wh, "meter_stop_Wh": record.meter_stop_Wh,
-        "energy_Wh": record.energy_Wh, "stop_reason": record.stop_reason,
+        "energy_Wh": record.energy_Wh, "stop_reason": record.stop_reason, "payment_method": record.payment_method,
     }
     priced = _pricing.fetch(conn, record.session_id)
     if priced is not None:
@@ -211,6 +213,7 @@ def _record(row: sqlite3.Row) -> SessionRecord:
         last_meter_Wh=row["last_meter_Wh"],
         last_meter_at=_from_text(row["last_meter_at"]),
         stop_id_tag=row["stop_id_tag"],
+        payment_method=row["payment_method"],
     )
 
 
@@ -413,6 +416,7 @@ class Store:
         started_at: datetime,
         messages: Callable[[str], Sequence[OutboxMessage]] | None = None,
         pricing: PricingStart | None = None,
+        payment_method: str | None = None,
     ) -> SessionRecord:
         """Persist a new open session and return it (``last_meter_*`` = the start reading).
 
@@ -428,7 +432,7 @@ class Store:
 
         def insert(conn: sqlite3.Connection) -> SessionRecord:
             conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, NULL)",
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, NULL, ?)",
                 (
                     session_id,
                     connector_id,
@@ -437,6 +441,7 @@ class Store:
                     meter_start_Wh,
                     meter_start_Wh,
                     started_text,
+                    payment_method,
                 ),
             )
             if messages is not None:

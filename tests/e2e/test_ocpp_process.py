@@ -13,7 +13,7 @@ import pytest
 
 from simulators.csms import DropCall, TestCsms
 from tests.integration.test_cli import CONFIG as SIM_CONFIG
-from tests.integration.test_cli import Daemon
+from tests.integration.test_cli import Daemon, cli
 
 CP_ID = "CP-PROC-1"
 CARD = "04A1B2C3"
@@ -166,3 +166,25 @@ async def test_sigterm_with_a_call_in_flight_stops_the_daemon_in_seconds(tmp_pat
     # A gentle stop of the charging session (about 1 s), at most DELIVER_ON_STOP_S (3 s) for the queued messages,
     # and the close of the link (at most 1 s on a frozen one).
     assert took_s < 7, took_s
+
+
+async def test_chargepoint_qr_shows_the_code_of_a_free_connector(tmp_path: Path, csms: TestCsms) -> None:
+    config_path = write_config(tmp_path, csms)
+    config_path.write_text(config_path.read_text() + '[qr]\nenabled = true\npayment_url = "https://pay.example.com/s"\n'
+                           'key = "shared-with-the-payment-backend"\n')
+    daemon = await start_daemon(config_path)
+    try:
+        await csms.wait_connected(CP_ID)
+        png = tmp_path / "code.png"
+        shown = await asyncio.to_thread(cli, "qr", "--config", str(config_path), "--connector", "1", "--png", str(png))
+        assert shown.returncode == 0, shown.stderr
+        assert "https://pay.example.com/s?cp=CP-PROC-1&c=1&" in shown.stdout
+        assert "█" in shown.stdout or "▀" in shown.stdout  # the code itself, drawn on the terminal
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        await asyncio.to_thread(daemon.sim, "plug")
+        await asyncio.to_thread(daemon.sim, "tap", CARD)
+        await csms.wait_for_call("StartTransaction")
+        busy = await asyncio.to_thread(cli, "qr", "--config", str(config_path))
+        assert busy.returncode == 1 and "connector 1 is not free" in busy.stderr
+    finally:
+        await asyncio.to_thread(daemon.stop)

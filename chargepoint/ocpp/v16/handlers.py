@@ -184,6 +184,8 @@ class ChargePointHandlers(Link):
             purpose_ok = raw.get("chargingProfilePurpose") == "TxProfile"
             if not purpose_ok or not await self.client.install_remote_start_profile(connector_id, raw, id_tag):
                 return call_result.RemoteStartTransaction(status="Rejected")
+        if not self.charger.claim_remote_start(connector_id, id_tag):
+            return call_result.RemoteStartTransaction(status="Rejected")  # e.g. a replayed or expired QR code
         pre_authorized = not self.client.keys.get_bool("AuthorizeRemoteTxRequests")
         self.charger.start_remotely(connector_id, id_tag, pre_authorized)
         return call_result.RemoteStartTransaction(status="Accepted")

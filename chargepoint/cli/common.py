@@ -1,0 +1,54 @@
+"""What the ``chargepoint`` commands share: loading the config (errors name the file, the key and the reason) and
+asking the running daemon over its control socket."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chargepoint.config.loader import load_config, load_config_for_service
+from chargepoint.config.schema import Config
+from chargepoint.errors import ConfigError, ControlError
+
+EXIT_CONFIG = 2
+
+
+def _load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+def _load_for_daemon(config_path: Path) -> Config:
+    """For commands that talk to the running daemon: like the daemon, a bad [pricing] section alone is a warning
+    (the daemon keeps its last valid prices), so the charger can still be inspected and driven."""
+    try:
+        config, problems = load_config_for_service(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(EXIT_CONFIG)
+    for problem in problems:
+        click.echo(f"warning: {problem} (the charger keeps its last valid prices)", err=True)
+    return config
+
+
+def _request(config: Config, payload: dict[str, Any]) -> dict[str, Any]:
+    from chargepoint.cli.control_client import request
+
+    try:
+        reply = asyncio.run(request(config.storage.control_socket_path, payload))
+    except ControlError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if not reply.get("ok"):
+        click.echo(f"error: {reply.get('error', 'the daemon refused the request')}", err=True)
+        sys.exit(1)
+    return reply
