@@ -229,6 +229,11 @@ class HostileCsms:
         self._answer = asyncio.Event()
         self._sends: set[asyncio.Task[None]] = set()
 
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sends.discard(task)
+        if not task.cancelled():
+            task.exception()  # a reply lost with the link is the link's story, told elsewhere
+
     async def answered_all(self, ids: list[str]) -> None:
         while any(i not in self.answers for i in ids):
             self._answer.clear()
@@ -266,7 +271,7 @@ class HostileCsms:
             # to read (both sides blocked on writes would be a deadlock of the test, not of the charger).
             task = asyncio.create_task(ws.send(json.dumps([3, message[1], reply])))
             self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
+            task.add_done_callback(self._sent)
         elif message[0] in (3, 4) and isinstance(message[1], str):
             self.answers[message[1]] = self.answers.get(message[1], 0) + 1
             self._answer.set()
@@ -311,6 +316,8 @@ async def fuzz(frames: int, seed: int = 13, rss_growth_limit_MiB: float = 20.0,
                         continue
                     if unique_id is not None:
                         expected.append(unique_id)
+                    if n % 50 == 0:
+                        await asyncio.sleep(0)  # let this CSMS's reader read, as a CSMS that reads at all does
                     if n % sample_every == 0:
                         if not daemon.alive():
                             break

@@ -133,3 +133,22 @@ async def test_a_csms_that_floods_and_never_reads_is_disconnected(tmp_path: Path
             await charger.wait_for(lambda: any("does not read" in r.getMessage() for r in caplog.records),
                                    timeout_s=30, what="the link closed")
             assert charger.status()["status"] == "Available"  # the charger itself goes on
+
+
+async def test_a_flood_of_broken_replies_leaves_a_few_log_lines(tmp_path: Path, csms: TestCsms,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Replies are not rate-limited like CALLs (they may be the answer the charger waits for), so their warnings are:
+    ten per 10 s, then a count of what was left out."""
+    caplog.set_level(logging.INFO)
+    async with running_charger(ocpp_config(tmp_path, csms)) as charger:
+        await registered(charger)
+        caplog.clear()
+        for i in range(3000):
+            await csms.send_raw(CP_ID, f'[4, "broken-{i}", {{}}]')  # a CALLERROR without its fields
+        await asyncio.sleep(0.5)
+        assert charger.app.status()["csms_connected"]
+    warnings = [r for r in caplog.records if r.name == "chargepoint.ocpp.v16.link" and r.levelno == logging.WARNING]
+    broken = [r for r in warnings if "invalid OCPP frame" in r.getMessage()]
+    assert len(broken) == 10, len(broken)
+    assert any(r.getMessage() == "2990 more warnings about frames from the CSMS were left out of the log"
+               for r in warnings), [r.getMessage() for r in warnings]

@@ -116,6 +116,35 @@ REFUSALS_PENDING_MAX = 10_000  # about 1 MB
 _REPLY_FRAME = re.compile(r"\s*\[\s*[34]\s*,")
 
 
+class _BoundedWarnings:
+    """Warnings about what the CSMS sends, at most ``per_window`` per ``window_s``: replies are not rate-limited
+    like CALLs, and a flood of broken ones must not flood the log. What was left out is counted and said."""
+
+    def __init__(self, per_window: int = 10, window_s: float = REFUSALS_LOG_EVERY_S) -> None:
+        self.per_window = per_window
+        self.window_s = window_s
+        self._window_start_s = -float("inf")
+        self._logged = 0
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now_s = time.monotonic()
+        if now_s - self._window_start_s >= self.window_s:
+            if self._suppressed:
+                log.warning("%d more warnings about frames from the CSMS were left out of the log", self._suppressed)
+            self._window_start_s, self._logged, self._suppressed = now_s, 0, 0
+        if self._logged < self.per_window:
+            self._logged += 1
+            log.warning(msg, *args)
+        else:
+            self._suppressed += 1
+
+    def flush(self) -> None:
+        if self._suppressed:
+            log.warning("%d more warnings about frames from the CSMS were left out of the log", self._suppressed)
+            self._suppressed = 0
+
+
 class _TokenBucket:
     def __init__(self, rate_per_s: float, burst: int) -> None:
         self.rate_per_s = rate_per_s
@@ -168,6 +197,7 @@ class Link(_LibChargePoint):
         self._admission = _TokenBucket(CALL_RATE_PER_S, CALL_BURST)
         self._refused = 0  # CSMS CALLs refused over the limits since the last warning
         self._refusals: asyncio.Queue[str] = asyncio.Queue(REFUSALS_PENDING_MAX)
+        self._warnings = _BoundedWarnings()
         self._refusals_logged_s = 0.0
         # The camelCase payload of the CALL being handled, for handlers that want the wire form.
         self.current_payload: dict[str, Any] = {}
@@ -244,6 +274,7 @@ class Link(_LibChargePoint):
         finally:
             if self._refused:
                 log.warning("refused %d more CALL(s) from the CSMS over the limits", self._refused)
+            self._warnings.flush()
             self.lost()
             for task in (handler, writer):
                 task.cancel()
@@ -280,7 +311,7 @@ class Link(_LibChargePoint):
     async def route_message(self, raw_msg: str | bytes) -> None:
         if isinstance(raw_msg, bytes):
             # OCPP-J is text frames only: a binary frame is refused, never processed (a CALLERROR if it names one).
-            log.warning("refusing a binary WebSocket frame from the CSMS (%d bytes)", len(raw_msg))
+            self._warnings.warning("refusing a binary WebSocket frame from the CSMS (%d bytes)", len(raw_msg))
             unique_id = _call_id(raw_msg)
             if unique_id is not None:
                 await self._send(CallError(unique_id, _FORMAT_ERROR, "OCPP-J uses text frames only", {}).to_json())
@@ -291,14 +322,14 @@ class Link(_LibChargePoint):
             # ValueError: JSON the library does not wrap (an integer beyond Python's digit limit);
             # RecursionError: nesting deeper than the JSON parser accepts.
             unique_id = _call_id(raw_msg)
-            log.warning("invalid OCPP frame from the CSMS (%s): %.200r", exc, raw_msg)
+            self._warnings.warning("invalid OCPP frame from the CSMS (%s): %.200r", exc, raw_msg)
             if unique_id is not None:
                 description = exc.description if isinstance(exc, OCPPError) else str(exc)
                 await self._send(CallError(unique_id, _FORMAT_ERROR, str(description), {}).to_json())
             return
         if msg.message_type_id == MessageType.Call:
             if not isinstance(msg.unique_id, str) or not msg.unique_id:
-                log.warning("dropping a CALL without a usable unique id: %.200r", raw_msg)
+                self._warnings.warning("dropping a CALL without a usable unique id: %.200r", raw_msg)
                 return
             if not isinstance(msg.action, str):
                 await self._send(CallError(msg.unique_id, _FORMAT_ERROR, "action must be a string", {}).to_json())
@@ -316,12 +347,12 @@ class Link(_LibChargePoint):
                 await self._handle_call(msg)
             except ArithmeticError as error:
                 # A number the schema's checks cannot even compute with (1e308 against multipleOf 0.1).
-                log.warning("CALL %.60s %.40s refused: a number out of range (%.100s)", msg.action, msg.unique_id,
-                            error)
+                self._warnings.warning("CALL %.60s %.40s refused: a number out of range (%.100s)", msg.action,
+                                       msg.unique_id, error)
                 await self._send(CallError(msg.unique_id, "PropertyConstraintViolation", "a number is out of range",
                                            {}).to_json())
             except OCPPError as error:
-                log.warning("CALL %.60s %.40s refused: %.300s", msg.action, msg.unique_id, error)
+                self._warnings.warning("CALL %.60s %.40s refused: %.300s", msg.action, msg.unique_id, error)
                 await self._send(_call_error(msg.unique_id, error).to_json())
             except Exception as error:  # the one catch-all: a CALL must get an answer (InternalError)
                 log.exception("CALL %.100s %s failed", msg.action, msg.unique_id)
