@@ -12,6 +12,7 @@ import click
 
 from chargepoint.cli.board_sim import board_sim
 from chargepoint.cli.common import EXIT_CONFIG, _load, _load_for_daemon, _request
+from chargepoint.cli.events import events_command
 from chargepoint.cli.ledger import ledger_group
 from chargepoint.cli.qr import qr_command
 from chargepoint.config.loader import load_config_for_service, redacted_json
@@ -305,6 +306,7 @@ def demo(keep: bool, charge_seconds: float) -> None:
 cli.add_command(board_sim)
 cli.add_command(ledger_group)
 cli.add_command(qr_command)
+cli.add_command(events_command)
 
 
 def main() -> None:

@@ -54,3 +54,24 @@ async def test_the_log_keeps_the_newest_entries_only(tmp_path: Path, monkeypatch
             await store.record_security_event(entry("InvalidMessages", i), None)
         kept = await store.security_log(100)
         assert [e.tech_info for e in kept] == [f"detail {i}" for i in range(24, 14, -1)]
+
+
+async def test_chargepoint_events_lists_the_security_log_newest_first(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    async with await Store.open(tmp_path / "chargepoint.db") as store:
+        await store.record_security_event(entry("StartupOfTheDevice", 1, critical=True), None)
+        await store.record_security_event(entry("QrCodeRefused", 2), None)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[hardware]\nbackend = "sim"\n[storage]\ndir = "{tmp_path}"\n')
+    root = Path(__file__).resolve().parents[2]
+    shown = subprocess.run([sys.executable, "-m", "chargepoint", "events", "--config", str(config), "--json"],
+                           capture_output=True, text=True, cwd=root, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    events = json.loads(shown.stdout)["events"]
+    assert [(e["type"], e["critical"]) for e in events] == [("QrCodeRefused", False), ("StartupOfTheDevice", True)]
+    text = subprocess.run([sys.executable, "-m", "chargepoint", "events", "--config", str(config)],
+                          capture_output=True, text=True, cwd=root, timeout=60)
+    assert text.stdout.splitlines()[0].split()[1] == "QrCodeRefused" and "detail 2" in text.stdout
