@@ -618,6 +618,21 @@ class QrSettings(_Section):
         return self
 
 
+class FraudSettings(_Section):
+    """Fraud controls: patterns that suggest abuse, each recorded as a security event (docs/payments.md)."""
+
+    unknown_card_taps_max: int = Field(5, ge=2, le=100, description="Rejected taps on one connector within "
+                                       "unknown_card_window_s that lock its reader")
+    unknown_card_window_s: float = Field(60.0, gt=0, le=3600, description="Window for unknown_card_taps_max")
+    unknown_card_lockout_s: float = Field(60.0, ge=0, le=3600, description="How long a locked reader ignores taps")
+    refuse_card_in_use: bool = Field(False, description="Refuse a card that is charging on another connector "
+                                     "(a cloned card); always a security event")
+    idle_energy_threshold_Wh: int = Field(10, ge=1, description="Energy through the meter with no session that "
+                                          "is reported (EnergyWithoutSession)")
+    clock_jump_threshold_s: float = Field(120.0, ge=1, description="A wall-clock jump this large is reported "
+                                          "(SettingSystemTime)")
+
+
 class Config(_Section):
     identity: IdentitySettings = Field(default_factory=lambda: IdentitySettings())
     charger: ChargerSettings = Field(default_factory=lambda: ChargerSettings())
@@ -628,6 +643,7 @@ class Config(_Section):
     pricing: PricingSettings = Field(default_factory=lambda: PricingSettings())
     ocpp: OcppSettings | None = None
     qr: QrSettings = Field(default_factory=lambda: QrSettings())
+    fraud: FraudSettings = Field(default_factory=lambda: FraudSettings())
 
     @model_validator(mode="after")
     def _qr_needs_ocpp(self) -> Config:

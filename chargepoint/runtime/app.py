@@ -55,6 +55,7 @@ from chargepoint.core.events import (
     LockStateRead,
     RemoteStartRequested,
     StopRequested,
+    TagPresented,
     TimerExpired,
     TimerName,
     UnlockRequested,
@@ -77,6 +78,7 @@ from chargepoint.ports.events import (
 from chargepoint.runtime import actuators, hardware_loops, selftest, views
 from chargepoint.runtime.connector import ConnectorRuntime, SessionView
 from chargepoint.runtime.faults import FaultBook
+from chargepoint.runtime.fraud import FraudSettings, FraudWatch
 from chargepoint.runtime.mobile_payment import MobilePayment
 from chargepoint.runtime.pricing import PricingService
 from chargepoint.runtime.qr_codes import is_qr_id_tag
@@ -140,6 +142,11 @@ class ChargerApp:
         self.writer = SessionWriter(store, self.connectors)
         self.reservations = Reservations(store, self.connectors, self.post, self.spawn)
         self.pricing = PricingService(config, store, self, rejected=pricing_problems)
+        f = config.fraud
+        self.fraud = FraudWatch(FraudSettings(
+            f.unknown_card_taps_max, f.unknown_card_window_s, f.unknown_card_lockout_s, f.refuse_card_in_use,
+            f.idle_energy_threshold_Wh, f.clock_jump_threshold_s), self.connectors, self._publish)
+        self._listeners.append(self.fraud)
         self.mobile = MobilePayment(config, self.connectors, lambda: self.csms, self.pricing.show_idle,
                                     self.pricing.screen.show, self._publish)
         self.faults = FaultBook(store, self.spawn)
@@ -209,6 +216,7 @@ class ChargerApp:
                 self.spawn(self.csms.run())
             if self.mobile.enabled:
                 self.spawn(self.mobile.run())
+            self.spawn(self.fraud.run())
             if ready is not None:
                 await ready()
             await stop.wait()
@@ -281,6 +289,10 @@ class ChargerApp:
             c = self.connectors[connector_id]
             if c.testing and not isinstance(event, TimerExpired):
                 c.held.append(event)  # what the devices say while a self-test drives them is not the EV's doing
+                continue
+            if isinstance(event, TagPresented) and self.fraud.taps_locked(connector_id):
+                log.warning("connector %d: tap of %s ignored: too many unknown cards lately", connector_id,
+                            event.id_tag)
                 continue
             await self._execute(c, c.core.handle(event))
             self.faults.note(c, event)
@@ -392,6 +404,9 @@ class ChargerApp:
 
     def _authorize_locally(self, c: ConnectorRuntime, id_tag: str) -> None:
         """Standalone: the configured allow list and the prepaid balances on the charger decide."""
+        if self.fraud.card_in_use_elsewhere(c.connector_id, id_tag):
+            self._refuse_card(c, id_tag)
+            return
         accepted = self.allow_list.accepts(id_tag) or self.pricing.prepaid_accepts(id_tag)
         blocked = self.pricing.prepaid_blocks(id_tag)
         log.info("connector %d: card %s %s", c.connector_id, id_tag,
@@ -402,11 +417,22 @@ class ChargerApp:
             self.pricing.show_authorized(c, id_tag, None)
         else:
             self.pricing.show_rejected(c, id_tag)
+            if not blocked:
+                self.fraud.card_rejected(c.connector_id, id_tag)
         self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic()))
+
+    def _refuse_card(self, c: ConnectorRuntime, id_tag: str) -> None:
+        log.info("connector %d: card %s refused: it charges on another connector", c.connector_id, id_tag)
+        self.pricing.show_rejected(c, id_tag)
+        self.post(c.connector_id, AuthorizationDecided(id_tag, False, time.monotonic()))
 
     async def _authorize_with_csms(self, c: ConnectorRuntime, id_tag: str) -> None:
         assert self.csms is not None
+        if self.fraud.card_in_use_elsewhere(c.connector_id, id_tag):
+            self._refuse_card(c, id_tag)
+            return
         accepted, parent = await self.csms.authorize(id_tag)
+        rejected_by_csms = not accepted
         if accepted and self.pricing.prepaid_blocks(id_tag):
             log.info("connector %d: card %s accepted by the CSMS but its prepaid balance is used up", c.connector_id,
                      id_tag)
@@ -416,6 +442,8 @@ class ChargerApp:
             self.pricing.show_authorized(c, id_tag, parent)
         else:
             self.pricing.show_rejected(c, id_tag)
+            if rejected_by_csms:
+                self.fraud.card_rejected(c.connector_id, id_tag)
         self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic(), parent))
 
     # ----------------------------------------------------------------- ChargerPort: what adapters may ask
