@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import random
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -184,6 +185,7 @@ class FuzzReport:
     reconnects: int = 0
     stop_transactions: int = 0
     final_status: str = ""
+    faults: list[str] = field(default_factory=list)  # the fault log of the run: a starved safety loop shows here
     rss_MiB: list[float] = field(default_factory=list)
     rss_growth_limit_MiB: float = 20.0
 
@@ -197,7 +199,7 @@ class FuzzReport:
 
     @property
     def ok(self) -> bool:
-        return (self.daemon_alive and not self.unanswered and not self.answered_twice
+        return (self.daemon_alive and not self.unanswered and not self.answered_twice and not self.faults
                 and self.stop_transactions == 0 and self.final_status == "Charging"
                 and self.rss_growth_MiB < self.rss_growth_limit_MiB)
 
@@ -210,7 +212,8 @@ class FuzzReport:
             f"answered twice {len(self.answered_twice)}; handled {self.calls_sent - self.refused_over_limit}, "
             f"refused over the limits {self.refused_over_limit}",
             f"  daemon alive: {self.daemon_alive}; reconnects {self.reconnects}; "
-            f"StopTransaction {self.stop_transactions}; connector 1 at the end: {self.final_status}",
+            f"StopTransaction {self.stop_transactions}; connector 1 at the end: {self.final_status}; "
+            f"faults {self.faults or 'none'}",
             f"  daemon RSS: start {self.rss_MiB[0] if self.rss_MiB else float('nan'):.1f} MiB, peak {peak:.1f} MiB, "
             f"growth over the second half {self.rss_growth_MiB:.1f} MiB (limit {self.rss_growth_limit_MiB:g})",
             f"  verdict: {'PASS' if self.ok else 'FAIL'}",
@@ -340,12 +343,24 @@ async def fuzz(frames: int, seed: int = 13, rss_growth_limit_MiB: float = 20.0,
                 report.refused_over_limit = csms.refused_over_limit
                 report.reconnects = csms.connections - 1
                 report.stop_transactions = csms.stop_transactions
+                report.faults = _faults(workdir / "chargepoint.db")
             finally:
                 with contextlib.suppress(Exception):
                     await daemon.stop()
                 if not report.daemon_alive or not report.ok:
-                    print(daemon.log_tail(3000))
+                    kept = Path(tempfile.gettempdir()) / "hostile-csms-daemon.log"
+                    kept.write_bytes(daemon.log_path.read_bytes())
+                    print(f"the daemon's log: {kept}")
     return report
+
+
+def _faults(database: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute("SELECT code, action, source FROM fault_log ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    return [f"{code} {action} ({source})" for code, action, source in rows]
 
 
 def run(frames: int, seed: int) -> list[str]:

@@ -20,6 +20,6 @@ async def test_a_hostile_csms_cannot_take_the_charger_down() -> None:
     assert report.daemon_alive, summary
     assert report.calls_sent > FRAMES // 3, summary
     assert report.unanswered == [] and report.answered_twice == [], summary
-    assert report.stop_transactions == 0 and report.final_status == "Charging", summary
+    assert report.stop_transactions == 0 and report.final_status == "Charging" and not report.faults, summary
     assert report.rss_growth_MiB < report.rss_growth_limit_MiB, summary
     assert report.calls_sent - report.refused_over_limit > 100, summary  # the handlers were fuzzed, not only refused

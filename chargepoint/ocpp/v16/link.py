@@ -266,6 +266,9 @@ class Link(_LibChargePoint):
                         self._refuse(raw, f"more than {CALL_QUEUE_MAX} CALLs waiting")
                 else:
                     self._refuse(raw, f"more than {CALL_RATE_PER_S:g} CALLs per second")
+                # recv() returns without suspending while frames are buffered: yield after each one, so a flood
+                # never holds the event loop (and the pilot, contactor and meter loops on it) for long.
+                await asyncio.sleep(0)
         except _NotReading:
             log.error("closing the link: the CSMS floods CALLs and does not read the %d answers waiting for it",
                       REFUSALS_PENDING_MAX)
