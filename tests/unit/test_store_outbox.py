@@ -7,13 +7,20 @@ was refused for good); reading the head, or marking a retry, never removes anyth
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
+from chargepoint.ocpp.config_keys import OcppConfiguration
+from chargepoint.ocpp.v16.connection import CsmsConnection
+from chargepoint.ocpp.v16.link import CallFailed
+from chargepoint.ocpp.v16.outbox import Outbox
 from chargepoint.store import OutboxMessage, OutboxRow, Store
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -220,3 +227,85 @@ async def test_a_session_and_its_start_message_are_written_together(store: Store
         await store.begin_session(1, "CARD", 0, T0, messages=broken)
     assert await store.open_sessions() == []
     assert await store.outbox_len() == 0
+
+
+# ----------------------------------------------------------------------------- the Outbox's refusals, on a real store
+
+
+class _RefusingLink:
+    """A link to a CSMS that answers every CALL with CALLERROR ``code``; it records what it was sent."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.sent: list[str] = []
+
+    async def call_raw(self, action: str, payload: dict[str, Any], unique_id: str | None = None) -> dict[str, Any]:
+        self.sent.append(action)
+        raise CallFailed(self.code, f"{action} is not for me", {})
+
+    async def close(self) -> None:
+        pass
+
+
+class _Connection:
+    def __init__(self, link: _RefusingLink) -> None:
+        self.link = link
+        self.registered = asyncio.Event()
+        self.registered.set()
+
+
+def outbox_on(store: Store, link: _RefusingLink, attempts: int = 3) -> Outbox:
+    """The real Outbox on ``store``; only the link is simulated (charger, authorization and smart charging are
+    reached on a confirmed StartTransaction only, which a refusing CSMS never gives)."""
+    keys = OcppConfiguration(1, {"TransactionMessageAttempts": str(attempts), "TransactionMessageRetryInterval": "60"})
+    unused: Any = None
+    return Outbox(keys, store, cast(CsmsConnection, _Connection(link)), unused, unused, unused)
+
+
+async def deliver_head(outbox: Outbox) -> None:
+    row = await outbox.store.outbox_head()
+    assert row is not None
+    await outbox._deliver(row)
+
+
+async def test_a_refused_security_event_is_dropped_at_once_and_never_holds_up_a_transaction(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    await store.enqueue([OutboxMessage("SecurityEventNotification", {"type": "StartupOfTheDevice",
+                                                                     "timestamp": "2024-05-01T12:00:00Z"})])
+    session = await store.begin_session(1, "CARD", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    link = _RefusingLink("NotImplemented")
+    outbox = outbox_on(store, link)
+    with caplog.at_level(logging.WARNING, logger="chargepoint.ocpp.v16.outbox"):
+        await deliver_head(outbox)
+    assert link.sent == ["SecurityEventNotification"]
+    head = await store.outbox_head()  # gone after one refusal; the StartTransaction is next, with no wait
+    assert head is not None and (head.action, head.session_id, head.attempts) == ("StartTransaction",
+                                                                                  session.session_id, 0)
+    assert await store.outbox_len() == 1
+    assert ("the CSMS refused SecurityEventNotification StartupOfTheDevice (NotImplemented: SecurityEventNotification "
+            "is not for me): not sent again") in [r.getMessage() for r in caplog.records]
+
+
+async def test_a_refused_transaction_message_waits_for_its_retry(store: Store) -> None:
+    await store.begin_session(1, "CARD", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    outbox = outbox_on(store, _RefusingLink("InternalError"), attempts=3)
+    before = time.time()
+    await deliver_head(outbox)
+    head = await store.outbox_head()
+    assert head is not None and head.action == "StartTransaction" and head.attempts == 1
+    assert before + 60 <= head.not_before <= time.time() + 60  # TransactionMessageRetryInterval x 1
+
+
+async def test_a_start_refused_for_the_last_time_takes_its_sessions_messages_out_at_once(store: Store) -> None:
+    refused = await store.begin_session(1, "A", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    await store.record_meter(refused.session_id, 10, T0 + timedelta(seconds=1),
+                             messages=[message("MeterValues", 2, refused.session_id)])
+    await store.enqueue([message("StatusNotification", 3)])
+    await store.end_session(refused.session_id, 20, T0 + timedelta(seconds=2), "Local",
+                            messages=lambda record: [message("StopTransaction", 4, record.session_id)])
+    link = _RefusingLink("InternalError")
+    outbox = outbox_on(store, link, attempts=1)
+    await deliver_head(outbox)
+    assert link.sent == ["StartTransaction"]
+    # Its MeterValues and StopTransaction went with it, in the same step; the message of no session stays.
+    assert [(r.action, r.session_id) for r in await drain(store)] == [("StatusNotification", None)]
