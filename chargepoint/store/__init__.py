@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chargepoint.store.faults import FaultChange
 from chargepoint.store.ledger import LedgerRecord, LedgerSigner
+from chargepoint.store.payments import PaymentRecord, PaymentRefused
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 from chargepoint.store.recovery import CorruptionReport, StorageCorrupted, StoreCorrupt
 from chargepoint.store.security_log import SecurityLogEntry
@@ -25,6 +26,8 @@ __all__ = [
     "LedgerSigner",
     "OutboxMessage",
     "OutboxRow",
+    "PaymentRecord",
+    "PaymentRefused",
     "PrepaidAccount",
     "PricingRow",
     "PricingStart",

@@ -184,6 +184,33 @@ _0009_PAYMENT_METHOD: Final = """
 ALTER TABLE sessions ADD COLUMN payment_method TEXT;
 """
 
+# The payment journal (store/payments.py): each card payment step before it is sent and after it is answered.
+_0010_PAYMENTS: Final = """
+CREATE TABLE payments (
+    payment_id    TEXT PRIMARY KEY,
+    connector_id  INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    currency      TEXT NOT NULL,
+    requested     TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    session_id    TEXT NULL,
+    id_tag        TEXT NULL,
+    preauthorized TEXT NULL,
+    captured      TEXT NULL,
+    released      TEXT NULL,
+    receipt_no    INTEGER NULL,
+    trace_no      INTEGER NULL,
+    terminal_id   TEXT NULL,
+    aid           TEXT NULL,
+    card_last4    TEXT NULL,
+    card_scheme   TEXT NULL,
+    card_token    TEXT NULL,
+    detail        TEXT NULL
+);
+CREATE INDEX payments_state ON payments (state);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
@@ -194,6 +221,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (7, _0007_SECURITY_LOG),
     (8, _0008_LEDGER),
     (9, _0009_PAYMENT_METHOD),
+    (10, _0010_PAYMENTS),
 )
 """(number, sql) pairs in the order they are applied."""
 

@@ -45,11 +45,13 @@ from chargepoint.core.reservation import Reservation
 from chargepoint.errors import StoreError
 from chargepoint.store import faults as _faults
 from chargepoint.store import ledger as _ledger
+from chargepoint.store import payments as _payments
 from chargepoint.store import pricing as _pricing
 from chargepoint.store import security_log as _security_log
 from chargepoint.store.faults import FaultChange
 from chargepoint.store.ledger import LedgerRecord, LedgerSigner
 from chargepoint.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from chargepoint.store.payments import PaymentRecord
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
 from chargepoint.store.recovery import (
     CorruptionReport,
@@ -938,6 +940,38 @@ class Store:
 
     async def fault_log(self, limit: int = 50, connector_id: int | None = None) -> list[FaultChange]:
         return await self._run(lambda conn: _faults.log(conn, limit, connector_id))
+
+    async def payment_begin(self, connector_id: int, requested: Decimal, currency: str) -> PaymentRecord:
+        """Journal a pre-authorisation about to be asked of the terminal (state ``preauth_requested``)."""
+        now = _to_text(datetime.now(UTC))
+        record = PaymentRecord(str(uuid.uuid4()), connector_id, "preauth_requested", currency, requested, now, now)
+
+        def work(conn: sqlite3.Connection) -> PaymentRecord:
+            with _transaction(conn):
+                _payments.insert(conn, record)
+                _ledger.append(conn, "payment", record.to_json(), now, self._ledger_signer)
+                return record
+
+        return await self._run(work)
+
+    async def payment_step(self, payment_id: str, state: str, **changes: Any) -> PaymentRecord:
+        """Move a payment on (see :mod:`chargepoint.store.payments`); the ledger records the step with it."""
+        now = _to_text(datetime.now(UTC))
+
+        def work(conn: sqlite3.Connection) -> PaymentRecord:
+            with _transaction(conn):
+                record = _payments.update(conn, payment_id, state, now, changes)
+                _ledger.append(conn, "payment", record.to_json(), now, self._ledger_signer)
+                return record
+
+        return await self._run(work)
+
+    async def payments(self, limit: int = 50, open_only: bool = False) -> list[PaymentRecord]:
+        """Payments, newest first (``open_only``: those a restart must reconcile with the terminal)."""
+        return await self._run(lambda conn: _payments.listing(conn, limit, open_only))
+
+    async def payment(self, payment_id: str) -> PaymentRecord:
+        return await self._run(lambda conn: _payments.fetch(conn, payment_id))
 
     async def ledger(self, since_seq: int = 0) -> list[LedgerRecord]:
         """The ledger's records after ``since_seq``, in order."""
