@@ -8,6 +8,7 @@ was refused for good); reading the head, or marking a retry, never removes anyth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -238,9 +239,11 @@ class _RefusingLink:
     def __init__(self, code: str) -> None:
         self.code = code
         self.sent: list[str] = []
+        self.called = asyncio.Event()
 
     async def call_raw(self, action: str, payload: dict[str, Any], unique_id: str | None = None) -> dict[str, Any]:
         self.sent.append(action)
+        self.called.set()
         raise CallFailed(self.code, f"{action} is not for me", {})
 
     async def close(self) -> None:
@@ -309,3 +312,31 @@ async def test_a_start_refused_for_the_last_time_takes_its_sessions_messages_out
     assert link.sent == ["StartTransaction"]
     # Its MeterValues and StopTransaction went with it, in the same step; the message of no session stays.
     assert [(r.action, r.session_id) for r in await drain(store)] == [("StatusNotification", None)]
+
+
+async def test_an_idle_outbox_sleeps_until_a_message_is_queued_then_sends_it(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    link = _RefusingLink("InternalError")
+    outbox = outbox_on(store, link)
+    reads = 0
+    real_head = store.outbox_head
+
+    async def counted_head() -> OutboxRow | None:
+        nonlocal reads
+        reads += 1
+        return await real_head()
+
+    monkeypatch.setattr(store, "outbox_head", counted_head)
+    task = asyncio.create_task(outbox.run())
+    try:
+        await asyncio.sleep(0.3)
+        assert reads <= 2  # an empty outbox waits to be woken; it does not poll the store
+        assert outbox.drained.is_set()
+        await outbox.enqueue([OutboxMessage("StatusNotification", {"connectorId": 1})])
+        async with asyncio.timeout(2):
+            await link.called.wait()
+        assert link.sent == ["StatusNotification"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
