@@ -317,13 +317,13 @@ class ZvtTerminal:
         async with self._lock:
             try:
                 await self._ensure_connected()
+            except PaymentProtocolError as exc:  # before OSError: it is one (HalError)
+                await self._drop()
+                return TerminalUnavailable(f"the terminal refused the registration: {exc}")
             except (OSError, TimeoutError, _LinkLost) as exc:
                 await self._drop()
                 return TerminalUnavailable(f"cannot reach the terminal at {self.settings.host}:"
                                            f"{self.settings.port}: {exc or type(exc).__name__}")
-            except PaymentProtocolError as exc:
-                await self._drop()
-                return TerminalUnavailable(f"the terminal refused the registration: {exc}")
             try:
                 return await self._exchange(apdu, self.settings.timeout_s if timeout_s is None else timeout_s, ack_only)
             except _NoOutcome as exc:
