@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chargepoint.core.metering import MeterReading
+from hal.payment import PaymentTerminal
 from hal.protocols import (
     ConnectorLock,
     Contactor,
@@ -69,6 +70,8 @@ class Hardware:
     """Every device of the charger. Backends that need a running loop (servers, physics) override ``start``."""
 
     connectors: list[ConnectorHardware]
+    # The card payment terminal, if the charger has one (not per connector: one terminal serves them all).
+    payment: PaymentTerminal | None = field(default=None, kw_only=True)
 
     async def force_safe(self) -> None:
         """Contactors open and pilots at +12 V, whatever happened before. Never raises."""
@@ -89,6 +92,8 @@ class Hardware:
                 await device.aclose()
             if hw.shunt_trip is not None:
                 await hw.shunt_trip.aclose()
+        if self.payment is not None:
+            await self.payment.aclose()  # an open pre-authorisation stays on the terminal, to be reconciled
 
 
 class NoProximityInput:

@@ -36,7 +36,17 @@ from pathlib import Path
 from typing import Final
 
 from hal.drivers import zvt_frames as zf
-from hal.payment import Money
+from hal.drivers.zvt import ZvtSettings, ZvtTerminal
+from hal.payment import (
+    EndOfDayResult,
+    Money,
+    PaymentResult,
+    TerminalReference,
+    TerminalStatus,
+    TerminalUnavailable,
+    TimedOut,
+    TransactionStatus,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -491,3 +501,55 @@ def _uid(token: str) -> bytes:
         return bytes.fromhex(token)
     except ValueError:
         return token.encode()
+
+
+class SimulatedPaymentTerminal:
+    """The ``PaymentTerminal`` of the sim backend: the real ZVT driver talking to a ``ZvtTerminalSimulator`` on an
+    ephemeral loopback port. The simulator starts with the first request (no loop is running when the hardware
+    is built) and stops with ``aclose``; ``simulator`` is its stimulus port (``present_card``, the ledger)."""
+
+    def __init__(self, *, password: str = "000000", currency: str = "EUR", timeout_s: float = 120.0,
+                 capture_command: str = "book-total") -> None:
+        self.simulator = ZvtTerminalSimulator(password=password, currency=currency)
+        self.settings = (password, currency, timeout_s, capture_command)
+        self._driver: ZvtTerminal | None = None
+
+    async def driver(self) -> ZvtTerminal:
+        if self._driver is None:
+            await self.simulator.start()
+            password, currency, timeout_s, capture = self.settings
+            self._driver = ZvtTerminal(ZvtSettings(
+                self.simulator.host, self.simulator.port, password=password, currency=currency, timeout_s=timeout_s,
+                capture_command="partial-reversal" if capture == "partial-reversal" else "book-total",
+            ))
+        return self._driver
+
+    async def pre_authorize(self, amount: Money, *, timeout_s: float | None = None) -> PaymentResult:
+        return await (await self.driver()).pre_authorize(amount, timeout_s=timeout_s)
+
+    async def capture(
+        self, reference: TerminalReference, amount: Money, *, timeout_s: float | None = None
+    ) -> PaymentResult:
+        return await (await self.driver()).capture(reference, amount, timeout_s=timeout_s)
+
+    async def cancel(self, reference: TerminalReference, *, timeout_s: float | None = None) -> PaymentResult:
+        return await (await self.driver()).cancel(reference, timeout_s=timeout_s)
+
+    async def status(self, *, timeout_s: float | None = None) -> TerminalStatus | TimedOut | TerminalUnavailable:
+        return await (await self.driver()).status(timeout_s=timeout_s)
+
+    async def end_of_day(self, *, timeout_s: float | None = None) -> EndOfDayResult:
+        return await (await self.driver()).end_of_day(timeout_s=timeout_s)
+
+    async def transaction_status(
+        self, reference: TerminalReference, *, timeout_s: float | None = None
+    ) -> TransactionStatus:
+        return await (await self.driver()).transaction_status(reference, timeout_s=timeout_s)
+
+    async def last_transaction(self, *, timeout_s: float | None = None) -> TransactionStatus:
+        return await (await self.driver()).last_transaction(timeout_s=timeout_s)
+
+    async def aclose(self) -> None:
+        if self._driver is not None:
+            await self._driver.aclose()
+        await self.simulator.stop()

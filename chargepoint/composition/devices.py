@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from hal.boards import BoardHardware, BoardSettings, board_settings, create_board_hardware
 from hal.errors import BackendUnavailable
 from hal.hardware import Hardware
+from hal.payment import PaymentTerminal
 from hal.protocols import ConnectorLock, RfidReader
 from hal.registry import load_backend
 from hal.rpi_board import RpiHardware, RpiSettings, create_rpi_hardware, rpi_lock, rpi_meter, rpi_settings
@@ -19,6 +20,7 @@ from hal.rpi_board import RpiHardware, RpiSettings, create_rpi_hardware, rpi_loc
 if TYPE_CHECKING:
     from chargepoint.config.schema import Config
     from simulators.station import SimulatedStation
+    from simulators.zvt_terminal import ZvtTerminalSimulator
 
 # Values of [hardware] backend = ...
 HARDWARE_BACKENDS: tuple[str, ...] = ("rpi", "sim", "board")
@@ -87,10 +89,58 @@ def _release(lock: ConnectorLock) -> None:
 
 
 def create_hardware_for(config: Config) -> Hardware:
-    return create_hardware(
+    hardware = create_hardware(
         config.hardware.backend, config.charger.connectors, config.simulator.model_dump(),
         config.hardware.model_dump(), config.charger.model_dump(),
     )
+    attach_payment(hardware, config)
+    return hardware
+
+
+def payment_plan(config: Config) -> tuple[str, str, int, str, str, float, str]:
+    """(backend, host, port, password, currency, timeout_s, capture command) of ``[hardware.payment]``, with
+    ``auto`` resolved: the simulated terminal on the sim backend, none on real hardware."""
+    p = config.hardware.payment
+    backend = p.backend if p.backend != "auto" else ("sim" if config.hardware.backend == "sim" else "none")
+    password = "000000" if p.password is None else p.password.get_secret_value()
+    return (backend, p.host, p.port, password, p.currency, p.timeout_s, p.capture_command)
+
+
+def create_payment_terminal(config: Config) -> PaymentTerminal | None:
+    """The configured payment terminal, built but not connected (a driver connects on its first request)."""
+    backend, host, port, password, currency, timeout_s, capture = payment_plan(config)
+    if backend == "none":
+        return None
+    if backend == "sim":
+        from simulators.zvt_terminal import SimulatedPaymentTerminal
+
+        return SimulatedPaymentTerminal(password=password, currency=currency, timeout_s=timeout_s,
+                                        capture_command=capture)
+    from hal.drivers.zvt import ZvtSettings, ZvtTerminal
+
+    return ZvtTerminal(ZvtSettings(host, port, password=password, currency=currency, timeout_s=timeout_s,
+                                   capture_command="partial-reversal" if capture == "partial-reversal"
+                                   else "book-total"))
+
+
+def attach_payment(hardware: Hardware, config: Config) -> None:
+    """Give ``hardware`` the configured payment terminal if it has none yet.
+
+    Not part of ``create_hardware``: the early safe path builds devices from the raw file, and a payment terminal
+    has no safe state to reach; it joins once the config has validated."""
+    if hardware.payment is None:
+        hardware.payment = create_payment_terminal(config)
+
+
+def payment_simulator_of(hardware: Hardware) -> ZvtTerminalSimulator | None:
+    """The simulated terminal's stimulus port (``present_card``, the ledger), or None for a real or no terminal."""
+    from hal.drivers.zvt import ZvtTerminal
+
+    if hardware.payment is None or isinstance(hardware.payment, ZvtTerminal):
+        return None
+    from simulators.zvt_terminal import SimulatedPaymentTerminal
+
+    return hardware.payment.simulator if isinstance(hardware.payment, SimulatedPaymentTerminal) else None
 
 
 async def build_hardware(config: Config) -> Hardware:
@@ -111,6 +161,8 @@ def station_of(hardware: Hardware) -> SimulatedStation | None:
 
 def matches(hardware: Hardware, config: Config) -> bool:
     """True if ``hardware`` (built early from the raw TOML) is what the validated ``config`` asks for."""
+    if hardware.payment is None and payment_plan(config)[0] != "none":
+        return False  # built without its payment terminal: rebuild from the validated config, which adds it
     if config.hardware.backend == "rpi":
         return isinstance(hardware, RpiHardware) and hardware.settings == rpi_settings(config.hardware.model_dump())
     if config.hardware.backend == "board":

@@ -229,6 +229,44 @@ class BoardSettings(_Section):
         return self
 
 
+class PaymentSettings(_Section):
+    """Card payment terminal (ZVT over TCP); see docs/hardware.md "Payment terminal (ZVT)"."""
+
+    backend: Literal["auto", "none", "zvt", "sim"] = Field(
+        "auto", description="zvt: a real terminal at host:port; sim: the ZVT terminal simulator on loopback; none: no "
+        "terminal; auto: sim with hardware.backend = \"sim\", none otherwise"
+    )
+    host: str = Field("", description="Terminal's IP address or host name (backend zvt)")
+    port: int = Field(20007, ge=1, le=65535, description="Terminal's ECR port (ZVT over TCP)")
+    password: SecretStr | None = Field(None, description="Terminal's ECR password, six digits; absent: 000000, the "
+                                       "terminals' factory setting")
+    currency: Literal["EUR", "CHF", "GBP", "USD", "DKK", "SEK", "NOK", "PLN", "CZK", "HUF"] = Field(
+        "EUR", description="Currency the terminal works in (ISO 4217)"
+    )
+    timeout_s: float = Field(120.0, ge=5, le=600, description="Longest one terminal request may take, the card "
+                             "presentation included")
+    capture_command: Literal["book-total", "partial-reversal"] = Field(
+        "book-total", description="How a pre-authorisation is booked: Book Total (06 24) or Partial-Reversal (06 23, "
+        "as Feig cVEND terminals expect)"
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _six_digits(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if len(secret) != 6 or not secret.isdigit():
+            raise ValueError("the ZVT password is six digits")
+        return value
+
+    @model_validator(mode="after")
+    def _host(self) -> PaymentSettings:
+        if self.backend == "zvt" and not self.host:
+            raise ValueError('backend = "zvt" needs the terminal\'s host (hardware.payment.host)')
+        return self
+
+
 class HardwareSettings(_Section):
     """Which backend drives the devices."""
 
@@ -265,6 +303,9 @@ class HardwareSettings(_Section):
         "on sim; empty: none"
     )
     watchdog_timeout_s: int = Field(10, ge=1, le=60, description="Hardware watchdog timeout (bcm2835: at most 15)")
+    payment: PaymentSettings = Field(
+        default_factory=lambda: PaymentSettings(), description="Card payment terminal"
+    )
 
     @model_validator(mode="after")
     def _board_needs(self) -> HardwareSettings:
@@ -618,6 +659,18 @@ class QrSettings(_Section):
         return self
 
 
+class CardPaymentSettings(_Section):
+    """Ad hoc payment by card at the payment terminal ([hardware.payment]); docs/payments.md."""
+
+    enabled: bool = Field(True, description="Offer card payment on a plugged connector when a terminal is present "
+                          "and the charger is not free vend")
+    preauthorize_amount: Decimal = Field(Decimal("50.00"), gt=0, description="Amount reserved on the card before "
+                                         "the session; the session stops when its cost reaches what was approved")
+    card_wait_s: float = Field(120.0, ge=10, le=600, description="How long the terminal waits for a card each time")
+    end_of_day_at: time | None = Field(time(3, 0), description="Local time of the daily end-of-day at the terminal "
+                                       "(none: never)")
+
+
 class FraudSettings(_Section):
     """Fraud controls: patterns that suggest abuse, each recorded as a security event (docs/payments.md)."""
 
@@ -644,6 +697,7 @@ class Config(_Section):
     ocpp: OcppSettings | None = None
     qr: QrSettings = Field(default_factory=lambda: QrSettings())
     fraud: FraudSettings = Field(default_factory=lambda: FraudSettings())
+    card_payment: CardPaymentSettings = Field(default_factory=lambda: CardPaymentSettings())
 
     @model_validator(mode="after")
     def _qr_needs_ocpp(self) -> Config:

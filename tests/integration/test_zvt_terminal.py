@@ -244,3 +244,47 @@ async def test_no_full_pan_anywhere(
     assert auth.card.last4 == PAN[-4:]
     assert PAN not in everything and PAN[:12] not in everything and PAN[:6] not in everything
     assert caplog.text  # the driver did log the transactions
+
+
+async def test_the_sim_backend_has_a_simulated_terminal_unless_configured_off(tmp_path: Path) -> None:
+    from chargepoint.composition.devices import create_hardware_for, matches, payment_simulator_of
+    from chargepoint.config.schema import Config
+
+    config = Config.model_validate({"storage": {"dir": str(tmp_path)}})
+    hardware = create_hardware_for(config)
+    try:
+        assert isinstance(hardware.payment, PaymentTerminal) and matches(hardware, config)
+        simulator = payment_simulator_of(hardware)
+        assert simulator is not None
+        simulator.present_card(UID)
+        auth = await hardware.payment.pre_authorize(eur("9.99"))
+        assert isinstance(auth, Approved) and simulator.open_pre_authorisations()
+    finally:
+        await hardware.aclose()
+    assert not simulator.online  # closing the hardware stopped the terminal's server
+    off = Config.model_validate({"hardware": {"payment": {"backend": "none"}}})
+    hardware = create_hardware_for(off)
+    try:
+        assert hardware.payment is None and payment_simulator_of(hardware) is None
+    finally:
+        await hardware.aclose()
+    real = Config.model_validate({"hardware": {"payment": {"backend": "zvt", "host": "127.0.0.1", "port": 1}}})
+    hardware = create_hardware_for(real)
+    try:
+        assert isinstance(hardware.payment, ZvtTerminal) and payment_simulator_of(hardware) is None
+        result = await hardware.payment.status()  # nothing listens on port 1
+        assert isinstance(result, TerminalUnavailable)
+    finally:
+        await hardware.aclose()
+
+
+def test_payment_config_is_checked() -> None:
+    from pydantic import ValidationError
+
+    from chargepoint.config.schema import Config
+
+    with pytest.raises(ValidationError, match="six digits"):
+        Config.model_validate({"hardware": {"payment": {"password": "12345"}}})
+    with pytest.raises(ValidationError, match="host"):
+        Config.model_validate({"hardware": {"payment": {"backend": "zvt"}}})
+    assert "654321" not in repr(Config.model_validate({"hardware": {"payment": {"password": "654321"}}}))
