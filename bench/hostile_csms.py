@@ -216,6 +216,7 @@ class FuzzReport:
             f"faults {self.faults or 'none'}",
             f"  daemon RSS: start {self.rss_MiB[0] if self.rss_MiB else float('nan'):.1f} MiB, peak {peak:.1f} MiB, "
             f"growth over the second half {self.rss_growth_MiB:.1f} MiB (limit {self.rss_growth_limit_MiB:g})",
+            f"  RSS samples (MiB): {' '.join(f'{r:.0f}' for r in self.rss_MiB)}",
             f"  verdict: {'PASS' if self.ok else 'FAIL'}",
         ]
 
