@@ -18,10 +18,14 @@ from typing import Any, cast
 
 import pytest
 
+from chargepoint.core.ocpp_auth import IdTagEntry
 from chargepoint.ocpp.config_keys import OcppConfiguration
+from chargepoint.ocpp.v16.authorization import OcppAuthorization
 from chargepoint.ocpp.v16.connection import CsmsConnection
 from chargepoint.ocpp.v16.link import CallFailed
 from chargepoint.ocpp.v16.outbox import Outbox
+from chargepoint.ocpp.v16.smart_charging import SmartCharging
+from chargepoint.ports.charger import ChargerPort
 from chargepoint.store import OutboxMessage, OutboxRow, Store
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -251,7 +255,7 @@ class _RefusingLink:
 
 
 class _Connection:
-    def __init__(self, link: _RefusingLink) -> None:
+    def __init__(self, link: Any) -> None:
         self.link = link
         self.registered = asyncio.Event()
         self.registered.set()
@@ -340,3 +344,54 @@ async def test_an_idle_outbox_sleeps_until_a_message_is_queued_then_sends_it(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class _AnsweringLink:
+    """A CSMS that accepts every CALL with the given answers."""
+
+    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
+        self.answers = answers
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def call_raw(self, action: str, payload: dict[str, Any], unique_id: str | None = None) -> dict[str, Any]:
+        self.sent.append((action, payload))
+        return self.answers.get(action, {})
+
+    async def close(self) -> None:
+        pass
+
+
+class _Charger:
+    def __init__(self) -> None:
+        self.connectors: dict[int, Any] = {}
+        self.confirmed: list[tuple[int, str, int]] = []
+
+    def transaction_confirmed(self, connector_id: int, session_id: str, transaction_id: int) -> None:
+        self.confirmed.append((connector_id, session_id, transaction_id))
+
+
+class _SmartCharging:
+    async def transaction_started(self, connector_id: int, transaction_id: int, id_tag: str) -> None:
+        pass
+
+
+async def test_the_idtag_info_of_a_start_answer_lands_in_the_authorization_cache(store: Store) -> None:
+    """StartTransaction.conf carries the card's idTagInfo: the next time the charger is offline it knows the card."""
+    session = await store.begin_session(
+        1, "CARD", 0, T0,
+        messages=lambda sid: [OutboxMessage("StartTransaction", {"connectorId": 1, "idTag": "CARD", "meterStart": 0,
+                                                                 "timestamp": "2024-05-01T12:00:00Z"}, sid)])
+    expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    link = _AnsweringLink({"StartTransaction": {"transactionId": 42, "idTagInfo": {
+        "status": "Accepted", "expiryDate": expiry.isoformat(), "parentIdTag": "FLEET"}}})
+    keys = OcppConfiguration(1)
+    connection = cast(CsmsConnection, _Connection(link))
+    authorization = OcppAuthorization(keys, store, connection)
+    charger = _Charger()
+    outbox = Outbox(keys, store, connection, cast(ChargerPort, charger), authorization,
+                    cast(SmartCharging, _SmartCharging()))
+    await deliver_head(outbox)
+    assert [action for action, _ in link.sent] == ["StartTransaction"]
+    assert charger.confirmed == [(1, session.session_id, 42)]
+    assert await store.csms_transaction_id(session.session_id) == 42
+    assert await store.auth_cache_all() == [IdTagEntry("CARD", "Accepted", expiry, "FLEET")]
