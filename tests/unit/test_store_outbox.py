@@ -395,3 +395,34 @@ async def test_the_idtag_info_of_a_start_answer_lands_in_the_authorization_cache
     assert charger.confirmed == [(1, session.session_id, 42)]
     assert await store.csms_transaction_id(session.session_id) == 42
     assert await store.auth_cache_all() == [IdTagEntry("CARD", "Accepted", expiry, "FLEET")]
+
+
+class _SilentLink:
+    """A link whose CALL is never answered: the CALL times out (or the link drops with ``error``)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.sent: list[str] = []
+        self.closed = False
+
+    async def call_raw(self, action: str, payload: dict[str, Any], unique_id: str | None = None) -> dict[str, Any]:
+        self.sent.append(action)
+        raise self.error
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_message_whose_answer_never_came_stays_unchanged_and_the_link_is_dropped(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    await store.begin_session(1, "CARD", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    before = await store.outbox_head()
+    link = _SilentLink(TimeoutError("no answer within 30 s"))
+    unused: Any = None
+    outbox = Outbox(OcppConfiguration(1), store, cast(CsmsConnection, _Connection(link)), unused, unused, unused)
+    with caplog.at_level(logging.WARNING, logger="chargepoint.ocpp.v16.outbox"):
+        await deliver_head(outbox)
+    assert link.sent == ["StartTransaction"] and link.closed  # this link can no longer be trusted
+    assert await store.outbox_head() == before  # not delivered, not counted as a refusal: sent again as it is
+    assert "StartTransaction not answered (no answer within 30 s); will resend" in [
+        r.getMessage() for r in caplog.records]
