@@ -1,8 +1,9 @@
 """Mutation testing of the code the durability and billing promises rest on: ``./dev mutate [area ...]``.
 
-Each area (``core``, ``pricing``, ``outbox``, ``meters``) is mutated by mutmut (3.x) in a copy of the project of
-its own (``.mutate/<area>/``), never in the work tree, so that others working in the same checkout are not
-disturbed, and each is run with the tests that cover it rather than the whole suite. mutmut maps every test to
+Each area (``core``, ``pricing``, ``outbox``, ``meters``) is mutated by mutmut (3.x) in a copy of the project's
+committed tree (HEAD) of its own (``.mutate/<area>/``), never in the work tree, so that others working in the same
+checkout are not disturbed and their uncommitted edits do not change the score (commit the tests you want
+measured), and each is run with the tests that cover it rather than the whole suite. mutmut maps every test to
 the functions it calls, then runs each mutant against only the tests that reach the mutated function, one
 mutant at a time (``--max-children 1``: the machine has 2 cores, and others use them).
 
@@ -18,12 +19,14 @@ Exit status 0 unless mutmut itself failed (a low score is a finding, not an erro
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,26 +95,26 @@ class Tally:
         return 100.0 * (self.killed + self.timeout) / self.total if self.total else 100.0
 
 
-def test_args(area: Area) -> list[str]:
-    """``area.tests`` with each glob replaced by the test files it matches (mutmut's pytest run fails on a name
-    that does not exist, and a glob names the area's test files added later without editing this list)."""
+def test_args(area: Area, base: Path) -> list[str]:
+    """``area.tests`` with each glob replaced by the test files it matches under ``base`` (mutmut's pytest run fails
+    on a name that does not exist, and a glob names the area's test files added later without editing this list)."""
     args: list[str] = []
     for arg in area.tests:
         if any(ch in arg for ch in "*?["):
-            args.extend(sorted(str(path.relative_to(ROOT)) for path in ROOT.glob(arg)))
+            args.extend(sorted(str(path.relative_to(base)) for path in base.glob(arg)))
         else:
             args.append(arg)
     return args
 
 
-def pyproject_for(area: Area) -> str:
+def pyproject_for(area: Area, work: Path) -> str:
     """The project's pyproject.toml with a [tool.mutmut] table for ``area`` in place of any it has."""
     text = (ROOT / "pyproject.toml").read_text()
     text = re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", "", text)
     table = {
         "source_paths": list(COPIED[:4]),
         "only_mutate": list(area.files),
-        "pytest_add_cli_args_test_selection": test_args(area),
+        "pytest_add_cli_args_test_selection": test_args(area, work),
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q"],
         "use_git_change_detection": False,
     }
@@ -120,15 +123,23 @@ def pyproject_for(area: Area) -> str:
 
 
 def prepare(name: str, area: Area, keep: bool) -> Path:
+    """``.mutate/<name>`` holding the committed tree (HEAD), not the work tree: in a checkout others share, their
+    uncommitted edits must not decide the score (a half-done change elsewhere once failed the outbox area's e2e
+    tests before any mutant ran). Commit the tests you want measured first."""
     work = WORK / name
     if work.exists() and not keep:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mutate", "mutants")
-    for entry in COPIED:
-        if (ROOT / entry).exists():
-            shutil.copytree(ROOT / entry, work / entry, ignore=ignore, dirs_exist_ok=True)
-    (work / "pyproject.toml").write_text(pyproject_for(area))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "HEAD", "--", *COPIED],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive HEAD failed: {archive.stderr.decode(errors='replace')}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4
+            tar.extractall(work, filter="data")
+        else:
+            tar.extractall(work)  # our own repository's archive
+    (work / "pyproject.toml").write_text(pyproject_for(area, work))
     return work
 
 
@@ -162,7 +173,7 @@ def run_area(name: str, area: Area, max_mutants: int, seed: int, keep: bool) -> 
         names = [n for n in names if re.search(area.functions, n)]
     if max_mutants and len(names) > max_mutants:
         names = sorted(random.Random(seed).sample(names, max_mutants))
-    print(f"== {name}: {len(names)} mutants of {', '.join(area.files)}; tests: {' '.join(test_args(area))}",
+    print(f"== {name}: {len(names)} mutants of {', '.join(area.files)}; tests: {' '.join(test_args(area, work))}",
           flush=True)
     done = mutmut(work, "run", "--max-children", "1", *names)
     (work / "mutmut-run.log").write_text(done.stdout + done.stderr)
