@@ -269,3 +269,37 @@ async def test_a_line_that_refuses_its_settings_is_a_meter_error() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+async def test_a_gateway_that_hangs_up_is_redialled_by_the_next_read_not_behind_the_drivers_back() -> None:
+    """pymodbus's own reconnect is off: it would leave a task running that nobody owns. The driver dials again when it
+    next reads."""
+    connections = 0
+
+    async def answer_once_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            header = await reader.readexactly(7)
+            await reader.readexactly(int.from_bytes(header[4:6], "big") - 1)
+            reply = bytes([4, 2 * (0x0048 + 2)]) + bytes(2 * (0x0048 + 2))  # every register 0.0
+            writer.write(header[:4] + (len(reply) + 1).to_bytes(2, "big") + header[6:7] + reply)
+            await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer_once_then_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    meter = Sdm630Meter.tcp("127.0.0.1", port)
+    try:
+        assert (await meter.read()).energy_Wh_import == 0
+        await asyncio.sleep(1.3)  # the gateway hung up; nobody asked for a reading
+        assert connections == 1
+        assert (await meter.read()).energy_Wh_import == 0
+        assert connections == 2
+    finally:
+        await meter.aclose()
+        server.close()
+        await server.wait_closed()
