@@ -20,8 +20,8 @@ from chargepoint.errors import ConfigError, ControlError
 
 DEFAULT_CONFIG = Path("/etc/chargepoint/config.toml")
 
-SIM_ACTIONS = ("plug", "charge", "pause", "vent", "unplug", "tap", "fault", "clear-fault")
-ACTIONS_WITH_ARGUMENT = {"tap": "card UID", "fault": "fault kind"}
+SIM_ACTIONS = ("plug", "charge", "pause", "vent", "unplug", "tap", "fault", "clear-fault", "card")
+ACTIONS_WITH_ARGUMENT = {"tap": "card UID", "fault": "fault kind", "card": "payment card token"}
 
 config_option = click.option(
     "--config",
@@ -208,13 +208,18 @@ def prepaid(config_path: Path, id_tag: str | None, balance: str | None, add: str
 @click.option("--connector", default=1, show_default=True, type=click.IntRange(min=1), help="Connector id.")
 @click.option("--cable-A", "cable_A", type=click.Choice(["13", "20", "32", "63"]), default=None,
               help="plug: the rating the cable's PP resistor codes (default 32).")
+@click.option("--decline", is_flag=True, help="card: the terminal declines it.")
+@click.option("--timeout", "times_out", is_flag=True, help="card: the terminal never answers.")
+@click.option("--partial", "partial", default=None, metavar="AMOUNT", help="card: only AMOUNT is approved.")
 @click.argument("action", type=click.Choice(SIM_ACTIONS))
 @click.argument("argument", required=False)
-def sim(config_path: Path, connector: int, cable_A: str | None, action: str, argument: str | None) -> None:
+def sim(config_path: Path, connector: int, cable_A: str | None, decline: bool, times_out: bool, partial: str | None,
+        action: str, argument: str | None) -> None:
     """Drive the simulated hardware of a running daemon.
 
     \b
-    ACTION: plug [--cable-A N], charge, pause, vent, unplug, tap UID, fault KIND, clear-fault
+    ACTION: plug [--cable-A N], charge, pause, vent, unplug, tap UID, fault KIND, clear-fault,
+            card TOKEN [--decline | --timeout | --partial AMOUNT] (a payment card at the terminal)
     Fault kinds: ground-fault, lock-failure, fixed-cable, power-loss, weld, meter-offline,
     pilot-short, pilot-negative, diode-failure, overcurrent, contactor-stuck-open, pilot-stall,
     pp-open, rcd-wire-break, lock-forced, install-failure
@@ -227,6 +232,14 @@ def sim(config_path: Path, connector: int, cable_A: str | None, action: str, arg
         if action != "plug":
             raise click.UsageError("--cable-A goes with 'plug' only")
         argument = cable_A
+    outcomes = [o for o, given in (("decline", decline), ("timeout", times_out), (f"partial={partial}", partial))
+                if given]
+    if outcomes and action != "card":
+        raise click.UsageError("--decline, --timeout and --partial go with 'card' only")
+    if len(outcomes) > 1:
+        raise click.UsageError("one of --decline, --timeout and --partial")
+    if outcomes:
+        argument = f"{argument}|{outcomes[0]}"
     reply = _request(_load_for_daemon(config_path),
                      {"op": "sim", "connector": connector, "action": action, "argument": argument})
     click.echo(reply["message"])

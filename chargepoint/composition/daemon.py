@@ -15,9 +15,10 @@ import contextlib
 import logging
 import signal
 import time
+from decimal import Decimal
 
 from chargepoint.composition.charger import build_charger
-from chargepoint.composition.devices import create_hardware_for, station_of
+from chargepoint.composition.devices import create_hardware_for, payment_simulator_of, station_of
 from chargepoint.composition.watchdogs import SafetyFeeder, open_hardware_watchdog
 from chargepoint.config.loader import redacted_json
 from chargepoint.config.schema import Config
@@ -132,6 +133,29 @@ def _terminate(stop: asyncio.Event, terminated: list[bool]) -> None:
     stop.set()
 
 
+def _present_card(hardware: Hardware, argument: str) -> str:
+    """``chargepoint sim card TOKEN [--decline | --timeout | --partial AMOUNT]``: the next card the simulated
+    terminal reads (argument ``TOKEN[|decline|timeout|partial=AMOUNT]``)."""
+    from simulators.zvt_terminal import Outcome
+
+    terminal = payment_simulator_of(hardware)
+    if terminal is None:
+        raise ValueError("no simulated payment terminal ([hardware.payment] backend is not \"sim\")")
+    token, _, how = argument.partition("|")
+    if not token:
+        raise ValueError("a card needs its token")
+    partial = None
+    outcome = Outcome.Approve
+    if how.startswith("partial="):
+        outcome, partial = Outcome.Partial, Decimal(how.removeprefix("partial="))
+    elif how:
+        outcome = Outcome(how)
+    terminal.present_card(token, outcome, partial_amount=partial)
+    shown = {Outcome.Approve: "approves", Outcome.Decline: "declines", Outcome.Timeout: "times out on",
+             Outcome.Partial: f"approves {partial} of"}.get(outcome, str(outcome))
+    return f"card {token} presented: the terminal {shown} the next payment"
+
+
 def _watchdog_device(config: Config) -> tuple[str, int]:
     device = config.hardware.watchdog_device
     if device == "auto":
@@ -145,6 +169,8 @@ def _sim_actions(hardware: Hardware) -> SimActions | None:
         return None
 
     def apply(connector_id: int, action: str, argument: str | None) -> str:
+        if action == "card":
+            return _present_card(hardware, argument or "")
         # SimActionError is a ValueError: the control socket answers it as a refused action.
         return station.connector(connector_id).apply(action, argument)
 

@@ -76,6 +76,7 @@ from chargepoint.ports.events import (
     TransactionStarted,
 )
 from chargepoint.runtime import actuators, hardware_loops, selftest, views
+from chargepoint.runtime.card_payment import CardPayments, CardSettings
 from chargepoint.runtime.connector import ConnectorRuntime, SessionView
 from chargepoint.runtime.faults import FaultBook
 from chargepoint.runtime.fraud import FraudSettings, FraudWatch
@@ -149,6 +150,14 @@ class ChargerApp:
         self._listeners.append(self.fraud)
         self.mobile = MobilePayment(config, self.connectors, lambda: self.csms, self.pricing.show_idle,
                                     self.pricing.screen.show, self._publish)
+        self.cards: CardPayments | None = None
+        card = config.card_payment
+        if hardware.payment is not None and card.enabled and not config.free_vend:
+            self.cards = CardPayments(
+                CardSettings(card.preauthorize_amount, config.pricing.currency, card.card_wait_s, card.end_of_day_at,
+                             config.pricing.time_zone),
+                hardware.payment, store, self.connectors, self._start_card_session, self.pricing.set_card_budget,
+                self.pricing.screen.show, self.flush_store, self.spawn)
         self.faults = FaultBook(store, self.spawn)
         self.storage = StorageMonitor(store, self.connectors, self.faults, self.post, self._publish, self.spawn)
         self.tests = selftest.SelfTests(self.connectors, self.post, hardware)
@@ -217,6 +226,8 @@ class ChargerApp:
             if self.mobile.enabled:
                 self.spawn(self.mobile.run())
             self.spawn(self.fraud.run())
+            if self.cards is not None:
+                self.spawn(self.cards.run())
             if ready is not None:
                 await ready()
             await stop.wait()
@@ -266,6 +277,8 @@ class ChargerApp:
             for handle in c.timers.values():
                 handle.cancel()
         await self.hardware.force_safe()
+        if self.cards is not None:
+            await self.cards.aclose()
         if self.csms is not None:
             # A reset (or a stop) ends its transactions before the restart: their StopTransactions go out now, not
             # after the next BootNotification (OCPP 1.6 Reset: stop gracefully, then restart).
@@ -356,6 +369,9 @@ class ChargerApp:
         method = c.start_methods.pop(id_tag.upper(), "free" if free else "rfid")
         c.start_methods.clear()
         c.session = SessionView(id_tag, started_at, meter_start_Wh, payment_method=method)
+        if self.cards is not None and self.cards.session_began(c, id_tag, started_at):
+            c.session.payment_method = method = "card"
+            c.session.preauthorized = self.cards.preauthorized_of(c.connector_id)
         log.info("connector %d: session started for %s at %d Wh", c.connector_id, id_tag, meter_start_Wh)
         if reservation_id is not None:
             self.reservations.forget(reservation_id)
@@ -370,6 +386,8 @@ class ChargerApp:
         stopped_at = datetime.now(UTC)
         session = c.session
         c.session = None
+        if session is not None and session.payment_method == "card" and self.cards is not None:
+            self.cards.session_ended(c)
         if session is not None:
             log.info("connector %d: session of %s ended (%s), %d Wh", c.connector_id,
                      session.id_tag, reason, meter_stop_Wh - session.meter_start_Wh)
@@ -390,6 +408,8 @@ class ChargerApp:
                 self._publish(FaultRaised(c.connector_id, error_code, now))
             c.reported_error_code = error_code
         self.pricing.status_changed(c, status)
+        if self.cards is not None:
+            self.cards.status_changed(c, status)
 
     def _start_timer(self, c: ConnectorRuntime, name: TimerName, duration_s: float) -> None:
         old = c.timers.pop(name, None)
@@ -414,12 +434,17 @@ class ChargerApp:
                  "accepted" if accepted else "rejected (not in allowed_id_tags)")
         accepted = accepted and not blocked
         if accepted:
+            self._authorized_otherwise(c)
             self.pricing.show_authorized(c, id_tag, None)
         else:
             self.pricing.show_rejected(c, id_tag)
             if not blocked:
                 self.fraud.card_rejected(c.connector_id, id_tag)
         self.post(c.connector_id, AuthorizationDecided(id_tag, accepted, time.monotonic()))
+
+    def _authorized_otherwise(self, c: ConnectorRuntime) -> None:
+        if self.cards is not None:
+            self.cards.authorized_otherwise(c.connector_id)
 
     def _refuse_card(self, c: ConnectorRuntime, id_tag: str) -> None:
         log.info("connector %d: card %s refused: it charges on another connector", c.connector_id, id_tag)
@@ -439,6 +464,7 @@ class ChargerApp:
             accepted = False
         log.info("connector %d: card %s %s", c.connector_id, id_tag, "accepted" if accepted else "rejected")
         if accepted:
+            self._authorized_otherwise(c)
             self.pricing.show_authorized(c, id_tag, parent)
         else:
             self.pricing.show_rejected(c, id_tag)
@@ -456,6 +482,12 @@ class ChargerApp:
         c.start_methods[id_tag.upper()] = "qr" if self.mobile.enabled and is_qr_id_tag(id_tag.upper()) else "remote"
         return True
 
+    def _start_card_session(self, connector_id: int, id_tag: str) -> None:
+        """The terminal pre-authorised a card: the session starts as a pre-authorised remote start would."""
+        c = self.connectors[connector_id]
+        c.start_methods[id_tag.upper()] = "card"
+        self.post(connector_id, RemoteStartRequested(id_tag, True, time.monotonic()))
+
     def qr_text(self, c: ConnectorRuntime) -> str | None:
         return self.mobile.text_for(c)
 
@@ -463,6 +495,7 @@ class ChargerApp:
         c = self.connectors.get(connector_id)
         if c is not None:
             c.start_methods.setdefault(id_tag.upper(), "remote")
+            self._authorized_otherwise(c)
         self.post(connector_id, RemoteStartRequested(id_tag, pre_authorized, time.monotonic()))
 
     def stop_transaction(self, connector_id: int, reason: str) -> None:

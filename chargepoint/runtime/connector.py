@@ -27,6 +27,7 @@ class SessionView:
     session_id: str | None = None
     csms_transaction_id: int | None = None
     payment_method: str = "rfid"  # rfid, card, qr, remote or free
+    preauthorized: str | None = None  # card sessions: the amount the terminal reserved (Decimal as text)
 
 
 @dataclass(slots=True)

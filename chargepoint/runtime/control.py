@@ -124,6 +124,9 @@ class ChargerControl:
                                           "simulator actions are not available"}
         connector_id = int(request.get("connector", 1))
         action = str(request["action"])
+        if action == "card" and self.app.cards is None:
+            return {"ok": False, "error": "card payment is off on this charger: it needs a payment terminal, "
+                                          "[card_payment] enabled and no free vend ([charger] free_vend = false)"}
         argument = request.get("argument")
         try:
             message = self.sim(connector_id, action, None if argument is None else str(argument))

@@ -108,6 +108,7 @@ class PricingService:
         self._apply(config.pricing)
         self.csms_prices = CsmsPriceCache(store, lambda: app.csms)
         self.prepaid: dict[str, PrepaidAccount] = {}
+        self._card_budgets: dict[int, Decimal] = {}  # connector -> the pre-authorised amount of the next session
         self.sessions: dict[int, PricedSession] = {}
         self.screen = PriceScreen(lambda: self.settings.receipt_display_s)
 
@@ -198,6 +199,10 @@ class PricingService:
         accounts = await self.store.prepaid_accounts()
         return [views.prepaid_row(a) for a in accounts if id_tag is None or a.id_tag == id_tag.upper()]
 
+    def set_card_budget(self, connector_id: int, amount: Decimal) -> None:
+        """The next session on this connector is paid by card: it may cost at most ``amount``."""
+        self._card_budgets[connector_id] = amount
+
     async def set_prepaid(self, id_tag: str, balance: Decimal, note: str = "set") -> PrepaidAccount:
         account = await self.store.prepaid_set(id_tag.upper(), balance, self.currency, note)
         self.prepaid[account.id_tag] = account
@@ -263,6 +268,9 @@ class PricingService:
         account = self.prepaid.get(id_tag.upper())
         if account is not None:
             limits = limits.tighten(SessionLimits(max_cost=max(Decimal(0), account.balance), sources=("prepaid",)))
+        card_budget = self._card_budgets.pop(c.connector_id, None)
+        if card_budget is not None:  # a card payment: never more than the terminal pre-authorised
+            limits = limits.tighten(SessionLimits(max_cost=card_budget, sources=("card",)))
         state = self._state_of(c)
         meter = None
         if choice.tariff is not None:

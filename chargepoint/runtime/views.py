@@ -22,6 +22,7 @@ def connector_status(c: ConnectorRuntime, session_pricing: dict[str, Any]) -> di
             "session_id": c.session.session_id,
             "id_tag": c.session.id_tag,
             "payment_method": c.session.payment_method,
+            **({"preauthorized": c.session.preauthorized} if c.session.payment_method == "card" else {}),
             "energy_Wh": energy_Wh,
             **session_pricing,
             "started_at": c.session.started_at.isoformat(),

@@ -326,6 +326,12 @@ class ZvtTerminal:
                                            f"{self.settings.port}: {exc or type(exc).__name__}")
             try:
                 return await self._exchange(apdu, self.settings.timeout_s if timeout_s is None else timeout_s, ack_only)
+            except asyncio.CancelledError:
+                # The caller gave up (the driver used the RFID reader instead): the terminal must stop waiting for
+                # a card, or the next card would go to this request. Abort, briefly, then a fresh connection.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._abort_and_drop())
+                raise
             except _NoOutcome as exc:
                 await self._drop()
                 return TimedOut(str(exc))
@@ -352,6 +358,14 @@ class ZvtTerminal:
         code = ex.nack if ex.nack is not None else (ex.abort[0] if ex.abort else None)
         if code is not None:
             raise PaymentProtocolError(zf.result_text(code))
+
+    async def _abort_and_drop(self) -> None:
+        with contextlib.suppress(OSError, ConnectionError, TimeoutError, _LinkLost, PaymentProtocolError):
+            await self._send(zf.abort(), sent=True)
+            async with asyncio.timeout(self.settings.ack_timeout_s):
+                while not await self._handle(await self._receive(sent=True), _Exchange(), after_abort=True):
+                    pass
+        await self._drop()
 
     async def _drop(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None
