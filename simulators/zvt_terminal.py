@@ -135,6 +135,9 @@ class ZvtTerminalSimulator:
         self._next_trace = 1
         self._last_status: bytes | None = None  # the last transaction's 04 0F, for Repeat Receipt
         self._eod_from = 0  # ledger index of the first entry since the last end-of-day
+        self.hold_bookings = asyncio.Event()  # clear it to hold bookings (crash tests); set: book at once
+        self.hold_bookings.set()
+        self.booking_received = asyncio.Event()  # set when a booking arrives
         self._load()
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
@@ -426,6 +429,10 @@ class ZvtTerminalSimulator:
             return
         receipt = zf.bcd_decode(fields[0x87])
         amount = zf.bcd_decode(fields[0x04]) if 0x04 in fields else None
+        self.booking_received.set()
+        # A stimulus for crash tests: the terminal takes its time (the ECR may die meanwhile); what it was asked,
+        # it books all the same, as a real terminal does.
+        await self.hold_bookings.wait()
         pre = self.pre_authorisations.get(receipt)
         if pre is None or pre.state != "open":
             why = "no such pre-authorisation" if pre is None else f"pre-authorisation already {pre.state}"

@@ -14,6 +14,7 @@ from chargepoint.cli.board_sim import board_sim
 from chargepoint.cli.common import EXIT_CONFIG, _load, _load_for_daemon, _request
 from chargepoint.cli.events import events_command
 from chargepoint.cli.ledger import ledger_group
+from chargepoint.cli.payments import payments_command
 from chargepoint.cli.qr import qr_command
 from chargepoint.config.loader import load_config_for_service, redacted_json
 from chargepoint.errors import ConfigError, ControlError
@@ -320,6 +321,7 @@ cli.add_command(board_sim)
 cli.add_command(ledger_group)
 cli.add_command(qr_command)
 cli.add_command(events_command)
+cli.add_command(payments_command)
 
 
 def main() -> None:

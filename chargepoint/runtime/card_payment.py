@@ -307,6 +307,7 @@ class CardPayments:
                 priced = await self.store.session_pricing(record.session_id)
                 cost = Decimal(0) if priced is None or priced.shown_cost is None else priced.shown_cost
             if status.state is TransactionState.PreAuthorized:
+                log.info("payment %s: settling after a restart (cost %s)", record.payment_id, cost)
                 await self._capture_or_release(record, cost)
             elif status.state is TransactionState.Captured:
                 await self.store.payment_step(record.payment_id, "capture_requested",
@@ -316,10 +317,20 @@ class CardPayments:
                 await self.store.payment_step(record.payment_id, "cancel_requested")
                 await self.store.payment_step(record.payment_id, "cancelled", detail=f"terminal: {status.state}")
         elif record.state == "capture_requested":
-            if status.state is TransactionState.Captured:
+            if status.state in (TransactionState.Captured, TransactionState.NotFound):
+                # NotFound: no longer open, so booked - the journal asked for this capture and nothing else; a
+                # terminal names the booking under a receipt of its own (its last transaction, where it still is).
                 released = None if record.preauthorized is None or record.captured is None else \
                     record.preauthorized - record.captured
-                await self.store.payment_step(record.payment_id, "captured", released=released)
+                last = await self.terminal.last_transaction()
+                confirmed = last.state is TransactionState.Captured and last.amount is not None and \
+                    last.amount.amount == record.captured
+                log.info("payment %s: the capture the charger did not hear of went through (%s)", record.payment_id,
+                         "the terminal's last transaction" if confirmed else "the pre-authorisation is closed")
+                await self.store.payment_step(record.payment_id, "captured", released=released,
+                                              detail="reconciled: " + ("confirmed by the terminal's last transaction"
+                                                                       if confirmed else "the pre-authorisation is "
+                                                                       "no longer open"))
             elif status.state is TransactionState.PreAuthorized:
                 assert record.captured is not None
                 result = await self.terminal.capture(reference, self.money(record.captured))
