@@ -157,7 +157,7 @@ class ChargerApp:
                 CardSettings(card.preauthorize_amount, config.pricing.currency, card.card_wait_s, card.end_of_day_at,
                              config.pricing.time_zone),
                 hardware.payment, store, self.connectors, self._start_card_session, self.pricing.set_card_budget,
-                self.pricing.screen.show, self.flush_store, self.spawn)
+                self.pricing.screen.show, self.flush_store, self.spawn, self._publish)
         self.faults = FaultBook(store, self.spawn)
         self.storage = StorageMonitor(store, self.connectors, self.faults, self.post, self._publish, self.spawn)
         self.tests = selftest.SelfTests(self.connectors, self.post, hardware)

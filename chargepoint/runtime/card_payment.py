@@ -29,14 +29,15 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from chargepoint.core.commands import ConnectorStatus
+from chargepoint.ports.events import ChargerEvent, SecurityEvent
 from chargepoint.runtime.connector import ConnectorRuntime
-from chargepoint.store import PaymentRecord, Store
+from chargepoint.store import PaymentRecord, PaymentRefused, Store
 from hal.payment import (
     Approved,
     Declined,
@@ -77,7 +78,8 @@ class CardPayments:
                  connectors: Mapping[int, ConnectorRuntime],
                  start_session: Callable[[int, str], None], set_budget: Callable[[int, Decimal], None],
                  show: Callable[[ConnectorRuntime, DisplayMessage], None], flush_store: Callable[[], Awaitable[None]],
-                 spawn: Callable[[Awaitable[Any]], None]) -> None:
+                 spawn: Callable[[Awaitable[Any]], None],
+                 publish: Callable[[ChargerEvent], None] | None = None) -> None:
         self.settings = settings
         self.terminal = terminal
         self.store = store
@@ -87,6 +89,7 @@ class CardPayments:
         self._show = show
         self._flush_store = flush_store
         self._spawn_raw = spawn
+        self._publish = publish
         self._attempts: dict[int, asyncio.Task[None]] = {}
         self._awaiting_session: dict[int, str] = {}  # connector -> payment_id approved, session not begun yet
         self._active: dict[int, tuple[str, datetime]] = {}  # connector -> (payment_id, its session's start)
@@ -97,11 +100,15 @@ class CardPayments:
     def _spawn(self, work: Awaitable[Any]) -> None:
         self._spawn_raw(self._logged(work))
 
-    @staticmethod
-    async def _logged(work: Awaitable[Any]) -> None:
-        """A payment's trouble is logged and left to reconciliation: it must never take the charger down."""
+    async def _logged(self, work: Awaitable[Any]) -> None:
+        """A payment's trouble is logged and left to reconciliation: it must never take the charger down. A step
+        the journal refuses (a capture above the pre-authorisation) is a security event too."""
         try:
             await work
+        except PaymentRefused as exc:
+            log.error("card payment step refused: %s", exc)
+            if self._publish is not None:
+                self._publish(SecurityEvent("PaymentStepRefused", str(exc), datetime.now(UTC)))
         except Exception:
             log.exception("card payment step failed (reconciled later)")
 

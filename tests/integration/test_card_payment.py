@@ -125,3 +125,24 @@ async def test_an_rfid_card_instead_releases_the_terminal_and_a_session_without_
     assert priced is not None and priced.cost is not None
     assert (done.captured or Decimal(0)) == priced.cost and done.released == Decimal("25.00") - priced.cost
     assert terminal(charger).open_pre_authorisations() == []
+
+
+async def test_a_capture_above_the_pre_authorisation_is_refused_and_a_security_event(tmp_path: Path) -> None:
+    from chargepoint.ports.events import ChargerEvent, SecurityEvent
+
+    seen: list[ChargerEvent] = []
+
+    class Listener:
+        def charger_event(self, event: ChargerEvent) -> None:
+            seen.append(event)
+
+    async with running_charger(card_config(tmp_path), Listener()) as charger:
+        cards = charger.app.cards
+        assert cards is not None
+        payment = await charger.store.payment_begin(1, Decimal("25.00"), "EUR")
+        await charger.store.payment_step(payment.payment_id, "preauthorized", preauthorized=Decimal("10.00"))
+        await cards._logged(charger.store.payment_step(payment.payment_id, "capture_requested",
+                                                       captured=Decimal("10.01")))
+        assert (await charger.store.payment(payment.payment_id)).state == "preauthorized"  # nothing captured
+    refused = [e for e in seen if isinstance(e, SecurityEvent) and e.kind == "PaymentStepRefused"]
+    assert len(refused) == 1 and "above its pre-authorisation" in refused[0].detail
