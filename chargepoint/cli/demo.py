@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,9 +24,11 @@ import click
 
 from chargepoint.cli.control_client import request
 from chargepoint.errors import ControlError
+from chargepoint.store import payments
 from simulators.csms import Frame, TestCsms
 
 DEMO_CARD = "04A1B2C3D4"
+DEMO_PAYMENT_CARD = "DEMO-CARD-TOKEN"
 DEMO_CP_ID = "DEMO-CP-1"
 # Simulated charging minutes per real second, so a few seconds of demo move a visible amount of energy.
 DEMO_TIME_SCALE = 60
@@ -208,7 +211,28 @@ def _narrate_frame(frame: Frame) -> None:
     click.echo(click.style(f"        CSMS <- {frame.action}", fg="cyan") + (f": {details}" if details else ""))
 
 
-def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
+def _payment_of(workdir: Path, session_id: str) -> dict[str, Any] | None:
+    """The card payment of a session, from the payment journal (read-only, as ``chargepoint payments`` reads it)."""
+    conn = sqlite3.connect(f"file:{workdir / 'chargepoint.db'}?mode=ro", uri=True, timeout=5)
+    conn.row_factory = sqlite3.Row
+    try:
+        found = [p for p in payments.listing(conn, 20) if p.session_id == session_id]
+    finally:
+        conn.close()
+    return found[0].to_json() if found else None
+
+
+def _wait_payment(workdir: Path, session_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        payment = _payment_of(workdir, session_id)
+        if payment is not None and payment["state"] in ("captured", "cancelled", "failed"):
+            return payment
+        time.sleep(0.1)
+    raise DemoFailed("the card payment was not settled")
+
+
+def run_demo(keep: bool = False, charge_seconds: float = 8.0, card: bool = False) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="chargepoint-demo-"))
     daemon = _Daemon(workdir)
     csms = _Csms()
@@ -236,11 +260,21 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
         daemon.wait_status("Preparing")
         _say("      ", "connector is Preparing: waiting for a card")
 
-        _say("[3/7]", f"The driver presents card {DEMO_CARD} to the reader")
-        daemon.sim("tap", DEMO_CARD)
-        state = daemon.wait_status("SuspendedEV")
-        _say("      ", f"card accepted by the CSMS, transaction started; the pilot offers "
-                       f"{state['offered_current_A']:.1f} A and the EV has not asked for energy yet")
+        if card:
+            _say("[3/7]", "The driver holds a payment card to the card terminal (ZVT, simulated)")
+            click.echo(f"        {daemon.sim('card', DEMO_PAYMENT_CARD)}")
+            state = daemon.wait_status("SuspendedEV")
+            session = state["session"] or {}
+            _say("      ", f"pre-authorised {session.get('preauthorized')} on the card: the session started "
+                           f"(payment method {session.get('payment_method')}, idTag {session.get('id_tag')}, a "
+                           "pseudonym: the card number never reaches the charger), with that amount as its cost "
+                           "limit")
+        else:
+            _say("[3/7]", f"The driver presents card {DEMO_CARD} to the reader")
+            daemon.sim("tap", DEMO_CARD)
+            state = daemon.wait_status("SuspendedEV")
+            _say("      ", f"card accepted by the CSMS, transaction started; the pilot offers "
+                           f"{state['offered_current_A']:.1f} A and the EV has not asked for energy yet")
         _say("      ", "the display shows the driver's price before energy flows:")
         _show_display(daemon, "price")
 
@@ -275,6 +309,16 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0) -> int:
         click.echo(f"        stop reason     {record['stop_reason']}")
         click.echo(f"        tariff          {record['tariff_id']}")
         click.echo(f"        cost            {record['cost']} {record['currency']} (incl. tax)")
+        if card:
+            payment = _wait_payment(workdir, record["session_id"])
+            _say("      ", "the card payment (from the payment journal, as `chargepoint payments` shows it):")
+            click.echo(f"        card            {payment['card_scheme']} ****{payment['card_last4']}")
+            click.echo(f"        pre-authorised  {payment['preauthorized']} {payment['currency']}")
+            click.echo(f"        captured        {payment['captured']} {payment['currency']}")
+            click.echo(f"        released        {payment['released']} {payment['currency']}")
+            click.echo(f"        terminal ref    {payment['terminal_id']}/{payment['receipt_no']} ({payment['state']})")
+            if payment["state"] != "captured" or str(payment["captured"]) != str(record["cost"]):
+                raise DemoFailed(f"the card was not charged the session's cost: {payment}")
         _say("      ", "and the display shows the receipt:")
         _show_display(daemon, "receipt")
         if record["cost"] is None:

@@ -310,11 +310,13 @@ def fault_clear(config_path: Path, connector: int | None) -> None:
 @cli.command()
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (config, database, log).")
 @click.option("--charge-seconds", default=8.0, show_default=True, type=click.FloatRange(1, 120))
-def demo(keep: bool, charge_seconds: float) -> None:
+@click.option("--card", is_flag=True, help="Pay by card at the (simulated) payment terminal: pre-authorisation, "
+              "capture of the session's cost, release of the rest.")
+def demo(keep: bool, charge_seconds: float, card: bool) -> None:
     """Run a complete simulated charging session and narrate it."""
     from chargepoint.cli.demo import run_demo
 
-    sys.exit(run_demo(keep=keep, charge_seconds=charge_seconds))
+    sys.exit(run_demo(keep=keep, charge_seconds=charge_seconds, card=card))
 
 
 cli.add_command(board_sim)

@@ -269,7 +269,12 @@ class CardPayments:
         card = f"{record.card_scheme or 'Card'} ****{record.card_last4 or '????'}"
         lines = (card, f"Paid {record.captured} {record.currency}",
                  f"Released {record.released} {record.currency}", f"Ref {record.terminal_id or ''}/{record.receipt_no}")
-        self._show(c, DisplayMessage(DisplayKind.receipt, lines))
+        shown = c.hw.display.shown()
+        if shown is not None and shown.kind is DisplayKind.receipt and c.session is None:
+            # Under the session's receipt (energy, time, cost lines): what the card paid and got back.
+            self._show(c, DisplayMessage(DisplayKind.receipt, shown.lines + lines, shown.language))
+        else:
+            self._show(c, DisplayMessage(DisplayKind.receipt, lines))
 
     # ----------------------------------------------------------------- reconciliation
 

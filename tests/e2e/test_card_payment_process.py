@@ -142,3 +142,20 @@ async def test_kill_9_with_the_capture_in_flight_never_captures_twice(tmp_path: 
     finally:
         await asyncio.to_thread(daemon.stop)
         await terminal.stop()
+
+
+def test_the_card_demo_pays_a_session_by_card_end_to_end() -> None:
+    """``./dev demo --card``: pre-authorisation, the session, capture of its cost and release of the rest."""
+    shown = cli("demo", "--card", "--charge-seconds", "2", timeout_s=120)
+    assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
+    assert "pre-authorised 50.00 EUR on the card" in shown.stdout
+    captured = next(line for line in shown.stdout.splitlines() if line.strip().startswith("captured"))
+    cost = next(line for line in shown.stdout.splitlines() if line.strip().startswith("cost"))
+    assert captured.split()[1] == cost.split()[1]  # the session's cost is what the card paid
+    assert "Demo complete" in shown.stdout
+
+
+def test_the_plain_demo_still_charges_a_session() -> None:
+    shown = cli("demo", "--charge-seconds", "2", timeout_s=120)
+    assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
+    assert "Demo complete" in shown.stdout and "Total" in shown.stdout
