@@ -65,7 +65,7 @@ from itertools import pairwise
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from chargepoint.pricing.tariff import ComponentKind, MoneyFormat, PriceElement, Tariff, TaxRate
+from chargepoint.pricing.tariff import ComponentKind, MoneyFormat, PriceElement, Tariff, TaxMethod, TaxRate
 
 _CTX: Final = decimal.Context(
     prec=40,
@@ -88,10 +88,16 @@ LINE_KINDS: Final = ("energy", "charging_time", "idle_time", "fixed_fee", "min_c
 
 
 class SessionState(enum.StrEnum):
-    """What the session does from a sample on: draws energy (charging) or sits plugged in (idle)."""
+    """What the session does from a sample on.
+
+    ``charging``: energy may flow (the EV draws). ``idle``: the EV occupies the connector without drawing
+    (it paused or finished). ``held``: the charger holds power back (its own suspension, a smart-charging limit,
+    a fault): neither charging time nor idle time.
+    """
 
     charging = "Charging"
     idle = "Idle"
+    held = "Held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,7 @@ class CostBreakdown:
     duration_s: float
     charging_time_s: float
     idle_time_s: float
+    tax_method: str = "per_line"  # TaxMethod: how the lines' taxes were computed (stated on the receipt)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able; money and quantities as decimal strings."""
@@ -162,6 +169,7 @@ class CostBreakdown:
             "duration_s": self.duration_s,
             "charging_time_s": self.charging_time_s,
             "idle_time_s": self.idle_time_s,
+            "tax_method": self.tax_method,
         }
 
     @classmethod
@@ -190,6 +198,7 @@ class CostBreakdown:
             duration_s=float(_get(data, "duration_s", (int, float), "breakdown")),
             charging_time_s=float(_get(data, "charging_time_s", (int, float), "breakdown")),
             idle_time_s=float(_get(data, "idle_time_s", (int, float), "breakdown")),
+            tax_method=_tax_method_of(data),
         )
 
 
@@ -468,8 +477,9 @@ class CostMeter:
         cal = self._cal
         energy_elements = self._elements[_ENERGY] is not None and energy_Wh > 0
         charging = state is SessionState.charging
+        idling = self._idles(state, e0)
         charging_elements = charging and self._elements[_CHARGING] is not None
-        idle_elements = not charging and self._elements[_IDLE] is not None
+        idle_elements = idling and self._elements[_IDLE] is not None
         acc_energy = acc_charging = acc_idle = Decimal(0)
         billed = 0
         span = t1 - t0
@@ -499,7 +509,7 @@ class CostMeter:
                     splits.append(at)
                 j += 1
         for th, base, moving in (
-            (self._duration_th, d0, True), (self._charging_th, c0, charging), (self._idle_th, i0, not charging),
+            (self._duration_th, d0, True), (self._charging_th, c0, charging), (self._idle_th, i0, idling),
         ):
             if moving and th:
                 j = bisect_right(th, base)
@@ -526,7 +536,7 @@ class CostMeter:
             e = e0 + energy_Wh * elapsed // span
             d = d0 + elapsed
             c = c0 + elapsed if charging else c0
-            i = i0 if charging else i0 + elapsed
+            i = i0 + elapsed if idling else i0
             length = b - a
             if energy_elements:
                 price = _match(by_kind[_ENERGY], e, power_W, d, c, i)
@@ -544,6 +554,10 @@ class CostMeter:
         if energy_elements:
             acc_energy = acc_energy * energy_Wh / span  # sum of price x length x E / T: exact when unsplit
         return acc_energy, acc_charging, acc_idle, billed
+
+    def _idles(self, state: SessionState, energy_Wh: int) -> bool:
+        """Whether time in ``state`` with ``energy_Wh`` delivered so far is idle time."""
+        return state is SessionState.idle and (energy_Wh > 0 or self.tariff.idle_before_energy)
 
     # ----------------------------------------------------------------- public API
 
@@ -567,12 +581,12 @@ class CostMeter:
             self._acc_charging += acc_charging
             self._acc_idle += acc_idle
         self._idle_billed_us += billed
-        self._energy_Wh += energy_Wh
-        self._duration_us += span
         if self._state is SessionState.charging:
             self._charging_us += span
-        else:
+        elif self._idles(self._state, self._energy_Wh):
             self._idle_us += span
+        self._energy_Wh += energy_Wh
+        self._duration_us += span
         if span > 0:
             self._power_W = power_W
         self._last_us = t1
@@ -603,15 +617,19 @@ class CostMeter:
                     duration += span
                     if self._state is SessionState.charging:
                         charging_us += span
-                    else:
+                    elif self._idles(self._state, self._energy_Wh):
                         idle_us += span
             return self._breakdown(acc_energy, acc_charging, acc_idle, billed, duration, charging_us, idle_us)
 
     def _breakdown(
         self, acc_energy: Decimal, acc_charging: Decimal, acc_idle: Decimal, billed_us: int,
-        duration_us: int, charging_us: int, idle_us: int,
+        duration_us: int, charging_us: int, idle_us: int, energy_flowed: bool | None = None,
     ) -> CostBreakdown:
         tariff = self.tariff
+        if energy_flowed is None:
+            energy_flowed = self._energy_Wh > 0
+        # Without energy the fixed fee and the minimum apply only where the tariff says so.
+        entry = energy_flowed or tariff.charge_without_energy
         lines: list[CostLine] = []
         for kind, taxer in self._taxers:
             if kind is ComponentKind.energy:
@@ -620,14 +638,19 @@ class CostMeter:
                 quantity, unrounded = _hours(charging_us), acc_charging / _US_PER_HOUR
             elif kind is ComponentKind.idle_time:
                 quantity, unrounded = _hours(billed_us), acc_idle / _US_PER_HOUR
+            elif entry and self._fixed_fee is not None:
+                quantity, unrounded = _ONE, self._fixed_fee
             else:
-                quantity, unrounded = _ONE, Decimal(0) if self._fixed_fee is None else self._fixed_fee
+                quantity, unrounded = _ZERO, _ZERO
             lines.append(taxer.line(kind.value, quantity, self._round(unrounded)))
+        if tariff.tax_method is TaxMethod.on_total:
+            lines = _taxed_on_total(lines, [tariff.taxes_of(kind) for kind, _ in self._taxers], self._quantum,
+                                    self._rounding)
         subtotal = self._zero
         for line in lines:
             subtotal += line.excl_tax
         type_of_cost = "NormalCost"
-        if tariff.min_cost is not None and subtotal < tariff.min_cost:
+        if entry and tariff.min_cost is not None and subtotal < tariff.min_cost:
             type_of_cost = "MinCost"
             lines.append(self._cap_line("min_cost", tariff.min_cost, subtotal, lines))
         elif tariff.max_cost is not None and subtotal > tariff.max_cost:
@@ -651,7 +674,17 @@ class CostMeter:
             duration_s=duration_us / _US_PER_S,
             charging_time_s=charging_us / _US_PER_S,
             idle_time_s=idle_us / _US_PER_S,
+            tax_method=str(tariff.tax_method),
         )
+
+    def entry_cost(self) -> Decimal:
+        """What the session costs (including tax) the moment its first energy flows: the fixed fee, or the minimum
+        cost where that is more, plus what has accrued so far. What a prepaid balance must cover to start."""
+        with decimal.localcontext(_CTX):
+            return self._breakdown(
+                self._acc_energy, self._acc_charging, self._acc_idle, self._idle_billed_us, self._duration_us,
+                self._charging_us, self._idle_us, energy_flowed=True,
+            ).total_incl_tax
 
     def _cap_line(self, kind: str, cap: Decimal, subtotal: Decimal, lines: list[CostLine]) -> CostLine:
         """The adjustment that makes the totals those of the cap taxed as one amount at the tariff's rates.
@@ -784,6 +817,67 @@ class _Taxer:
         return CostLine(kind, quantity, excl, last[1], last[2])
 
 
+def _taxed_on_total(
+    lines: list[CostLine], rates: list[tuple[TaxRate, ...]], quantum: Decimal, rounding: str,
+) -> list[CostLine]:
+    """The lines with their taxes recomputed by :attr:`TaxMethod.on_total`.
+
+    Each rate (by name, percent and stack) is applied once to the sum of its bases over the lines it taxes (a
+    line's base: its net amount plus its taxes of lower stacks) and rounded once; that total is shared out in line
+    order by running-sum rounding (a line gets round(running exact sum) minus what the lines before it got), so
+    the lines' taxes add up to the tax on the total exactly and each is within a rounding unit of its own share.
+    """
+    amounts = [[_ZERO] * len(line_rates) for line_rates in rates]
+    for stack in sorted({rate.stack for line_rates in rates for rate in line_rates}):
+        keys: list[tuple[str, Decimal]] = []
+        for line_rates in rates:
+            for rate in line_rates:
+                if rate.stack == stack and (rate.name, rate.percent) not in keys:
+                    keys.append((rate.name, rate.percent))
+        for key in keys:
+            exact = _ZERO
+            given = _ZERO
+            for n, line_rates in enumerate(rates):
+                for m, rate in enumerate(line_rates):
+                    if rate.stack != stack or (rate.name, rate.percent) != key:
+                        continue
+                    base = lines[n].excl_tax
+                    for k, lower in enumerate(line_rates):
+                        if lower.stack < stack:
+                            base += amounts[n][k]
+                    exact += base * rate.percent.scaleb(-2)
+                    amounts[n][m] = exact.quantize(quantum, rounding=rounding) - given
+                    given += amounts[n][m]
+    result = []
+    for line, line_rates, line_amounts in zip(lines, rates, amounts, strict=True):
+        incl = line.excl_tax
+        for amount in line_amounts:
+            incl += amount
+        taxes = tuple((rate.name, amount) for rate, amount in zip(line_rates, line_amounts, strict=True))
+        result.append(CostLine(line.kind, line.quantity, line.excl_tax, taxes, incl))
+    return result
+
+
+def waived(b: CostBreakdown) -> CostBreakdown:
+    """``b`` with every amount zero (quantities kept): a session the charger ended by its own fault before any
+    energy flowed costs nothing."""
+    zero = b.total_excl_tax - b.total_excl_tax
+    lines = tuple(
+        CostLine(line.kind, line.quantity, zero, tuple((name, zero) for name, _ in line.taxes), zero)
+        for line in b.lines if line.kind not in ("min_cost", "max_cost")
+    )
+    return CostBreakdown(b.tariff_id, b.currency, lines, zero, zero, zero, "NormalCost", b.energy_Wh, b.duration_s,
+                         b.charging_time_s, b.idle_time_s, b.tax_method)
+
+
+def _tax_method_of(data: Mapping[str, Any]) -> str:
+    """Breakdowns stored before the tax method was recorded were taxed per line."""
+    method = data.get("tax_method", str(TaxMethod.per_line))
+    if method not in tuple(TaxMethod):
+        raise ValueError(f"breakdown.tax_method: unknown method {method!r}")
+    return str(method)
+
+
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if key not in data:
         raise ValueError(f"{where}.{key}: missing")
@@ -826,4 +920,5 @@ __all__ = [
     "Sample",
     "SessionState",
     "evaluate",
+    "waived",
 ]

@@ -15,7 +15,16 @@ from datetime import date, time
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from chargepoint.pricing.tariff import Component, ComponentKind, Conditions, PriceElement, Tariff, TariffError, TaxRate
+from chargepoint.pricing.tariff import (
+    Component,
+    ComponentKind,
+    Conditions,
+    PriceElement,
+    Tariff,
+    TariffError,
+    TaxMethod,
+    TaxRate,
+)
 
 _T = TypeVar("_T")
 
@@ -28,10 +37,10 @@ _CONDITION_KEYS = frozenset(
     ("start_time_of_day", "end_time_of_day", "days_of_week", "valid_from_date", "valid_to_date",
      *_INT_CONDITIONS, *_FLOAT_CONDITIONS)
 )
-_NAMES: dict[type, str] = {str: "a string", int: "an integer", list: "a list"}
+_NAMES: dict[type, str] = {str: "a string", int: "an integer", list: "a list", bool: "true or false"}
 _TARIFF_KEYS = frozenset(
     ("tariff_id", "currency", *(k.value for k in ComponentKind), "idle_grace_s", "min_cost", "max_cost",
-     "tax_rates", "description")
+     "tax_rates", "description", "charge_without_energy", "idle_before_energy", "tax_method")
 )
 
 
@@ -51,6 +60,9 @@ def tariff_to_json(t: Tariff) -> dict[str, Any]:
         data["max_cost"] = str(t.max_cost)
     data["tax_rates"] = [_tax_to_json(r) for r in t.tax_rates]
     data["description"] = [{"language": language, "text": text} for language, text in t.description]
+    data["charge_without_energy"] = t.charge_without_energy
+    data["idle_before_energy"] = t.idle_before_energy
+    data["tax_method"] = str(t.tax_method)
     return data
 
 
@@ -122,7 +134,25 @@ def tariff_from_json(d: Mapping[str, Any]) -> Tariff:
         max_cost=_optional_decimal(root, "max_cost", "max_cost"),
         tax_rates=_taxes(root.get("tax_rates") or [], "tax_rates"),
         description=tuple(description),
+        # Left out of snapshots taken before these settings existed: their defaults apply.
+        charge_without_energy=_optional(root, "charge_without_energy", bool, "tariff") or False,
+        idle_before_energy=_flag(root, "idle_before_energy", True),
+        tax_method=_tax_method(root.get("tax_method")),
     )
+
+
+def _flag(obj: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = _optional(obj, key, bool, "tariff")
+    return default if value is None else value
+
+
+def _tax_method(value: Any) -> TaxMethod:
+    if value is None:
+        return TaxMethod.per_line
+    try:
+        return TaxMethod(_check(value, str, "tax_method"))
+    except ValueError:
+        raise TariffError(f"tax_method: expected one of {', '.join(TaxMethod)}, got {value!r}") from None
 
 
 def _where(prefix: str, key: str) -> str:

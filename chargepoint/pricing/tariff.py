@@ -122,6 +122,19 @@ class Component:
     tax_rates: tuple[TaxRate, ...] | None = None
 
 
+class TaxMethod(enum.StrEnum):
+    """How taxes are computed from the rounded net amounts.
+
+    ``per_line``: each cost line is taxed and rounded on its own, and the total tax is the sum of the lines'
+    taxes (a total can then be a rounding unit above the tax on the total net). ``on_total``: each tax is
+    computed once on the sum of the net amounts it applies to and rounded once, then shared out over the lines
+    (running-sum rounding), so the lines still add up to the total.
+    """
+
+    per_line = "per_line"
+    on_total = "on_total"
+
+
 class ComponentKind(enum.StrEnum):
     energy = "energy"
     charging_time = "charging_time"
@@ -142,6 +155,11 @@ class Tariff:
     max_cost: Decimal | None = None  # excluding tax
     tax_rates: tuple[TaxRate, ...] = ()
     description: tuple[tuple[str, str], ...] = ()  # (RFC 5646 language, text), first is the default
+    # A session that delivered no energy pays neither the fixed fee nor the minimum cost unless this is set.
+    charge_without_energy: bool = False
+    # Whether idle time before the session's first energy (the EV waits, e.g. for its own timer) is idle time.
+    idle_before_energy: bool = True
+    tax_method: TaxMethod = TaxMethod.per_line
 
     def component(self, kind: ComponentKind) -> Component | None:
         return getattr(self, kind.value)  # type: ignore[no-any-return]

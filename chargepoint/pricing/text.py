@@ -65,6 +65,10 @@ class _Words:
     tax_generic: str  # the tax's name when the breakdown names none
     total: str
     total_operator: str  # the CSMS's figure
+    idle_before_energy: str  # after the idle prices: the wait before the first energy is idle time too
+    idle_after_energy: str  # after the idle prices: no idle time before the first energy
+    tax_per_line: str  # receipt: each line taxed and rounded on its own
+    tax_on_total: str  # receipt: each tax computed once on the total net
 
 
 _WORDS: Final[dict[str, _Words]] = {
@@ -95,6 +99,10 @@ _WORDS: Final[dict[str, _Words]] = {
         tax_generic="tax",
         total="Total",
         total_operator="Total (operator)",
+        idle_before_energy="Idle fee also while waiting to charge",
+        idle_after_energy="No idle fee before charging starts",
+        tax_per_line="Tax per line",
+        tax_on_total="Tax on the total",
     ),
     "de": _Words(
         decimal_separator=",",
@@ -123,6 +131,10 @@ _WORDS: Final[dict[str, _Words]] = {
         tax_generic="Steuern",
         total="Gesamt",
         total_operator="Gesamt (Betreiber)",
+        idle_before_energy="Blockiergebühr auch vor Ladebeginn",
+        idle_after_energy="Keine Blockiergebühr vor Ladebeginn",
+        tax_per_line="Steuer je Position",
+        tax_on_total="Steuer auf den Gesamtbetrag",
     ),
     "fr": _Words(
         decimal_separator=",",
@@ -151,6 +163,10 @@ _WORDS: Final[dict[str, _Words]] = {
         tax_generic="taxes",
         total="Total",
         total_operator="Total (opérateur)",
+        idle_before_energy="Frais d'occupation aussi avant la charge",
+        idle_after_energy="Pas de frais d'occupation avant la charge",
+        tax_per_line="Taxe par ligne",
+        tax_on_total="Taxe sur le total",
     ),
     "nl": _Words(
         decimal_separator=",",
@@ -179,6 +195,10 @@ _WORDS: Final[dict[str, _Words]] = {
         tax_generic="belasting",
         total="Totaal",
         total_operator="Totaal (exploitant)",
+        idle_before_energy="Stilstandkosten ook vóór het laden",
+        idle_after_energy="Geen stilstandkosten vóór het laden",
+        tax_per_line="Belasting per regel",
+        tax_on_total="Belasting over het totaal",
     ),
 }
 
@@ -267,6 +287,13 @@ def _hours_minutes(seconds: float) -> str:
     """Elapsed time as h:mm ("1:05"), whole minutes, cut down (a started minute is not shown yet)."""
     minutes = int(max(seconds, 0.0)) // 60
     return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def _elapsed(seconds: float) -> str:
+    """Elapsed time with its unit: seconds under a minute ("40 s"), else "h:mm h" ("1:05 h")."""
+    if seconds < 60:
+        return f"{int(max(seconds, 0.0))} s"
+    return f"{_hours_minutes(seconds)} h"
 
 
 def _span(seconds: int) -> tuple[str, str]:
@@ -478,6 +505,8 @@ def price_lines(tariff: Tariff, money: MoneyFormat, language: str) -> tuple[str,
         if component_lines:
             priced = True
             lines.extend(component_lines)
+            if kind is ComponentKind.idle_time:
+                lines.append(words.idle_before_energy if tariff.idle_before_energy else words.idle_after_energy)
             include_taxes(tariff.taxes_of(kind))
     for label, limit in ((words.min_cost, tariff.min_cost), (words.max_cost, tariff.max_cost)):
         if limit is not None:
@@ -509,7 +538,7 @@ def running_lines(
     words = _words(language)
     cost = b.total_incl_tax if csms_cost is None else csms_cost
     lines = (
-        f"{_kWh(b.energy_Wh, words, decimals=2)} kWh  {_hours_minutes(b.duration_s)} h",
+        f"{_kWh(b.energy_Wh, words, decimals=2)} kWh  {_elapsed(b.duration_s)}",
         f"{words.cost} {_amount(cost, money, words)} {b.currency}",
     )
     return lines if csms_text is None else lines + text_lines(csms_text)
@@ -518,7 +547,8 @@ def running_lines(
 def receipt_lines(
     b: CostBreakdown, money: MoneyFormat, language: str, *, csms_cost: Decimal | None = None
 ) -> tuple[str, ...]:
-    """After a session: energy, duration, each cost line including tax, the tax in it, the total.
+    """After a session: energy, duration, each cost line including tax, the tax in it and how it was computed
+    (per line or on the total), the total.
 
     With ``csms_cost`` (the operator's final figure) a last line "Total (operator) X EUR" follows: the
     amount due is always the last line, and the operator's figure wins over the charger's.
@@ -527,7 +557,7 @@ def receipt_lines(
     currency = b.currency
     lines = [
         f"{words.energy} {_kWh(b.energy_Wh, words, decimals=2)} kWh",
-        f"{words.duration} {_hours_minutes(b.duration_s)} h",
+        f"{words.duration} {_elapsed(b.duration_s)}",
     ]
     tax_names: list[str] = []
     for line in b.lines:
@@ -539,6 +569,7 @@ def receipt_lines(
     if tax_names or b.total_tax != 0:
         names = " + ".join(tax_names) or words.tax_generic
         lines.append(f"{words.tax_incl} {names} {_amount(b.total_tax, money, words)} {currency}")
+        lines.append(words.tax_on_total if b.tax_method == "on_total" else words.tax_per_line)
     else:
         lines.append(words.no_tax)
     lines.append(f"{words.total} {_amount(b.total_incl_tax, money, words)} {currency}")
@@ -564,6 +595,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "card_rejected": "Card not accepted",
         "scan_to_pay": "Scan the code to pay",
         "prepaid_empty": "Prepaid balance used up",
+        "prepaid_too_low": "Balance too low for the session fee",
+        "card_accepted": "Card accepted",
         "CostLimitReached": "Budget reached, charging stopped",
         "EnergyLimitReached": "Energy limit reached, charging stopped",
         "TimeLimitReached": "Time limit reached, charging stopped",
@@ -572,6 +605,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "card_rejected": "Karte nicht akzeptiert",
         "scan_to_pay": "Zum Bezahlen Code scannen",
         "prepaid_empty": "Guthaben aufgebraucht",
+        "prepaid_too_low": "Guthaben reicht nicht für die Grundgebühr",
+        "card_accepted": "Karte akzeptiert",
         "CostLimitReached": "Budget erreicht, Laden beendet",
         "EnergyLimitReached": "Energiegrenze erreicht, Laden beendet",
         "TimeLimitReached": "Zeitgrenze erreicht, Laden beendet",
@@ -580,6 +615,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "card_rejected": "Carte refusée",
         "scan_to_pay": "Scannez le code pour payer",
         "prepaid_empty": "Crédit prépayé épuisé",
+        "prepaid_too_low": "Crédit insuffisant pour les frais de session",
+        "card_accepted": "Carte acceptée",
         "CostLimitReached": "Budget atteint, charge arrêtée",
         "EnergyLimitReached": "Limite d'énergie atteinte, charge arrêtée",
         "TimeLimitReached": "Durée maximale atteinte, charge arrêtée",
@@ -588,6 +625,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "card_rejected": "Kaart niet geaccepteerd",
         "scan_to_pay": "Scan de code om te betalen",
         "prepaid_empty": "Tegoed opgebruikt",
+        "prepaid_too_low": "Tegoed te laag voor het starttarief",
+        "card_accepted": "Kaart geaccepteerd",
         "CostLimitReached": "Budget bereikt, laden gestopt",
         "EnergyLimitReached": "Energielimiet bereikt, laden gestopt",
         "TimeLimitReached": "Tijdslimiet bereikt, laden gestopt",
@@ -596,6 +635,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
 
 
 def message_text(key: str, language: str) -> str:
-    """A short display message (``card_rejected``, ``prepaid_empty`` or a limit stop reason) in ``language``;
+    """A short display message (``card_rejected``, ``card_accepted``, ``prepaid_empty``, ``prepaid_too_low`` or a
+    limit stop reason) in ``language``;
     an unknown key is shown as it is."""
     return _MESSAGES[pick_language(language, "en")].get(key, key)

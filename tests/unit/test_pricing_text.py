@@ -66,6 +66,7 @@ def test_price_lines_in_english() -> None:
         "Energy 22:00-06:00 0.29 EUR/kWh",
         "Charging time 1.20 EUR/h",
         "Idle 6.00 EUR/h after 30 min",
+        "Idle fee also while waiting to charge",  # issue 14: the idle_before_energy setting is stated
         "Session fee Sat-Sun 0.50 EUR",
         "Minimum 1.00 EUR",
         "Maximum 50.00 EUR",
@@ -81,6 +82,7 @@ def test_price_lines_in_german() -> None:
         "Energie 22:00-06:00 0,29 EUR/kWh",
         "Ladezeit 1,20 EUR/h",
         "Blockiergebühr 6,00 EUR/h nach 30 min",
+        "Blockiergebühr auch vor Ladebeginn",
         "Grundgebühr Sa-So 0,50 EUR",
         "Mindestpreis 1,00 EUR",
         "Höchstpreis 50,00 EUR",
@@ -94,6 +96,7 @@ def test_price_lines_in_french_and_dutch_without_a_description_in_those_language
         "Énergie 22:00-06:00 0,29 EUR/kWh",
         "Temps de charge 1,20 EUR/h",
         "Frais d'occupation 6,00 EUR/h après 30 min",
+        "Frais d'occupation aussi avant la charge",
         "Frais de session sam-dim 0,50 EUR",
         "Prix minimum 1,00 EUR",
         "Prix maximum 50,00 EUR",
@@ -104,6 +107,7 @@ def test_price_lines_in_french_and_dutch_without_a_description_in_those_language
         "Energie 22:00-06:00 0,29 EUR/kWh",
         "Laadtijd 1,20 EUR/h",
         "Stilstand 6,00 EUR/h na 30 min",
+        "Stilstandkosten ook vóór het laden",
         "Starttarief za-zo 0,50 EUR",
         "Minimumprijs 1,00 EUR",
         "Maximumprijs 50,00 EUR",
@@ -357,7 +361,8 @@ def test_running_lines_show_the_operators_figure_and_text_when_there_is_one() ->
 
 def test_running_lines_at_the_start_of_a_session() -> None:
     start = replace(SESSION, lines=(), energy_Wh=0, duration_s=0.0, total_incl_tax=D("0"), total_tax=D("0"))
-    assert running_lines(start, MONEY, "en") == ("0.00 kWh  0:00 h", "Cost 0.00 EUR")
+    # Issue 14: under a minute the seconds are shown.
+    assert running_lines(start, MONEY, "en") == ("0.00 kWh  0 s", "Cost 0.00 EUR")
 
 
 def test_receipt_in_english() -> None:
@@ -368,6 +373,7 @@ def test_receipt_in_english() -> None:
         "Idle 1.50 EUR",
         "Session fee 0.50 EUR",
         "incl. VAT 1.05 EUR",
+        "Tax per line",  # issue 14: the receipt states the tax method
         "Total 6.57 EUR",
     )
 
@@ -380,18 +386,20 @@ def test_receipt_in_german_with_the_operators_figure_as_the_amount_due() -> None
         "Blockiergebühr 1,50 EUR",
         "Grundgebühr 0,50 EUR",
         "inkl. VAT 1,05 EUR",
+        "Steuer je Position",
         "Gesamt 6,57 EUR",
         "Gesamt (Betreiber) 6,60 EUR",
     )
 
 
 def test_receipt_in_french_and_dutch_end_with_the_amount_due() -> None:
-    assert receipt_lines(SESSION, MONEY, "fr", csms_cost=D("6.57"))[-3:] == (
+    assert receipt_lines(SESSION, MONEY, "fr", csms_cost=D("6.57"))[-4:] == (
         "dont VAT 1,05 EUR",
+        "Taxe par ligne",
         "Total 6,57 EUR",
         "Total (opérateur) 6,57 EUR",
     )
-    assert receipt_lines(SESSION, MONEY, "nl")[-2:] == ("incl. VAT 1,05 EUR", "Totaal 6,57 EUR")
+    assert receipt_lines(SESSION, MONEY, "nl")[-3:] == ("incl. VAT 1,05 EUR", "Belasting per regel", "Totaal 6,57 EUR")
 
 
 def test_receipt_with_a_minimum_and_several_taxes() -> None:
@@ -413,6 +421,7 @@ def test_receipt_with_a_minimum_and_several_taxes() -> None:
         "Energy 0.40 EUR",
         "Minimum 0.92 EUR",
         "incl. VAT + Local 0.32 EUR",
+        "Tax per line",
         "Total 1.32 EUR",
     )
 
