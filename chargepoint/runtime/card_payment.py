@@ -157,6 +157,10 @@ class CardPayments:
             if isinstance(result, Declined) or (isinstance(result, TimedOut) and result.result_code is not None):
                 await asyncio.sleep(RETRY_AFTER_NO_CARD_S)  # declined, or no card presented: ask again
                 continue
+            if getattr(result, "in_doubt", False):
+                await self.reconcile()  # whatever the terminal did, settled first (an approval is released) ...
+                await asyncio.sleep(RETRY_AFTER_NO_CARD_S)
+                continue  # ... then the EV that still waits is offered the terminal again
             return
 
     async def _preauthorized(self, c: ConnectorRuntime, record: PaymentRecord, result: PaymentResult) -> bool:
@@ -184,7 +188,6 @@ class CardPayments:
             await self.store.payment_step(record.payment_id, "failed", detail=str(getattr(result, "detail", result)))
         else:
             log.warning("connector %d: pre-authorisation outcome unknown (%s): reconciling", c.connector_id, result)
-            self._spawn(self.reconcile())
         return False
 
     def session_began(self, c: ConnectorRuntime, id_tag: str, started_at: datetime) -> bool:

@@ -146,3 +146,31 @@ async def test_a_capture_above_the_pre_authorisation_is_refused_and_a_security_e
         assert (await charger.store.payment(payment.payment_id)).state == "preauthorized"  # nothing captured
     refused = [e for e in seen if isinstance(e, SecurityEvent) and e.kind == "PaymentStepRefused"]
     assert len(refused) == 1 and "above its pre-authorisation" in refused[0].detail
+
+
+async def test_a_terminal_that_is_offline_starts_nothing_and_a_card_works_once_it_is_back(tmp_path: Path) -> None:
+    async with running_charger(card_config(tmp_path)) as charger:
+        sim = terminal(charger)
+        await sim.start()
+        await sim.go_offline()
+        charger.sim().apply("plug")
+        await settled(charger, "failed")  # the terminal could not be reached: journaled, nothing reserved
+        assert charger.status()["session"] is None
+        await sim.go_online()
+        charger.sim().apply("unplug")
+        await charger.wait_for(lambda: charger.status()["status"] == "Available", what="free")
+        charger.sim().apply("plug")
+        sim.present_card(CARD)
+        await charger.wait_for(lambda: charger.status()["session"] is not None, timeout_s=10, what="the session")
+        assert charger.status()["session"]["payment_method"] == "card"
+
+
+async def test_a_card_the_terminal_times_out_on_reserves_nothing_and_is_asked_for_again(tmp_path: Path) -> None:
+    async with running_charger(card_config(tmp_path)) as charger:
+        charger.sim().apply("plug")
+        terminal(charger).present_card(CARD, Outcome.Timeout)  # the terminal never answers this one ...
+        await asyncio.sleep(0.5)
+        terminal(charger).present_card("CARD-TOKEN-0003")  # ... the next card goes through once it gives up
+        await charger.wait_for(lambda: charger.status()["session"] is not None, timeout_s=30, what="the session")
+        states = [p.state for p in await payments(charger)]
+    assert states.count("preauthorized") == 1 and terminal(charger).open_pre_authorisations() != []
