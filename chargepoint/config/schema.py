@@ -533,9 +533,22 @@ class TariffSettings(_Section):
     fixed_fee: list[FixedPriceSettings] = Field(default_factory=list, description="Fee per session")
     min_cost: Decimal | None = Field(None, description="Minimum cost of a session, excluding tax")
     max_cost: Decimal | None = Field(None, description="Maximum cost of a session, excluding tax")
+    charge_without_energy: bool = Field(
+        False, description="Charge fixed_fee and min_cost also for a session that delivered no energy (a session "
+        "the charger ended by its own fault before energy flowed is free in any case)"
+    )
+    idle_before_energy: bool = Field(
+        True, description="Count the wait before the first energy (EV plugged in, not drawing yet) as idle time; "
+        "time in which the charger, a charging limit or a fault holds power back is never idle. Stated on the "
+        "price display"
+    )
+    tax_method: Literal["per_line", "on_total"] | None = Field(
+        None, description="per_line: each receipt line taxed and rounded; on_total: each tax computed once on the "
+        "total net. Unset: [pricing] tax_method"
+    )
 
-    def to_tariff(self, tariff_id: str, currency: str) -> Any:
-        from chargepoint.pricing.tariff import Component, PriceElement, Tariff, TaxRate
+    def to_tariff(self, tariff_id: str, currency: str, tax_method: str = "per_line") -> Any:
+        from chargepoint.pricing.tariff import Component, PriceElement, Tariff, TaxMethod, TaxRate
 
         def taxes(items: list[TaxRateSettings]) -> tuple[TaxRate, ...]:
             return tuple(TaxRate(t.name, t.percent, t.stack) for t in items)
@@ -557,6 +570,9 @@ class TariffSettings(_Section):
             max_cost=self.max_cost,
             tax_rates=taxes(self.tax_rates),
             description=tuple(self.description.items()),
+            charge_without_energy=self.charge_without_energy,
+            idle_before_energy=self.idle_before_energy,
+            tax_method=TaxMethod(self.tax_method or tax_method),
         )
 
 
@@ -581,7 +597,10 @@ class PricingSettings(_Section):
     """Prices: tariffs, price packages per customer group, limits. The CSMS's California Pricing prices win."""
 
     currency: str = Field("EUR", description="ISO 4217 currency of every price")
-    decimals: int = Field(2, ge=0, le=6, description="Decimals of every money amount shown, stored and sent")
+    decimals: int = Field(
+        2, ge=0, le=6, description="Decimals of every money amount shown, stored and sent; unset: the currency's "
+        "minor unit (ISO 4217: EUR 2, JPY 0, KWD 3), never more"
+    )
     rounding: Literal["half_up", "half_even", "up", "down"] = Field("half_up", description="Rounding of money")
     time_zone: str = Field("UTC", description="IANA time zone of time-of-day prices, e.g. Europe/Berlin")
     language: Literal["en", "de", "fr", "nl"] = Field("en", description="Default display language")
@@ -589,6 +608,14 @@ class PricingSettings(_Section):
     display_interval_s: float = Field(10.0, ge=1, le=600, description="How often the running cost is redrawn")
     receipt_display_s: float = Field(
         30.0, ge=0, le=3600, description="How long the receipt stays on the display before the idle price"
+    )
+    message_display_s: float = Field(
+        10.0, ge=1, le=600, description="How long a short message (card accepted or refused) stays on the display"
+    )
+    tax_method: Literal["per_line", "on_total"] | None = Field(
+        None, description="How taxes are rounded, stated on the receipt. per_line: each line taxed and rounded on "
+        "its own; on_total: each tax computed once on the total net and shared over the lines. Unset: on_total "
+        "where time_zone is in the EU (VAT on the invoice total), else per_line"
     )
     tariffs: dict[str, TariffSettings] = Field(default_factory=dict, description="Tariffs by name")
     packages: list[PackageSettings] = Field(default_factory=list, description="Price packages, first match wins")
@@ -601,6 +628,15 @@ class PricingSettings(_Section):
         if value not in ISO_4217:
             raise ValueError(f"unknown currency {value!r} (expected an ISO 4217 code such as EUR)")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decimals_of_the_currency(cls, data: Any) -> Any:
+        from chargepoint.pricing.currencies import minor_units
+
+        if isinstance(data, dict) and data.get("decimals") is None and isinstance(data.get("currency", "EUR"), str):
+            data = {**data, "decimals": minor_units(data.get("currency", "EUR"))}
+        return data
 
     @field_validator("time_zone")
     @classmethod
@@ -615,13 +651,17 @@ class PricingSettings(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> PricingSettings:
+        from chargepoint.pricing.currencies import minor_units
         from chargepoint.pricing.tariff import TariffError
         from chargepoint.pricing.validation import validate_tariff
 
         problems = []
+        if self.decimals > minor_units(self.currency):
+            problems.append(f"decimals {self.decimals}: {self.currency} has {minor_units(self.currency)} (ISO 4217 "
+                            "minor unit); amounts with more decimals cannot be paid")
         for name, settings in self.tariffs.items():
             try:
-                validate_tariff(settings.to_tariff(name, self.currency))
+                validate_tariff(settings.to_tariff(name, self.currency, self.effective_tax_method))
             except TariffError as exc:
                 problems.append(f"tariff {name!r}: {exc}")
         if self.default_tariff is not None and self.default_tariff not in self.tariffs:
@@ -633,8 +673,15 @@ class PricingSettings(_Section):
             raise ValueError("; ".join(problems))
         return self
 
+    @property
+    def effective_tax_method(self) -> str:
+        """``tax_method``, or where it is unset the method of the charger's country (by its time zone)."""
+        from chargepoint.pricing.tariff import default_tax_method
+
+        return self.tax_method or str(default_tax_method(self.time_zone))
+
     def tariff(self, name: str) -> Any:
-        return self.tariffs[name].to_tariff(name, self.currency)
+        return self.tariffs[name].to_tariff(name, self.currency, self.effective_tax_method)
 
 
 class QrSettings(_Section):

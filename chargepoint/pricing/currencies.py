@@ -9,6 +9,8 @@ in old configurations (HRK, SLL, CUC) are not accepted either.
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Final
 
 ISO_4217: Final[frozenset[str]] = frozenset(
@@ -57,3 +59,25 @@ _MINOR_UNITS: Final[dict[str, int]] = {
 def minor_units(code: str) -> int:
     """Decimals of the currency's minor unit: 2 unless ISO 4217 says otherwise (JPY 0, KWD 3, CLF 4)."""
     return _MINOR_UNITS.get(code.upper(), 2)
+
+
+_PLAIN_AMOUNT: Final = re.compile(r"[0-9]+(\.[0-9]+)?")
+_MAX_AMOUNT: Final = Decimal(1_000_000_000)  # a balance typed by a person is far below this
+
+
+def parse_amount(text: str, currency: str) -> Decimal:
+    """A money amount typed by a person, in ``currency``: plain digits with an optional decimal point (no sign, no
+    exponent, no grouping), a whole number of the currency's minor unit (0.01 EUR, 1 JPY, 0.001 KWD). Returned
+    with exactly the minor unit's decimals ("100" EUR is 100.00); ``ValueError`` saying why otherwise."""
+    text = text.strip()
+    if not _PLAIN_AMOUNT.fullmatch(text):
+        raise ValueError(f"not an amount: {text!r} (expected digits and a decimal point, e.g. \"20.00\")")
+    if len(text) > 24 or Decimal(text) >= _MAX_AMOUNT:
+        raise ValueError(f"{text}: too large (at most {_MAX_AMOUNT - 1} {currency.upper()})")
+    decimals = minor_units(currency)
+    quantum = Decimal(1).scaleb(-decimals)
+    amount = Decimal(text)
+    if amount != amount.quantize(quantum):
+        unit = "whole amounts" if decimals == 0 else f"at most {decimals} decimals"
+        raise ValueError(f"{text} {currency.upper()}: {currency.upper()} takes {unit}")
+    return amount.quantize(quantum)

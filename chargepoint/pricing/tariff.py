@@ -135,6 +135,25 @@ class TaxMethod(enum.StrEnum):
     on_total = "on_total"
 
 
+# Time zones of the EU member states (and their outlying regions). EU VAT invoices state the tax per rate on the
+# taxable amount of the invoice (Directive 2006/112/EC, Art. 226 (8) and (10); Germany, UStG 14 (4) 8), so there
+# the tax is computed on the total by default.
+_EU_TIME_ZONES: frozenset[str] = frozenset(
+    f"Europe/{city}" for city in (
+        "Amsterdam", "Athens", "Berlin", "Bratislava", "Brussels", "Bucharest", "Budapest", "Busingen",
+        "Copenhagen", "Dublin", "Helsinki", "Lisbon", "Ljubljana", "Luxembourg", "Madrid", "Malta", "Mariehamn",
+        "Nicosia", "Paris", "Prague", "Riga", "Rome", "Sofia", "Stockholm", "Tallinn", "Vienna", "Vilnius",
+        "Warsaw", "Zagreb",
+    )
+) | frozenset(("Asia/Nicosia", "Asia/Famagusta", "Atlantic/Canary", "Atlantic/Madeira", "Atlantic/Azores",
+               "Africa/Ceuta"))
+
+
+def default_tax_method(time_zone: str) -> TaxMethod:
+    """The tax method where the charger stands: on the total in the EU, per line elsewhere."""
+    return TaxMethod.on_total if time_zone in _EU_TIME_ZONES else TaxMethod.per_line
+
+
 class ComponentKind(enum.StrEnum):
     energy = "energy"
     charging_time = "charging_time"

@@ -1,5 +1,6 @@
 """Each connector's screen as the pricing service drives it: messages shown in order, never two at once; a
-receipt held for a while before the idle price may replace it; a broken screen logged, never fatal."""
+receipt held for a while before the idle price may replace it; a short message (card accepted or refused) ends
+with the next one or after its timeout; a broken screen logged, never fatal."""
 
 from __future__ import annotations
 
@@ -22,12 +23,25 @@ class PriceScreen:
         # A receipt stays up for a while before the idle price replaces it.
         self._receipt_until_s: dict[int, float] = {}
         self._idle_handles: dict[int, asyncio.TimerHandle] = {}
+        self._message_handles: dict[int, asyncio.TimerHandle] = {}
+        # Called when a message shown with a timeout has been up that long (and nothing replaced it).
+        self.message_over: Callable[[ConnectorRuntime], None] | None = None
 
-    def show(self, c: ConnectorRuntime, message: DisplayMessage) -> None:
+    def show(self, c: ConnectorRuntime, message: DisplayMessage, timeout_s: float | None = None) -> None:
+        """Show ``message`` after what is queued; with ``timeout_s`` it ends then (``message_over``)."""
         display = c.hw.display
-        handle = self._idle_handles.pop(c.connector_id, None)
-        if handle is not None:
-            handle.cancel()
+        for handles in (self._idle_handles, self._message_handles):
+            handle = handles.pop(c.connector_id, None)
+            if handle is not None:
+                handle.cancel()
+        if timeout_s is not None and self.message_over is not None:
+            over = self.message_over
+
+            def expire() -> None:
+                self._message_handles.pop(c.connector_id, None)
+                over(c)
+
+            self._message_handles[c.connector_id] = asyncio.get_running_loop().call_later(timeout_s, expire)
         if message.kind is DisplayKind.receipt:
             self._receipt_until_s[c.connector_id] = time.monotonic() + self._receipt_display_s()
         else:

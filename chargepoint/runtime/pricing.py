@@ -34,8 +34,9 @@ from chargepoint.pricing.california import (
     TriggerMeterValue,
     UserPrice,
 )
-from chargepoint.pricing.cost import CostBreakdown, CostMeter, Sample, SessionState
-from chargepoint.pricing.limits import SessionLimits
+from chargepoint.pricing.cost import CostBreakdown, CostMeter, Sample, SessionState, waived
+from chargepoint.pricing.currencies import parse_amount
+from chargepoint.pricing.limits import COST_LIMIT, SessionLimits
 from chargepoint.pricing.packages import Choice, Package, choose
 from chargepoint.pricing.serialize import tariff_to_json
 from chargepoint.pricing.tariff import MoneyFormat, Rounding, Tariff
@@ -69,7 +70,10 @@ class PricingHost(Protocol):
 
     def qr_text(self, c: ConnectorRuntime) -> str | None: ...
 
+# Energy flows only in Charging. The EV occupies the connector without drawing in SuspendedEV (paused, or before
+# its first energy), Finishing (done) and Preparing; in every other status the charger holds power back.
 _CHARGING_STATUSES = frozenset({ConnectorStatus.Charging})
+_IDLE_STATUSES = frozenset({ConnectorStatus.SuspendedEV, ConnectorStatus.Finishing, ConnectorStatus.Preparing})
 _LAST_VALID_KEY = "pricing.last_valid"
 
 
@@ -93,6 +97,12 @@ class PricedSession:
     trigger: TriggerMeterValue | None = None
     trigger_handle: asyncio.TimerHandle | None = None
     last_display_s: float = field(default=0.0)
+    prepaid_tag: str | None = None  # the prepaid account that pays, shared with the card's other sessions
+
+    @property
+    def cost(self) -> Decimal:
+        """The local cost so far (0 unpriced)."""
+        return Decimal(0) if self.breakdown is None else self.breakdown.total_incl_tax
 
     @property
     def energy_Wh(self) -> int:
@@ -111,6 +121,7 @@ class PricingService:
         self._card_budgets: dict[int, Decimal] = {}  # connector -> the pre-authorised amount of the next session
         self.sessions: dict[int, PricedSession] = {}
         self.screen = PriceScreen(lambda: self.settings.receipt_display_s)
+        self.screen.message_over = self._message_over
 
     # ----------------------------------------------------------------- start-up and CSMS-cached state
 
@@ -179,22 +190,55 @@ class PricingService:
 
     # ----------------------------------------------------------------- authorization and prepaid
 
-    def prepaid_blocks(self, id_tag: str) -> bool:
-        """A prepaid card with nothing left may not start a session."""
+    def _committed(self, tag: str, excluding: int | None = None) -> Decimal:
+        """What the running sessions of prepaid account ``tag`` cost so far (one budget for all of them)."""
+        return sum((p.cost for connector_id, p in self.sessions.items()
+                    if p.prepaid_tag == tag and connector_id != excluding), Decimal(0))
+
+    def prepaid_remaining(self, id_tag: str, excluding: int | None = None) -> Decimal | None:
+        """The card's prepaid balance less what its running sessions (but ``excluding``'s) cost so far; None: no
+        prepaid account."""
         account = self.prepaid.get(id_tag.upper())
-        return account is not None and account.balance <= 0
+        if account is None:
+            return None
+        return max(Decimal(0), account.balance) - self._committed(account.id_tag, excluding)
+
+    def prepaid_refusal(self, id_tag: str, parent_id_tag: str | None = None) -> str | None:
+        """Why a prepaid card may not start a session now (a display message key), or None.
+
+        ``prepaid_empty``: nothing left (0.00 included) once its running sessions are counted; ``prepaid_too_low``:
+        what is left cannot pay for the session's fixed part (the fee, or the minimum where that is more, including
+        tax) that the first energy costs."""
+        remaining = self.prepaid_remaining(id_tag)
+        if remaining is None:
+            return None
+        if remaining <= 0:
+            return "prepaid_empty"
+        tariff = self._choose(id_tag, parent_id_tag).tariff
+        if tariff is not None:
+            entry = CostMeter(tariff, self.tz, self.money, Sample(datetime.now(UTC), 0, SessionState.charging))
+            if remaining < entry.entry_cost():
+                return "prepaid_too_low"
+        return None
+
+    def prepaid_blocks(self, id_tag: str) -> bool:
+        """A prepaid card whose balance (shared by its running sessions) cannot pay for a session may not start one."""
+        return self.prepaid_refusal(id_tag) is not None
 
     def prepaid_accepts(self, id_tag: str) -> bool:
-        """Standalone: a card with a positive prepaid balance on this charger is accepted."""
-        account = self.prepaid.get(id_tag.upper())
-        return account is not None and account.balance > 0
+        """Standalone: a card whose prepaid balance on this charger pays for a session is accepted."""
+        return id_tag.upper() in self.prepaid and self.prepaid_refusal(id_tag) is None
 
     async def prepaid_command(self, id_tag: str | None, balance: str | None, add: str | None) -> list[dict[str, Any]]:
+        """Show, set or top up balances. Amounts: plain, non-negative, whole minor units of the currency (ValueError,
+        the control socket's refusal, otherwise)."""
         if id_tag is not None and (balance is not None or add is not None):
-            amount = views.parse_amount(balance if balance is not None else add or "0")
+            if not id_tag.strip():
+                raise ValueError("an empty card id has no balance")
+            amount = parse_amount(balance if balance is not None else add or "0", self.currency)
             if balance is None:
                 current = self.prepaid.get(id_tag.upper())
-                amount += Decimal(0) if current is None else current.balance
+                amount += Decimal(0) if current is None else max(Decimal(0), current.balance)
             await self.set_prepaid(id_tag, amount, "set" if balance is not None else "top-up")
         accounts = await self.store.prepaid_accounts()
         return [views.prepaid_row(a) for a in accounts if id_tag is None or a.id_tag == id_tag.upper()]
@@ -213,10 +257,20 @@ class PricingService:
     def _show(self, c: ConnectorRuntime, message: DisplayMessage) -> None:
         self.screen.show(c, message)
 
-    def show_idle(self, c: ConnectorRuntime) -> None:
-        """The ad hoc price, before anyone plugs in (AFIR: shown before the session starts)."""
-        if self.screen.defer_idle(c, self._idle_again):
+    def _show_message(self, c: ConnectorRuntime, message: DisplayMessage) -> None:
+        """A short message: it ends with the next thing shown or after ``message_display_s``."""
+        self.screen.show(c, message, timeout_s=self.settings.message_display_s)
+
+    def _message_over(self, c: ConnectorRuntime) -> None:
+        """A short message timed out: what the connector's state calls for replaces it (blank if nothing)."""
+        priced = self.sessions.get(c.connector_id)
+        if priced is not None and (priced.breakdown is not None or priced.csms_cost is not None):
+            self._show_running(c, priced)
             return
+        message = self._idle_message(c)
+        self._show(c, message if message is not None else DisplayMessage(DisplayKind.info, (), self.language()))
+
+    def _idle_message(self, c: ConnectorRuntime) -> DisplayMessage | None:
         language = self.language()
         qr = self.app.qr_text(c)  # a mobile-payment code, where enabled: shown next to the price
         lines = self.csms_prices.price_text(language)
@@ -224,11 +278,19 @@ class PricingService:
             tariff = self.csms_prices.default_tariff or self.default_tariff
             if tariff is None:
                 if qr is not None:
-                    self._show(c, DisplayMessage(DisplayKind.info, (message_text("scan_to_pay", language),), language,
-                                                 qr_code_text=qr))
-                return
+                    return DisplayMessage(DisplayKind.info, (message_text("scan_to_pay", language),), language,
+                                          qr_code_text=qr)
+                return None
             lines = price_lines(tariff, self.money, language)
-        self._show(c, DisplayMessage(DisplayKind.price, lines, language, qr_code_text=qr))
+        return DisplayMessage(DisplayKind.price, lines, language, qr_code_text=qr)
+
+    def show_idle(self, c: ConnectorRuntime) -> None:
+        """The ad hoc price, before anyone plugs in (AFIR: shown before the session starts)."""
+        if self.screen.defer_idle(c, self._idle_again):
+            return
+        message = self._idle_message(c)
+        if message is not None:
+            self._show(c, message)
 
     def _idle_again(self, c: ConnectorRuntime) -> None:
         if c.session is None and c.core.status is ConnectorStatus.Available:
@@ -237,8 +299,8 @@ class PricingService:
     def show_rejected(self, c: ConnectorRuntime, id_tag: str) -> None:
         """Why a card did not start a session: a used-up prepaid balance, or not accepted at all."""
         language = self.language(self._choose(id_tag, None).package)
-        key = "prepaid_empty" if self.prepaid_blocks(id_tag) else "card_rejected"
-        self._show(c, DisplayMessage(DisplayKind.info, (message_text(key, language),), language))
+        key = self.prepaid_refusal(id_tag) or "card_rejected"
+        self._show_message(c, DisplayMessage(DisplayKind.info, (message_text(key, language),), language))
 
     def show_authorized(self, c: ConnectorRuntime, id_tag: str, parent_id_tag: str | None) -> None:
         """The price this driver will pay, once the card is known and before energy flows."""
@@ -251,6 +313,9 @@ class PricingService:
             lines = price_lines(choice.tariff, self.money, language)
         if lines is not None:
             self._show(c, DisplayMessage(DisplayKind.price, lines, language))
+        else:  # unpriced: say so, so that an earlier refusal does not stay up
+            self._show_message(c, DisplayMessage(DisplayKind.info, (message_text("card_accepted", language),),
+                                                 language))
 
     # ----------------------------------------------------------------- session life cycle
 
@@ -266,8 +331,9 @@ class PricingService:
             limits = limits.tighten(SessionLimits(package.max_cost, package.max_energy_Wh, package.max_duration_s,
                                                   (package.name,)))
         account = self.prepaid.get(id_tag.upper())
-        if account is not None:
-            limits = limits.tighten(SessionLimits(max_cost=max(Decimal(0), account.balance), sources=("prepaid",)))
+        remaining = self.prepaid_remaining(id_tag, excluding=c.connector_id)
+        if remaining is not None:  # what the card's other running sessions have not used yet
+            limits = limits.tighten(SessionLimits(max_cost=max(Decimal(0), remaining), sources=("prepaid",)))
         card_budget = self._card_budgets.pop(c.connector_id, None)
         if card_budget is not None:  # a card payment: never more than the terminal pre-authorised
             limits = limits.tighten(SessionLimits(max_cost=card_budget, sources=("card",)))
@@ -276,7 +342,7 @@ class PricingService:
         if choice.tariff is not None:
             meter = CostMeter(choice.tariff, self.tz, self.money, Sample(started_at, meter_start_Wh, state))
         priced = PricedSession(id_tag, choice, meter, limits, self.language(package), started_at, meter_start_Wh,
-                               state, meter_start_Wh)
+                               state, meter_start_Wh, prepaid_tag=None if account is None else account.id_tag)
         if meter is not None:
             priced.breakdown = meter.breakdown()
         self.sessions[c.connector_id] = priced
@@ -295,7 +361,10 @@ class PricingService:
         )
 
     def _state_of(self, c: ConnectorRuntime) -> SessionState:
-        return SessionState.charging if c.core.status in _CHARGING_STATUSES else SessionState.idle
+        status = c.core.status
+        if status in _CHARGING_STATUSES:
+            return SessionState.charging
+        return SessionState.idle if status in _IDLE_STATUSES else SessionState.held
 
     def meter(self, c: ConnectorRuntime, energy_Wh: int, at: datetime) -> PricingUpdate | None:
         """A meter sample of a running session: price it, check the limits, refresh the display."""
@@ -338,10 +407,15 @@ class PricingService:
             self.show_idle(c)
 
     def _check_limits(self, c: ConnectorRuntime, priced: PricedSession, at: datetime) -> None:
-        if priced.limit_hit is not None or not priced.limits.any:
+        if priced.limit_hit is not None or not (priced.limits.any or priced.prepaid_tag is not None):
             return
         cost = None if priced.breakdown is None else priced.breakdown.total_incl_tax
         reason = priced.limits.reached(cost, priced.energy_Wh, (at - priced.started_at).total_seconds())
+        if reason is None and cost is not None and priced.prepaid_tag is not None:
+            # One budget for all the card's sessions: this one may use what the others have not.
+            remaining = self.prepaid_remaining(priced.prepaid_tag, excluding=c.connector_id)
+            if remaining is not None and cost >= remaining:
+                reason = COST_LIMIT
         if reason is not None:
             priced.limit_hit = reason
             log.warning("connector %d: %s (cost %s, %d Wh, limits %s): stopping", c.connector_id, reason, cost,
@@ -372,12 +446,26 @@ class PricingService:
             priced.trigger_handle.cancel()
         priced.last_energy_Wh = max(priced.last_energy_Wh, meter_stop_Wh)
         update = self._add(priced, Sample(at, meter_stop_Wh, priced.state))
-        account = self.prepaid.get(priced.id_tag.upper())
+        if priced.breakdown is not None and priced.energy_Wh == 0 and self._charger_ended(c):
+            # The charger ended the session by its own fault before any energy flowed: nothing to pay.
+            priced.breakdown = waived(priced.breakdown)
+            log.info("connector %d: session ended by a charger fault before energy flowed: not charged",
+                     c.connector_id)
+            if update is not None:
+                update = PricingUpdate(update.meter_state, json.dumps(priced.breakdown.to_json()),
+                                       priced.breakdown.total_incl_tax)
+        account = None if priced.prepaid_tag is None else self.prepaid.get(priced.prepaid_tag)
         if account is not None and priced.breakdown is not None:
-            # Mirrors the debit the store makes in the same transaction as the session's close.
-            self.prepaid[account.id_tag] = PrepaidAccount(account.id_tag,
-                                                          account.balance - priced.breakdown.total_incl_tax,
-                                                          account.currency, at.isoformat())
+            # Mirrors the debit the store makes in the same transaction as the session's close: never below zero,
+            # what the balance cannot pay is the charger's shortfall.
+            available = max(Decimal(0), account.balance)
+            taken = min(priced.breakdown.total_incl_tax, available)
+            if taken < priced.breakdown.total_incl_tax:
+                log.warning("connector %d: prepaid %s paid %s of %s %s: shortfall %s", c.connector_id,
+                            account.id_tag, taken, priced.breakdown.total_incl_tax, account.currency,
+                            priced.breakdown.total_incl_tax - taken)
+            self.prepaid[account.id_tag] = PrepaidAccount(account.id_tag, available - taken, account.currency,
+                                                          at.isoformat())
         if priced.breakdown is not None:
             lines = receipt_lines(priced.breakdown, self.money, priced.language, csms_cost=priced.csms_cost)
             if priced.limit_hit is not None:
@@ -385,6 +473,11 @@ class PricingService:
             log.info("connector %d: receipt: %s", c.connector_id, " | ".join(lines))
             self._show(c, DisplayMessage(DisplayKind.receipt, lines, priced.language))
         return update
+
+    def _charger_ended(self, c: ConnectorRuntime) -> bool:
+        """The session ends because of the charger: a fault (contactor, RCD, pilot, ...) or a loss of mains."""
+        facts = c.core.facts
+        return bool(facts.faults) or not facts.mains_present
 
     # ----------------------------------------------------------------- views
 
@@ -410,6 +503,23 @@ class PricingService:
             "package": None if priced.choice.package is None else priced.choice.package.name,
             "limits": priced.limits.to_json() if priced.limits.any else None,
             "breakdown": None if local is None else local.to_json(),
+            "prepaid": self._prepaid_status(c, priced, None if local is None else local.total_incl_tax),
+        }
+
+    def _prepaid_status(self, c: ConnectorRuntime, priced: PricedSession, cost: Decimal | None
+                        ) -> dict[str, Any] | None:
+        """The budget of a prepaid session: the account's balance, what this session may still use (the balance
+        less the card's other running sessions) and the shortfall the charger absorbs should it end now."""
+        if priced.prepaid_tag is None:
+            return None
+        available = self.prepaid_remaining(priced.prepaid_tag, excluding=c.connector_id) or Decimal(0)
+        account = self.prepaid[priced.prepaid_tag]
+        cost = cost or Decimal(0)
+        return {
+            "id_tag": priced.prepaid_tag,
+            "balance": str(account.balance),
+            "available": str(max(Decimal(0), available)),
+            "shortfall": str(self.money.round(max(Decimal(0), cost - max(Decimal(0), available)))),
         }
 
     # ----------------------------------------------------------------- CostSink: what the CSMS sends

@@ -53,6 +53,8 @@ class PricingRow:
     csms_cost: Decimal | None
     csms_final: bool
     csms_text: str | None
+    prepaid_paid: Decimal | None = None  # what the prepaid account paid for the session (once it ended)
+    prepaid_shortfall: Decimal | None = None  # what it could not pay (its balance never goes below zero)
 
     @property
     def shown_cost(self) -> Decimal | None:
@@ -78,7 +80,7 @@ def _decimal(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
-def row_of(row: sqlite3.Row) -> PricingRow:
+def row_of(row: sqlite3.Row, paid: Decimal | None = None) -> PricingRow:
     return PricingRow(
         session_id=row["session_id"],
         tariff_id=row["tariff_id"],
@@ -94,6 +96,8 @@ def row_of(row: sqlite3.Row) -> PricingRow:
         csms_cost=_decimal(row["csms_cost"]),
         csms_final=bool(row["csms_final"]),
         csms_text=row["csms_text"],
+        prepaid_paid=paid,
+        prepaid_shortfall=None if paid is None or row["cost"] is None else max(Decimal(0), Decimal(row["cost"]) - paid),
     )
 
 
@@ -108,7 +112,10 @@ def insert(conn: sqlite3.Connection, session_id: str, start: PricingStart) -> No
 
 def fetch(conn: sqlite3.Connection, session_id: str) -> PricingRow | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM session_pricing WHERE session_id = ?", (session_id,)).fetchone()
-    return None if row is None else row_of(row)
+    if row is None:
+        return None
+    debit_row = conn.execute("SELECT amount FROM prepaid_ledger WHERE session_id = ?", (session_id,)).fetchone()
+    return row_of(row, None if debit_row is None else -Decimal(debit_row["amount"]))
 
 
 def update(conn: sqlite3.Connection, session_id: str, update: PricingUpdate) -> None:

@@ -58,7 +58,8 @@ def test_prepaid_status_cost_sessions_and_csv(daemon: Daemon, config_path: Path)
     assert "need an ID_TAG" in cli("prepaid", *conf, "--set", "5").stderr
     bad = cli("prepaid", *conf, CARD, "--set", "five")
     assert bad.returncode == 1 and "not an amount" in bad.stderr
-    assert "5 EUR" in cli("prepaid", *conf, CARD, "--set", "5", check=True).stdout
+    # Issue 14: stored and shown with the currency's minor unit.
+    assert "5.00 EUR" in cli("prepaid", *conf, CARD, "--set", "5", check=True).stdout
     topped = cli("prepaid", *conf, CARD, "--add", "2.50", check=True).stdout
     assert CARD in topped and "7.50 EUR" in topped
 

@@ -80,7 +80,8 @@ async def test_price_before_session_running_cost_and_receipt(tmp_path: Path) -> 
         assert any("0.476" in line for line in shown.lines), shown.lines
 
         await charger.charge()
-        await charger.wait_for(lambda: (charger.status()["session"] or {}).get("cost") not in (None, "0.60"),
+        # Issue 14: 0.00 until the first energy (no fee without energy), then fee and energy.
+        await charger.wait_for(lambda: (charger.status()["session"] or {}).get("cost") not in (None, "0.00", "0.60"),
                                what="running cost above the session fee")
         session = charger.status()["session"]
         assert session["currency"] == "EUR" and session["tariff_id"] == "adhoc"
