@@ -233,3 +233,32 @@ async def test_without_a_tariff_a_refusal_ends_with_the_next_card_or_its_timeout
         await charger.wait_for(lambda: _shown(charger) == (), timeout_s=5, what="message timed out")
         display = charger.sim().display
         assert all(m.kind is DisplayKind.info for _, m in display.history)
+
+
+# --------------------------------------------------------------------------- combined limits (point 12)
+
+
+async def test_a_package_cap_with_a_smaller_prepaid_balance_and_a_card_budget_keep_the_tightest(
+    tmp_path: Path,
+) -> None:
+    pricing = _pricing("kwh")
+    pricing["packages"] = [{"name": "capped", "tariff": "kwh", "id_tags": ["PRE*"], "max_cost": "50.00"}]
+    config = make_config(tmp_path, charger={"free_vend": False}, pricing=pricing)
+    async with running_charger(config) as charger:
+        await charger.app.prepaid("PRE-7", balance="0.05")
+        await charger.charge(card="PRE-7")
+        limits = charger.status()["session"]["limits"]
+        # Package 50.00, prepaid 0.05: the session may cost 0.05, not 50.
+        assert limits["max_cost"] == "0.05" and limits["sources"] == ["capped", "prepaid"]
+        await charger.wait_status("Finishing", timeout_s=20)
+        [row] = await _sessions(charger, 1)
+        assert row["stop_reason"] == "CostLimitReached"
+        charger.sim().apply("unplug")
+        await charger.wait_status("Available")
+
+        # A card payment's budget (set_card_budget) under the package cap and a larger prepaid balance.
+        await charger.app.prepaid("PRE-8", balance="10.00")
+        charger.app.pricing.set_card_budget(1, Decimal("0.03"))
+        await charger.charge(card="PRE-8")
+        limits = charger.status()["session"]["limits"]
+        assert limits["max_cost"] == "0.03" and set(limits["sources"]) == {"capped", "prepaid", "card"}
