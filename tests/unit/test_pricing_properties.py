@@ -34,6 +34,7 @@ from chargepoint.pricing.tariff import (
     PriceElement,
     Rounding,
     Tariff,
+    TaxMethod,
     TaxRate,
 )
 
@@ -74,7 +75,7 @@ grace_s = st.sampled_from([0, 0, 600, 1800, 7200])
 zones = st.sampled_from(ZONES)
 around = st.sampled_from(AROUND)
 start_shift_min = st.integers(-1440, 1440)
-states = st.sampled_from([SessionState.charging, SessionState.charging, SessionState.idle])
+states = st.sampled_from([SessionState.charging, SessionState.charging, SessionState.idle, SessionState.held])
 registers = st.integers(0, 10**9)
 step_min, step_Wh, reset_Wh = st.integers(0, 240), st.integers(0, 30_000), st.integers(0, 10**6)
 sample_count = st.integers(0, 12)
@@ -148,6 +149,8 @@ def sessions(draw: st.DrawFn, energy_thresholds: bool = True, caps: bool = True,
         tariff = Tariff(
             "P", "EUR", parts.get("energy"), parts.get("charging_time"), parts.get("idle_time"), parts.get("fixed_fee"),
             idle_grace_s=draw(grace_s), min_cost=cap_low, max_cost=cap_high, tax_rates=draw(tax_rates),
+            charge_without_energy=draw(st.booleans()), idle_before_energy=draw(st.booleans()),
+            tax_method=draw(st.sampled_from(list(TaxMethod))),
         )
     register = draw(registers)
     samples = [Sample(start, register, draw(states))]
@@ -229,6 +232,7 @@ def reference(session: Session) -> tuple[Fraction, Fraction, Fraction, int]:
             continue
         power_W = delta * 3_600_000_000 / span_us
         per_minute = Fraction(delta, minutes)
+        e_start = e
         for m in range(minutes):
             local = (s0.at + timedelta(minutes=m)).astimezone(session.tz)
             state = (local, e, power_W, d, c, i)
@@ -237,6 +241,8 @@ def reference(session: Session) -> tuple[Fraction, Fraction, Fraction, int]:
             if s0.state is SessionState.charging:
                 charging += (first_price(t.charging_time, *state) or 0) * MINUTE_US
                 c += MINUTE_US
+            elif s0.state is SessionState.held or not (e_start > 0 or t.idle_before_energy):
+                pass  # the charger holds power back, or the wait before the first energy does not count
             else:
                 if i >= t.idle_grace_s * 1_000_000 and t.idle_time is not None:
                     billed += MINUTE_US
