@@ -22,14 +22,20 @@ Semantics
   An interval without duration (two samples at the same instant) prices its energy at that instant, cut at
   energy thresholds; it and :meth:`CostMeter.breakdown` ``(at=...)`` see the average power of the last interval
   that had a duration (0 W before the first).
+* **States.** charging: charging time. idle (the EV occupies the connector without drawing): idle time, except
+  before the session's first energy when the tariff's ``idle_before_energy`` is off. held (the charger, a
+  charging limit or a fault holds power back): neither; it counts only in the duration.
 * **Components.** energy: kWh x price per kWh. charging_time: hours in state charging x price per hour.
-  idle_time: hours in state idle beyond the first ``idle_grace_s`` of idle time (summed over the session) x price
+  idle_time: hours of idle time beyond the first ``idle_grace_s`` of it (summed over the session) x price
   per hour; its line's quantity is those billed hours. fixed_fee: once, the price of the first element whose
-  conditions hold at the session start.
+  conditions hold at the session start. Without energy (0 Wh so far) the fixed fee (its line 0, quantity 0) and
+  the minimum cost apply only when the tariff's ``charge_without_energy`` is set.
 * **Money.** Amounts accumulate unrounded (``Decimal``, 40 significant digits, exact for unsplit intervals).
   :meth:`CostMeter.breakdown` rounds each component to the :class:`MoneyFormat` and taxes it with
   ``tariff.taxes_of(kind)``: stack 0 taxes the net amount, stack n the net amount plus the taxes of the lower
-  stacks; every tax amount is rounded. A line's ``incl_tax`` is ``excl_tax`` plus its taxes.
+  stacks; every tax amount is rounded. A line's ``incl_tax`` is ``excl_tax`` plus its taxes. With
+  ``tariff.tax_method`` ``on_total`` each rate is instead applied once to the sum of the rounded net amounts it
+  taxes, rounded once, and shared out over the lines by running-sum rounding (``_taxed_on_total``).
 * **Caps.** The sum of the rounded components (excl. tax) is compared with ``min_cost``/``max_cost``. Below the
   minimum a ``min_cost`` line adds the difference (type of cost ``MinCost``); above the maximum a ``max_cost``
   line with a negative amount takes the excess off (``MaxCost``), so the total excl. tax is the cap (rounded to
