@@ -49,7 +49,8 @@ AREAS: dict[str, Area] = {
     ),
     "pricing": Area(
         files=("chargepoint/pricing/*.py",),
-        tests=("tests/unit/test_california_*.py", "tests/unit/test_pricing_*.py", "tests/unit/test_display.py"),
+        tests=("tests/unit/test_california_*.py", "tests/unit/test_pricing_*.py", "tests/unit/test_money_engine.py",
+               "tests/unit/test_display.py"),
     ),
     "outbox": Area(
         files=("chargepoint/ocpp/v16/outbox.py", "chargepoint/store/store.py"),
