@@ -174,3 +174,31 @@ async def test_a_card_the_terminal_times_out_on_reserves_nothing_and_is_asked_fo
         await charger.wait_for(lambda: charger.status()["session"] is not None, timeout_s=30, what="the session")
         states = [p.state for p in await payments(charger)]
     assert states.count("preauthorized") == 1 and terminal(charger).open_pre_authorisations() != []
+
+
+async def test_end_of_day_settles_at_the_terminal_and_is_recorded_in_the_ledger(tmp_path: Path) -> None:
+    async with running_charger(card_config(tmp_path)) as charger:
+        charger.sim().apply("plug")
+        terminal(charger).present_card(CARD)
+        await charger.wait_for(lambda: charger.status()["session"] is not None, timeout_s=10, what="the session")
+        charger.sim().apply("unplug")
+        done = await settled_any(charger, ("captured", "cancelled"))
+        cards = charger.app.cards
+        assert cards is not None
+        await cards.end_of_day()
+        [record] = [r for r in await charger.store.ledger() if r.kind == "end_of_day"]
+    assert record.body["result"] == "EndOfDay" and Decimal(record.body["total"]) == (done.captured or Decimal(0))
+    assert len(terminal(charger).entries("end-of-day")) == 1
+
+
+def test_the_end_of_day_is_due_at_its_local_time() -> None:
+    from datetime import UTC, datetime, time
+
+    from chargepoint.runtime.card_payment import CardPayments, CardSettings
+
+    settings = CardSettings(Decimal("50"), "EUR", end_of_day_at=time(3, 0), time_zone="Europe/Berlin")
+    cards = CardPayments.__new__(CardPayments)
+    cards.settings = settings
+    # 01:30 UTC on a winter day is 02:30 in Berlin: due in 30 minutes; at 02:30 UTC (03:30 local) in 23.5 hours.
+    assert cards._next_end_of_day_s(datetime(2026, 12, 5, 1, 30, tzinfo=UTC)) == 30 * 60
+    assert cards._next_end_of_day_s(datetime(2026, 12, 5, 2, 30, tzinfo=UTC)) == 23.5 * 3600
