@@ -4,9 +4,11 @@ asking the running daemon over its control socket."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -52,3 +54,27 @@ def _request(config: Config, payload: dict[str, Any]) -> dict[str, Any]:
         click.echo(f"error: {reply.get('error', 'the daemon refused the request')}", err=True)
         sys.exit(1)
     return reply
+
+
+_T = TypeVar("_T")
+EXIT_UNREADABLE = 2
+
+
+def read_database(config_path: Path, what: str, work: Callable[[sqlite3.Connection], _T]) -> tuple[_T, Config]:
+    """Run ``work`` on the charger's database opened read-only, whether the daemon runs or not; a missing or
+    unreadable database is an error naming the file (exit 2)."""
+    config = _load(config_path)
+    database = config.storage.database_path
+    if not database.is_file():
+        click.echo(f"error: {database}: no database (has the charger run with this config?)", err=True)
+        sys.exit(EXIT_UNREADABLE)
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            return work(conn), config
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        click.echo(f"error: {database}: cannot read {what} ({exc})", err=True)
+        sys.exit(EXIT_UNREADABLE)

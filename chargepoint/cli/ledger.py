@@ -6,42 +6,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import click
 
-from chargepoint.config.loader import load_config
-from chargepoint.errors import ConfigError
+from chargepoint.cli.common import read_database
 from chargepoint.store import ledger as _ledger
 
-_T = TypeVar("_T")
 EXIT_BROKEN = 1
-EXIT_UNREADABLE = 2
-
-
-def _read(config_path: Path, work: Callable[[sqlite3.Connection], _T]) -> tuple[_T, Path]:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(EXIT_UNREADABLE)
-    database = config.storage.database_path
-    if not database.is_file():
-        click.echo(f"error: {database}: no database (has the charger run with this config?)", err=True)
-        sys.exit(EXIT_UNREADABLE)
-    try:
-        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
-        conn.row_factory = sqlite3.Row
-        try:
-            return work(conn), config.storage.dir
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        click.echo(f"error: {database}: cannot read the ledger ({exc})", err=True)
-        sys.exit(EXIT_UNREADABLE)
 
 
 @click.group(name="ledger")
@@ -62,7 +34,8 @@ def verify(config_path: Path, as_json: bool) -> None:
         stored_key = conn.execute("SELECT value FROM kv WHERE key = ?", (_ledger.PUBLIC_KEY_KV,)).fetchone()
         return _ledger.raw_rows(conn), None if stored_key is None else str(stored_key[0])
 
-    (rows, stored_key), state_dir = _read(config_path, work)
+    (rows, stored_key), config = read_database(config_path, "the ledger", work)
+    state_dir = config.storage.dir
     device_key = _ledger.public_key_of(state_dir / _ledger.KEY_FILE)
     key_source = "the device key" if device_key else "the key recorded in the database"
     if device_key and stored_key and device_key != stored_key:
@@ -88,6 +61,6 @@ def verify(config_path: Path, as_json: bool) -> None:
 @click.option("--since", "since_seq", default=0, type=click.IntRange(min=0), help="Only records after this one.")
 def export(config_path: Path, since_seq: int) -> None:
     """Every record as a JSON line, with its hashes and signature (the chain, for an auditor)."""
-    records, _ = _read(config_path, lambda conn: _ledger.records(conn, since_seq))
+    records, _ = read_database(config_path, "the ledger", lambda conn: _ledger.records(conn, since_seq))
     for record in records:
         click.echo(json.dumps(record.to_json(), sort_keys=True))

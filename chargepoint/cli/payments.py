@@ -4,13 +4,11 @@ whether the daemon runs or not."""
 from __future__ import annotations
 
 import json
-import sqlite3
-import sys
 from pathlib import Path
 
 import click
 
-from chargepoint.cli.common import _load
+from chargepoint.cli.common import read_database
 from chargepoint.store import payments as _payments
 
 
@@ -23,20 +21,7 @@ from chargepoint.store import payments as _payments
 def payments_command(config_path: Path, limit: int, as_json: bool) -> None:
     """Card payments, newest first: connector, session, pre-authorised, captured, released, state, terminal
     reference. Open ones (pre-authorised, a capture or release not yet confirmed) are reconciled by the daemon."""
-    database = _load(config_path).storage.database_path
-    if not database.is_file():
-        click.echo(f"error: {database}: no database (has the charger run with this config?)", err=True)
-        sys.exit(2)
-    try:
-        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
-        conn.row_factory = sqlite3.Row
-        try:
-            records = _payments.listing(conn, limit)
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        click.echo(f"error: {database}: cannot read the payments ({exc})", err=True)
-        sys.exit(2)
+    records, _ = read_database(config_path, "the payments", lambda conn: _payments.listing(conn, limit))
     if as_json:
         rows = [{**r.to_json(), "status": r.state, "terminal_reference": _reference(r.terminal_id, r.receipt_no)}
                 for r in records]

@@ -31,6 +31,7 @@ from chargepoint.logbook import RECENT_FRAMES, RECENT_LOG
 from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.diagnostics_bundle import BundleContents, build_bundle, bundle_file_name
 from chargepoint.ocpp.file_transfer import SUPPORTED_SCHEMES, TransferError, redact_url, upload
+from chargepoint.ocpp.v16.background import BackgroundTasks
 from chargepoint.ocpp.v16.connection import CsmsConnection
 from chargepoint.ports.charger import ChargerPort
 from chargepoint.store import Store
@@ -60,13 +61,14 @@ def upload_refusal(location: str, security_profile: int, allow_insecure: bool) -
     return None
 
 
-class Diagnostics:
+class Diagnostics(BackgroundTasks):
     """Builds and uploads diagnostics bundles and security logs over one CSMS connection; owns their tasks."""
 
     def __init__(self, config: Config, connection: CsmsConnection, charger: ChargerPort, keys: OcppConfiguration,
                  store: Store, work_dir: Path, security_event: SecurityEventSink,
                  security_log: Callable[[], Coroutine[Any, Any, list[dict[str, Any]]]],
                  firmware_status: Callable[[], str]) -> None:
+        super().__init__()
         assert config.ocpp is not None
         self.config = config
         self.settings = config.ocpp
@@ -85,31 +87,12 @@ class Diagnostics:
         self.default_retries = DEFAULT_RETRIES
         self.default_retry_interval_s = DEFAULT_RETRY_INTERVAL_S
         self.transfer_timeout_s = TRANSFER_TIMEOUT_S
-        self._tasks: set[asyncio.Task[None]] = set()
         self._diagnostics: asyncio.Task[None] | None = None
         self._log: asyncio.Task[None] | None = None
         self._diagnostics_reply_sent = asyncio.Event()
         self._log_reply_sent = asyncio.Event()
 
     # ----------------------------------------------------------------- tasks
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-        return task
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s failed", task.get_name(), exc_info=task.exception())
-
-    async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     @staticmethod
     async def _replace(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]) -> None:

@@ -53,6 +53,7 @@ from chargepoint.ocpp.firmware_signature import (
     check_signing_certificate,
     verify_image,
 )
+from chargepoint.ocpp.v16.background import BackgroundTasks
 from chargepoint.ocpp.v16.connection import CsmsConnection
 from chargepoint.ports.charger import ChargerPort
 from chargepoint.store import Store
@@ -76,13 +77,14 @@ class NoInstaller:
         raise InstallError("no firmware installer is configured")
 
 
-class FirmwareManager:
+class FirmwareManager(BackgroundTasks):
     """Runs firmware updates over one CSMS connection; owns their tasks."""
 
     def __init__(self, connection: CsmsConnection, charger: ChargerPort, keys: OcppConfiguration,
                  outbox_drained: asyncio.Event, work_dir: Path, installer: FirmwareInstaller, store: Store,
                  manufacturer_roots: Callable[[], Sequence[x509.Certificate]],
                  security_event: Callable[[str, str], None]) -> None:
+        super().__init__()
         self.connection = connection
         self.charger = charger
         self.keys = keys
@@ -100,29 +102,9 @@ class FirmwareManager:
         self.default_retry_interval_s = DEFAULT_RETRY_INTERVAL_S
         self.transaction_poll_interval_s = TRANSACTION_POLL_INTERVAL_S
         self.transfer_timeout_s = TRANSFER_TIMEOUT_S
-        self._tasks: set[asyncio.Task[None]] = set()
         self._update: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- tasks
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-        return task
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s failed", task.get_name(), exc_info=task.exception())
-
-    async def aclose(self) -> None:
-        """Cancel every running update or upload and wait for them to stop."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     # ----------------------------------------------------------------- firmware
 
