@@ -24,6 +24,7 @@ from hal.protocols import (
     ResidualCurrentMonitor,
     RfidReader,
     ShuntTrip,
+    TamperSwitch,
 )
 
 
@@ -72,6 +73,8 @@ class Hardware:
     connectors: list[ConnectorHardware]
     # The card payment terminal, if the charger has one (not per connector: one terminal serves them all).
     payment: PaymentTerminal | None = field(default=None, kw_only=True)
+    # The enclosure's tamper switch, if one is wired (also the charger's as a whole).
+    tamper: TamperSwitch | None = field(default=None, kw_only=True)
 
     async def force_safe(self) -> None:
         """Contactors open and pilots at +12 V, whatever happened before. Never raises."""
@@ -92,6 +95,8 @@ class Hardware:
                 await device.aclose()
             if hw.shunt_trip is not None:
                 await hw.shunt_trip.aclose()
+        if self.tamper is not None:
+            await self.tamper.aclose()
         if self.payment is not None:
             await self.payment.aclose()  # an open pre-authorisation stays on the terminal, to be reconciled
 

@@ -202,6 +202,20 @@ class MainsMonitor(Protocol):
     async def aclose(self) -> None: ...
 
 
+class TamperSwitch(Protocol):
+    """The enclosure's tamper switch (door or cover contact), for the charger as a whole.
+
+    ``changes()`` yields True when the enclosure is opened and False when it is closed again. Wired so that a broken
+    wire reads as opened.
+    """
+
+    def opened(self) -> bool: ...
+
+    def changes(self) -> AsyncIterator[bool]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class DisplayKind(enum.StrEnum):
     """What a screen is showing, so that a panel driver can pick a layout (and tests can wait for it)."""
 

@@ -20,6 +20,7 @@ BACKENDS: dict[tuple[str, str], str] = {
     ("rcd", "gpio"): "hal.drivers.gpio_devices:GpioResidualCurrentMonitor",
     ("mains", "gpio"): "hal.drivers.gpio_devices:GpioMainsMonitor",
     ("shunt-trip", "gpio"): "hal.drivers.gpio_devices:GpioShuntTrip",
+    ("tamper", "gpio"): "hal.drivers.gpio_devices:GpioTamperSwitch",
     ("pp", "mcp3008"): "hal.drivers.adc_pp:Mcp3008ProximityPilot",
     ("pilot", "sysfs-pwm"): "hal.drivers.pwm_pilot:SysfsPwmPilot",
     ("pilot-adc", "mcp3008"): "hal.drivers.pwm_pilot:Mcp3008PilotSampler",

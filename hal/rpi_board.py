@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 from hal.drivers import pi_platform
 from hal.errors import BackendUnavailable
 from hal.hardware import ConnectorHardware, Hardware, LazyMeter, NoProximityInput
-from hal.protocols import ConnectorLock, EnergyMeter, ProximityPilot, ShuntTrip
+from hal.protocols import ConnectorLock, EnergyMeter, ProximityPilot, ShuntTrip, TamperSwitch
 from hal.registry import load_backend
 
 _log = logging.getLogger(__name__)
@@ -86,6 +86,12 @@ class PpWiring(NamedTuple):
     poll_interval_s: float = 0.1
 
 
+class TamperWiring(NamedTuple):
+    chip: int = -1
+    pin: int = 25
+    active_low: bool = False
+
+
 class ShuntTripWiring(NamedTuple):
     chip: int = -1
     pin: int = 24
@@ -124,6 +130,7 @@ class RpiSettings(NamedTuple):
     meter: MeterSettings | None  # None: DEFAULT_METER
     pp: PpWiring | None = None  # None: no PP input (a tethered cable only)
     shunt_trip: ShuntTripWiring | None = None
+    tamper: TamperWiring | None = None  # None: no tamper switch wired
 
 
 _S = TypeVar("_S", bound=tuple[Any, ...])
@@ -171,6 +178,7 @@ def rpi_settings(hardware: Mapping[str, Any]) -> RpiSettings:
         meter=meter,
         pp=optional(PpWiring, "pp"),
         shunt_trip=optional(ShuntTripWiring, "shunt_trip"),
+        tamper=optional(TamperWiring, "tamper"),
     )
 
 
@@ -287,6 +295,11 @@ def create_rpi_hardware(connector_count: int, settings: RpiSettings) -> RpiHardw
             t = settings.shunt_trip
             shunt_trip = load_backend("shunt-trip", "gpio")(_chip(t.chip), t.pin, active_low=t.active_low)
             cleanup.append(getattr(shunt_trip, "release", lambda: None))
+        tamper: TamperSwitch | None = None
+        if settings.tamper is not None:
+            w2 = settings.tamper
+            tamper = load_backend("tamper", "gpio")(_chip(w2.chip), w2.pin, active_low=w2.active_low)
+            cleanup.append(getattr(tamper, "release", lambda: None))
         rfid_class = load_backend("rfid", settings.rfid.backend)
         rfid = rfid_class() if settings.rfid.backend == "none" else rfid_class(settings.rfid.device)
         # No panel driver yet: what a screen would show goes to the journal.
@@ -300,4 +313,4 @@ def create_rpi_hardware(connector_count: int, settings: RpiSettings) -> RpiHardw
         connector_id=1, pilot=pilot, contactor=contactor, meter=rpi_meter(settings.meter), rfid=rfid, lock=lock,
         rcd=rcd, mains=mains, display=display, pp=pp, shunt_trip=shunt_trip,
     )
-    return RpiHardware(connectors=[connector], settings=settings)
+    return RpiHardware(connectors=[connector], settings=settings, tamper=tamper)

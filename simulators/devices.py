@@ -47,6 +47,7 @@ class Fault(enum.StrEnum):
     PilotStall = "pilot-stall"
     PpOpen = "pp-open"
     RcdWireBreak = "rcd-wire-break"
+    Tamper = "tamper"  # the enclosure is opened (the charger's tamper switch)
 
 
 # PP resistor codes of IEC 62196-2 cables: what ``sim plug --cable-A`` may plug in.
@@ -456,6 +457,25 @@ class SimShuntTrip:
 
     async def aclose(self) -> None:
         """Shutdown state: unchanged (a tripped breaker stays open until reset by hand)."""
+
+
+class SimTamper:
+    """``TamperSwitch`` of the enclosure, opened by the "tamper" fault of any connector."""
+
+    def __init__(self) -> None:
+        self._opened = _Broadcast(False)
+
+    def set_opened(self, opened: bool) -> None:
+        self._opened.publish(opened)
+
+    def opened(self) -> bool:
+        return self._opened.value
+
+    def changes(self) -> AsyncIterator[bool]:
+        return self._opened.subscribe()
+
+    async def aclose(self) -> None:
+        self._opened.close()
 
 
 class SimMains:

@@ -54,4 +54,4 @@ def simulated_hardware(params: SimParameters, connector_count: int) -> Simulated
         )
         for c in station.connectors
     ]
-    return SimulatedHardware(connectors=connectors, station=station)
+    return SimulatedHardware(connectors=connectors, station=station, tamper=station.tamper)

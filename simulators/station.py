@@ -27,6 +27,7 @@ from simulators.devices import (
     SimRcd,
     SimRfidReader,
     SimShuntTrip,
+    SimTamper,
 )
 from simulators.display import SimDisplay
 from simulators.ev import EvState, SimulatedEv, offered_current_A
@@ -83,6 +84,7 @@ class SimConnector:
         self.lock = SimLock(params.lock_delay_s, self.faults)
         self.rcd = SimRcd()
         self.mains = SimMains()
+        self.tamper = SimTamper()  # the station's, shared: see SimulatedStation
         self.pp = SimProximity()
         self.shunt_trip = SimShuntTrip(self._breaker_tripped)
         self.cable_A = 32  # the rating coded in the PP resistor of the cable plugged in (sim plug --cable-A)
@@ -246,6 +248,7 @@ class SimConnector:
         self.contactor.clear_faults()
         self.rcd.set_tripped(False)
         self.mains.set_present(True)
+        self.tamper.set_opened(False)
         return f"connector {cid}: cleared faults: {', '.join(cleared) or 'none were active'}"
 
     @staticmethod
@@ -284,6 +287,8 @@ class SimConnector:
             self.contactor.inject_weld()
         elif fault is Fault.RcdWireBreak:
             self.rcd.set_tripped(True)  # the input is wired fail-safe: a broken wire reads as a trip
+        elif fault is Fault.Tamper:
+            self.tamper.set_opened(True)
         descriptions = {
             Fault.GroundFault: "RCD tripped (ground fault)",
             Fault.LockFailure: "lock actuator stuck",
@@ -298,6 +303,7 @@ class SimConnector:
             Fault.ContactorStuckOpen: "contactor stuck open",
             Fault.LockForced: "plug lock forced open (its sensor reads unlocked)",
             Fault.InstallFailure: "firmware installations fail (the charger keeps its firmware)",
+            Fault.Tamper: "enclosure opened (tamper switch)",
             Fault.PilotStall: "pilot samples stopped arriving",
             Fault.PpOpen: "PP resistor open (no cable rating)",
             Fault.RcdWireBreak: "RCD input wire broken",
@@ -393,6 +399,9 @@ class SimulatedStation:
             raise ValueError(f"connector_count must be at least 1, got {connector_count}")
         self.params = params
         self.connectors: list[SimConnector] = [SimConnector(i + 1, params) for i in range(connector_count)]
+        self.tamper = SimTamper()  # one enclosure: any connector's "tamper" fault opens it
+        for c in self.connectors:
+            c.tamper = self.tamper
         self._physics: asyncio.Task[None] | None = None
 
     def install_fails(self) -> bool:

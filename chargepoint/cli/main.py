@@ -223,7 +223,7 @@ def sim(config_path: Path, connector: int, cable_A: str | None, decline: bool, t
             card TOKEN [--decline | --timeout | --partial AMOUNT] (a payment card at the terminal)
     Fault kinds: ground-fault, lock-failure, fixed-cable, power-loss, weld, meter-offline,
     pilot-short, pilot-negative, diode-failure, overcurrent, contactor-stuck-open, pilot-stall,
-    pp-open, rcd-wire-break, lock-forced, install-failure
+    pp-open, rcd-wire-break, lock-forced, install-failure, tamper
     """
     if action in ACTIONS_WITH_ARGUMENT and not argument:
         raise click.UsageError(f"'{action}' needs a {ACTIONS_WITH_ARGUMENT[action]}")

@@ -177,6 +177,14 @@ class PpInputSettings(_Section):
     poll_interval_s: float = Field(0.1, ge=0.01, le=1, description="How often PP is read")
 
 
+class TamperInputSettings(_Section):
+    """The enclosure's tamper switch (door or cover contact), closed while the enclosure is shut (rpi backend)."""
+
+    chip: int = Field(-1, ge=-1, description="gpiochip number (/dev/gpiochipN); -1: the 40-pin header's, by label")
+    pin: int = Field(25, ge=0, description="Line offset of the tamper contact")
+    active_low: bool = Field(False, description="The contact reads closed as a low line")
+
+
 class ShuntTripSettings(_Section):
     """Output to the shunt-trip release of the upstream breaker: driven when the contactor welds (rpi backend)."""
 
@@ -297,6 +305,10 @@ class HardwareSettings(_Section):
     )
     shunt_trip: ShuntTripSettings | None = Field(
         None, description="Shunt-trip output, the second means of disconnection (rpi backend); absent: none wired"
+    )
+    tamper: TamperInputSettings | None = Field(
+        None, description="Enclosure tamper switch (rpi backend): opening it is the TamperDetectionActivated security "
+        "event; absent: none wired"
     )
     watchdog_device: str = Field(
         "auto", description="Hardware watchdog fed from the safety loop; auto: /dev/watchdog on rpi and board, none "

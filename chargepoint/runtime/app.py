@@ -226,6 +226,8 @@ class ChargerApp:
             if self.mobile.enabled:
                 self.spawn(self.mobile.run())
             self.spawn(self.fraud.run())
+            if self.hardware.tamper is not None:
+                self.spawn(self.fraud.watch_tamper(self.hardware.tamper))
             if self.cards is not None:
                 self.spawn(self.cards.run())
             if ready is not None:
@@ -590,6 +592,7 @@ class ChargerApp:
             "hardware": self.config.hardware.backend,
             "started_at": self.started_at.isoformat(),
             "config_errors": [],
+            "enclosure_open": None if self.hardware.tamper is None else self.hardware.tamper.opened(),
             "connectors": [views.connector_status(c, self.pricing.status(c)) for c in self.connectors.values()],
             "storage": self.storage.status(),
         }

@@ -10,6 +10,8 @@ CSMS as SecurityEventNotification by the OCPP adapter).
   ``EnergyWithoutSession``, once per idle spell.
 - The meter's import register going backwards (a meter replaced or reset): ``MeterReplaced``.
 - The wall clock jumping against the monotonic clock (someone set the time): ``SettingSystemTime``.
+- The enclosure opened (its tamper switch, where one is wired): ``TamperDetectionActivated``, at once and also when
+  the charger starts with it open.
 
 Payment cards have their own controls in the card flow (a capture above its pre-authorisation is refused).
 """
@@ -26,6 +28,7 @@ from datetime import UTC, datetime
 
 from chargepoint.ports.events import ChargerEvent, MeterRead, SecurityEvent
 from chargepoint.runtime.connector import ConnectorRuntime
+from hal.protocols import TamperSwitch
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +134,14 @@ class FraudWatch:
         while True:
             await asyncio.sleep(self.settings.clock_check_interval_s)
             self.check_clock()
+
+    # ----------------------------------------------------------------- enclosure
+
+    async def watch_tamper(self, tamper: TamperSwitch) -> None:
+        if tamper.opened():
+            self._event("TamperDetectionActivated", "the charger started with its enclosure open")
+        async for opened in tamper.changes():
+            if opened:
+                self._event("TamperDetectionActivated", "the enclosure was opened (tamper switch)")
+            else:
+                log.info("the enclosure is closed again (tamper switch)")

@@ -344,6 +344,23 @@ class GpioShuntTrip:
         self.release()
 
 
+class GpioTamperSwitch(_WatchedInput):
+    """``TamperSwitch`` on a door or cover contact that is closed while the enclosure is shut (a broken wire, like
+    an open door, reads as opened)."""
+
+    def __init__(
+        self, chip_path: str, offset: int, *, active_low: bool = False, debounce_s: float = 0.05, bias: Bias = "as-is"
+    ) -> None:
+        super().__init__(chip_path, offset, active_low=active_low, debounce_s=debounce_s, bias=bias)
+
+    def opened(self) -> bool:
+        return not self.active()
+
+    async def changes(self) -> AsyncIterator[bool]:
+        async for closed in self.subscribe():
+            yield not closed
+
+
 class GpioMainsMonitor(_WatchedInput):
     """``MainsMonitor`` on a mains-present input (an optocoupler on the supply side)."""
 

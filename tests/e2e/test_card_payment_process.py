@@ -114,10 +114,11 @@ async def test_kill_9_mid_session_then_the_restart_captures_its_cost_once(tmp_pa
         await asyncio.to_thread(daemon.stop)
         await terminal.stop()
     # No card number anywhere the charger wrote: database, ledger, logs, diagnostics scratch.
-    digits = TEST_PAN.encode()
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            assert digits not in path.read_bytes(), path
+    assert await asyncio.to_thread(files_holding, tmp_path, TEST_PAN.encode()) == []
+
+
+def files_holding(directory: Path, data: bytes) -> list[Path]:
+    return [path for path in directory.rglob("*") if path.is_file() and data in path.read_bytes()]
 
 
 async def test_kill_9_with_the_capture_in_flight_never_captures_twice(tmp_path: Path) -> None:

@@ -30,3 +30,21 @@ async def test_through_the_charger_unknown_cards_lock_the_reader_and_a_known_car
         charger.sim().apply("tap", "GOOD-1")
         await asyncio.sleep(0.5)
         assert charger.status()["session"] is None  # ignored while locked
+
+
+async def test_opening_the_enclosure_is_tamper_detection(tmp_path: Path) -> None:
+    seen: list[ChargerEvent] = []
+
+    class Listener:
+        def charger_event(self, event: ChargerEvent) -> None:
+            seen.append(event)
+
+    async with running_charger(make_config(tmp_path), Listener()) as charger:
+        assert charger.app.status()["enclosure_open"] is False
+        charger.sim().apply("fault", "tamper")
+        await charger.wait_for(lambda: any(isinstance(e, SecurityEvent) and e.kind == "TamperDetectionActivated"
+                                           for e in seen), what="the tamper event")
+        assert charger.app.status()["enclosure_open"] is True
+        charger.sim().apply("clear-fault")
+        await charger.wait_for(lambda: charger.app.status()["enclosure_open"] is False, what="closed again")
+    assert [e.kind for e in seen if isinstance(e, SecurityEvent)].count("TamperDetectionActivated") == 1

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,21 +61,22 @@ async def test_the_log_keeps_the_newest_entries_only(tmp_path: Path, monkeypatch
 
 
 async def test_chargepoint_events_lists_the_security_log_newest_first(tmp_path: Path) -> None:
-    import json
-    import subprocess
-    import sys
-
     async with await Store.open(tmp_path / "chargepoint.db") as store:
         await store.record_security_event(entry("StartupOfTheDevice", 1, critical=True), None)
         await store.record_security_event(entry("QrCodeRefused", 2), None)
     config = tmp_path / "config.toml"
     config.write_text(f'[hardware]\nbackend = "sim"\n[storage]\ndir = "{tmp_path}"\n')
-    root = Path(__file__).resolve().parents[2]
-    shown = subprocess.run([sys.executable, "-m", "chargepoint", "events", "--config", str(config), "--json"],
-                           capture_output=True, text=True, cwd=root, timeout=60)
+    shown = await asyncio.to_thread(events_cli, config, "--json")
     assert shown.returncode == 0, shown.stderr
     events = json.loads(shown.stdout)["events"]
     assert [(e["type"], e["critical"]) for e in events] == [("QrCodeRefused", False), ("StartupOfTheDevice", True)]
-    text = subprocess.run([sys.executable, "-m", "chargepoint", "events", "--config", str(config)],
-                          capture_output=True, text=True, cwd=root, timeout=60)
+    text = await asyncio.to_thread(events_cli, config)
     assert text.stdout.splitlines()[0].split()[1] == "QrCodeRefused" and "detail 2" in text.stdout
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def events_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chargepoint", "events", "--config", str(config), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
