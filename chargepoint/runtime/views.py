@@ -67,6 +67,8 @@ def session_row(r: SessionRecord, p: PricingRow | None) -> dict[str, Any]:
         "csms_cost": None if p is None or p.csms_cost is None else str(p.csms_cost),
         "cost_final": None if p is None else p.final,
         "currency": None if p is None else p.currency,
+        "prepaid_paid": None if p is None or p.prepaid_paid is None else str(p.prepaid_paid),
+        "prepaid_shortfall": None if p is None or p.prepaid_shortfall is None else str(p.prepaid_shortfall),
         "breakdown": None if p is None else p.breakdown,
     }
 

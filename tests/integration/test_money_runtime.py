@@ -127,6 +127,8 @@ async def test_a_slow_meter_never_takes_a_balance_below_zero_and_the_shortfall_i
     # The balance paid what it had; the rest is the charger's shortfall, per session.
     assert pricing.prepaid_paid == Decimal("0.05")
     assert pricing.prepaid_shortfall == cost - Decimal("0.05")
+    # ... and `chargepoint sessions --json` shows both.
+    assert (row["prepaid_paid"], Decimal(row["prepaid_shortfall"])) == ("0.05", cost - Decimal("0.05"))
 
 
 @pytest.mark.parametrize(("text", "currency", "error"), [
