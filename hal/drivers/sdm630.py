@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import termios
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -157,7 +158,8 @@ class Sdm630Meter:
             except MeterError:
                 client.close()
                 raise
-            except (ModbusException, OSError) as exc:
+            except (ModbusException, OSError, termios.error) as exc:
+                # termios.error: a serial line that refuses its settings (an adapter without that parity or speed).
                 client.close()
                 raise MeterError(f"SDM630 {self._description}: {exc}") from exc
             return self._decode(client, registers, measured_at_s=time.monotonic())
