@@ -160,3 +160,26 @@ def test_the_plain_demo_still_charges_a_session() -> None:
     shown = cli("demo", "--charge-seconds", "2", timeout_s=120)
     assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
     assert "Demo complete" in shown.stdout and "Total" in shown.stdout
+
+
+async def test_kill_9_while_the_terminal_waits_for_a_card_reserves_nothing(tmp_path: Path) -> None:
+    terminal = ZvtTerminalSimulator()
+    await terminal.start()
+    daemon, config_path = await start(tmp_path, terminal)
+    try:
+        await asyncio.to_thread(daemon.sim, "plug")
+        await until(lambda: payments(config_path) != [] and payments(config_path)[0]["status"] == "preauth_requested",
+                    what="the pre-authorisation asked for")
+        await asyncio.to_thread(daemon.stop, signal.SIGKILL)  # the charger dies while the terminal waits for a card
+        terminal.present_card("TOKEN-LATE")  # the card comes too late for that request: it stays for the next
+        daemon = Daemon(config_path)
+        await asyncio.to_thread(daemon.start)
+        await until(lambda: any(p["status"] == "failed" for p in payments(config_path)),
+                    what="the interrupted request settled")
+        await asyncio.to_thread(daemon.sim, "plug")  # a new process: its simulated EV is plugged in anew
+        await until(lambda: session_of(daemon) is not None, what="the next request takes the card")
+        assert [p["status"] for p in payments(config_path)].count("preauthorized") == 1
+        assert len(terminal.open_pre_authorisations()) == 1  # only the running session's
+    finally:
+        await asyncio.to_thread(daemon.stop)
+        await terminal.stop()
