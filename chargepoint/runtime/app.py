@@ -598,7 +598,9 @@ class ChargerApp:
         }
 
     async def recent_sessions(self, limit: int) -> list[dict[str, Any]]:
-        return [views.session_row(r, p) for r, p in await self.store.sessions_with_pricing(limit)]
+        rows = await self.store.sessions_with_pricing(limit)
+        ledger = await self.store.ledger_of_sessions([r.session_id for r, _ in rows])
+        return [views.session_row(r, p, ledger.get(r.session_id)) for r, p in rows]
 
     async def prepaid(self, id_tag: str | None = None, balance: str | None = None, add: str | None = None
                       ) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ def connector_status(c: ConnectorRuntime, session_pricing: dict[str, Any]) -> di
     }
 
 
-def session_row(r: SessionRecord, p: PricingRow | None) -> dict[str, Any]:
+def session_row(r: SessionRecord, p: PricingRow | None, ledger: tuple[int, str] | None = None) -> dict[str, Any]:
     return {
         "session_id": r.session_id,
         "connector_id": r.connector_id,
@@ -70,6 +70,8 @@ def session_row(r: SessionRecord, p: PricingRow | None) -> dict[str, Any]:
         "prepaid_paid": None if p is None or p.prepaid_paid is None else str(p.prepaid_paid),
         "prepaid_shortfall": None if p is None or p.prepaid_shortfall is None else str(p.prepaid_shortfall),
         "breakdown": None if p is None else p.breakdown,
+        "ledger_seq": None if ledger is None else ledger[0],  # the session's record in the tamper-evident ledger
+        "ledger_hash": None if ledger is None else ledger[1],
     }
 
 

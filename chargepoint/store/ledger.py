@@ -136,6 +136,20 @@ def records(conn: sqlite3.Connection, since_seq: int = 0) -> list[LedgerRecord]:
                          str(r["hash"]), None if r["signature"] is None else str(r["signature"])) for r in rows]
 
 
+def session_hashes(conn: sqlite3.Connection, session_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """session_id -> (seq, hash) of its ledger record, for the sessions asked (the newest records searched)."""
+    wanted = set(session_ids)
+    found: dict[str, tuple[int, str]] = {}
+    if not wanted:
+        return found
+    for row in conn.execute("SELECT seq, body, hash FROM ledger WHERE kind = 'session' ORDER BY seq DESC LIMIT ?",
+                            (max(100, 4 * len(wanted)),)):
+        session_id = _body(str(row["body"])).get("session_id")
+        if session_id in wanted and session_id not in found:
+            found[session_id] = (int(row["seq"]), str(row["hash"]))
+    return found
+
+
 def raw_rows(conn: sqlite3.Connection) -> list[tuple[int, str, str, str, str, str, str | None]]:
     """The rows as stored (body text untouched), in the order the file holds them."""
     return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), None if r[6] is None else str(r[6]))

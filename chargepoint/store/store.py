@@ -977,6 +977,10 @@ class Store:
         """The ledger's records after ``since_seq``, in order."""
         return await self._run(lambda conn: _ledger.records(conn, since_seq))
 
+    async def ledger_of_sessions(self, session_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """session_id -> (seq, hash) of each session's ledger record (exports carry the chain with them)."""
+        return await self._run(lambda conn: _ledger.session_hashes(conn, session_ids))
+
     async def append_ledger(self, kind: str, body: dict[str, Any]) -> LedgerRecord:
         """Append a record on its own (one that goes with no other write)."""
 
