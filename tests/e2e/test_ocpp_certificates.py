@@ -28,12 +28,10 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from chargepoint.config.schema import Config
-from chargepoint.logbook import RECENT_FRAMES, RECENT_LOG, keep_recent_log
-from chargepoint.redaction import RedactSecrets
 from simulators.csms import TestCsms, TestPki, make_test_pki, pki_available
 from simulators.file_server import TestFileServer
 from tests.e2e.conftest import CP_ID
-from tests.e2e.ocpp_harness import ocpp_config
+from tests.e2e.ocpp_harness import keeping_recent_log, ocpp_config
 from tests.integration.harness import Charger, running_charger
 
 KEY = "Initial-Key-0042"
@@ -89,18 +87,8 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 @pytest.fixture
 def recent_log() -> Iterator[None]:
-    """The daemon keeps the recent log for the diagnostics bundle; here the test does."""
-    RECENT_LOG.clear()
-    RECENT_FRAMES.clear()
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    handler = keep_recent_log([RedactSecrets()])
-    try:
+    with keeping_recent_log(logging.DEBUG):
         yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def config_for(tmp_path: Path, csms: TestCsms, **ocpp: Any) -> Config:

@@ -13,12 +13,10 @@ from typing import Any
 
 import pytest
 
-from chargepoint.logbook import RECENT_FRAMES, RECENT_LOG, keep_recent_log
-from chargepoint.redaction import RedactSecrets
 from simulators.csms import CallErrorReply, TestCsms, TestPki, make_test_pki, pki_available
 from simulators.file_server import TestFileServer
 from tests.e2e.conftest import CP_ID
-from tests.e2e.ocpp_harness import ocpp_config, registered
+from tests.e2e.ocpp_harness import keeping_recent_log, ocpp_config, registered
 from tests.integration.harness import running_charger
 
 CARD = "04A1B2C3"
@@ -34,18 +32,8 @@ def files(tmp_path: Path) -> Iterator[TestFileServer]:
 
 @pytest.fixture
 def recent_log() -> Iterator[None]:
-    """The daemon keeps the recent log for the bundle (``configure_logging``); here the test does."""
-    RECENT_LOG.clear()
-    RECENT_FRAMES.clear()
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.INFO)
-    handler = keep_recent_log([RedactSecrets()])
-    try:
+    with keeping_recent_log(logging.INFO):
         yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.fixture(scope="module")
