@@ -299,6 +299,12 @@ async def fuzz(frames: int, seed: int = 13, rss_growth_limit_MiB: float = 20.0,
             try:
                 await daemon.wait_ready()
                 await asyncio.wait_for(csms.connected.wait(), 20)
+                # Registered (its BootNotification answered), so the card is authorized online, not refused offline.
+                deadline = time.monotonic() + 20
+                while not (await daemon.status())["csms_connected"]:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the daemon did not register with the hostile CSMS")
+                    await asyncio.sleep(0.05)
                 for action, argument in (("plug", None), ("tap", CARD), ("charge", None)):
                     await daemon.sim(action, argument)
                 await asyncio.wait_for(csms.charging.wait(), 20)
@@ -348,6 +354,7 @@ async def fuzz(frames: int, seed: int = 13, rss_growth_limit_MiB: float = 20.0,
             finally:
                 with contextlib.suppress(Exception):
                     await daemon.stop()
+                (Path(tempfile.gettempdir()) / "hostile-csms-last-daemon.log").write_bytes(daemon.log_path.read_bytes())
                 if not report.daemon_alive or not report.ok:
                     kept = Path(tempfile.gettempdir()) / "hostile-csms-daemon.log"
                     kept.write_bytes(daemon.log_path.read_bytes())
