@@ -28,7 +28,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from chargepoint.config.schema import Config
-from simulators.csms import TestCsms, TestPki, make_test_pki, pki_available
+from simulators.csms import TestCsms, TestPki
 from simulators.file_server import TestFileServer
 from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import keeping_recent_log, ocpp_config
@@ -61,28 +61,6 @@ class RecordingCsms(TestCsms):
         der = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
         self.handshakes.append(Handshake(101 if response is None else response.status_code, der))
         return response
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    if not pki_available():
-        pytest.skip("needs the openssl command")
-    return make_test_pki(tmp_path_factory.mktemp("pki"), CP_ID)
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    if not pki_available():
-        pytest.skip("needs the openssl command")
-    return make_test_pki(tmp_path_factory.mktemp("other-pki"), CP_ID)
-
-
-@pytest.fixture
-def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.DEBUG)
-    for name in ("ocpp", "websockets", "websockets.client", "chargepoint"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    return caplog
 
 
 @pytest.fixture

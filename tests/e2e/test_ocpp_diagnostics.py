@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from simulators.csms import CallErrorReply, TestCsms, TestPki, make_test_pki, pki_available
+from simulators.csms import CallErrorReply, TestCsms, TestPki
 from simulators.file_server import TestFileServer
 from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import keeping_recent_log, ocpp_config, registered
@@ -34,13 +34,6 @@ def files(tmp_path: Path) -> Iterator[TestFileServer]:
 def recent_log() -> Iterator[None]:
     with keeping_recent_log(logging.INFO):
         yield
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    if not pki_available():
-        pytest.skip("needs the openssl command")
-    return make_test_pki(tmp_path_factory.mktemp("pki"), CP_ID)
 
 
 def members(archive: Path) -> dict[str, str]:

@@ -38,7 +38,7 @@ from chargepoint.cli.main import cli
 from chargepoint.config.loader import parse_config
 from chargepoint.config.schema import Config
 from chargepoint.errors import ConfigError
-from simulators.csms import TestCsms, TestPki, make_test_pki, pki_available
+from simulators.csms import TestCsms, TestPki
 from tests.e2e.conftest import CP_ID
 from tests.e2e.ocpp_harness import ocpp_config
 from tests.integration.harness import Charger, make_config, running_charger
@@ -87,30 +87,6 @@ class RecordingCsms(TestCsms):
             None if ssl_object is None else ssl_object.version(),
         ))
         return response
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    if not pki_available():
-        pytest.skip("needs the openssl command")
-    return make_test_pki(tmp_path_factory.mktemp("pki"), CP_ID)
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    """A second, unrelated CA: it did not issue the test CSMS's server certificate."""
-    if not pki_available():
-        pytest.skip("needs the openssl command")
-    return make_test_pki(tmp_path_factory.mktemp("other-pki"), CP_ID)
-
-
-@pytest.fixture
-def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Every record at DEBUG, the ocpp library's frame log and websockets' HTTP and frame logs included."""
-    caplog.set_level(logging.DEBUG)
-    for name in ("ocpp", "websockets", "websockets.client", "chargepoint"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    return caplog
 
 
 def leaks(caplog: pytest.LogCaptureFixture, *keys: str) -> list[str]:
