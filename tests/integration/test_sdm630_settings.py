@@ -261,11 +261,14 @@ async def test_a_line_that_refuses_its_settings_is_a_meter_error() -> None:
     """A pty refuses parity, as a USB adapter may refuse a setting: a MeterError naming the line, not termios.error."""
     master, slave = os.openpty()
     try:
-        with pytest.raises(MeterError):
-            await _read(Sdm630Meter.rtu(os.ttyname(slave), parity="E", timeout_s=0.2))
+        line = os.ttyname(slave)
+        with pytest.raises(MeterError) as raised:
+            await _read(Sdm630Meter.rtu(line, parity="E", timeout_s=0.2))
     finally:
         os.close(master)
         os.close(slave)
+    assert str(raised.value).startswith(f"SDM630 rtu://{line}@9600E/1: ")
+    assert "Invalid argument" in str(raised.value)  # the kernel's reason, for the technician
 
 
 async def test_a_gateway_that_hangs_up_is_redialled_by_the_next_read_not_behind_the_drivers_back() -> None:
@@ -300,3 +303,32 @@ async def test_a_gateway_that_hangs_up_is_redialled_by_the_next_read_not_behind_
         await meter.aclose()
         server.close()
         await server.wait_closed()
+
+
+# A long meter timeout (a slow gateway, a long RS-485 line) must be ours, not pymodbus's default of 3 s, which would
+# fire first and turn a silent meter into some other error after the wrong time.
+LONG_TIMEOUT_S = 4.0
+
+
+@pytest.mark.timeout(15)
+async def test_a_silent_tcp_meter_times_out_after_a_timeout_longer_than_pymodbus_default() -> None:
+    async with raw_gateway(lambda pdu: None) as port:
+        meter = Sdm630Meter.tcp("127.0.0.1", port, timeout_s=LONG_TIMEOUT_S)
+        started = time.monotonic()
+        with pytest.raises(HalTimeout, match="within 4 s"):
+            await _read(meter)
+        assert LONG_TIMEOUT_S - 0.1 <= time.monotonic() - started < LONG_TIMEOUT_S + 0.9
+
+
+@pytest.mark.timeout(15)
+async def test_a_silent_rtu_meter_times_out_after_a_timeout_longer_than_pymodbus_default() -> None:
+    master, slave = os.openpty()  # nothing answers on the master end
+    try:
+        meter = Sdm630Meter.rtu(os.ttyname(slave), timeout_s=LONG_TIMEOUT_S)
+        started = time.monotonic()
+        with pytest.raises(HalTimeout, match="within 4 s"):
+            await _read(meter)
+        assert LONG_TIMEOUT_S - 0.1 <= time.monotonic() - started < LONG_TIMEOUT_S + 0.9
+    finally:
+        os.close(master)
+        os.close(slave)

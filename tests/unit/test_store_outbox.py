@@ -318,6 +318,50 @@ async def test_a_start_refused_for_the_last_time_takes_its_sessions_messages_out
     assert [(r.action, r.session_id) for r in await drain(store)] == [("StatusNotification", None)]
 
 
+async def test_each_refusal_is_logged_with_the_csms_reason_the_attempt_and_the_wait(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """A technician reading the journal sees what was refused, why, how often, and when it goes again."""
+    await store.begin_session(1, "CARD", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    outbox = outbox_on(store, _RefusingLink("InternalError"), attempts=2)
+    with caplog.at_level(logging.WARNING, logger="chargepoint.ocpp.v16.outbox"):
+        await deliver_head(outbox)
+        head = await store.outbox_head()
+        assert head is not None
+        await outbox._deliver(head)
+    assert [r.getMessage() for r in caplog.records] == [
+        "StartTransaction refused (InternalError: StartTransaction is not for me); attempt 1 of 2 again in 60 s",
+        "StartTransaction refused 2 times (InternalError: StartTransaction is not for me): dropped",
+    ]
+    assert await store.outbox_head() is None
+
+
+async def test_messages_of_a_session_the_csms_never_confirmed_are_dropped_unsent_with_the_reason(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """A session keeps charging after its StartTransaction was refused for good; what it queues later names no
+    transaction the CSMS knows, so it is dropped instead of sent, and the journal says so."""
+    refused = await store.begin_session(1, "A", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    link = _RefusingLink("InternalError")
+    outbox = outbox_on(store, link, attempts=1)
+    await deliver_head(outbox)
+    await store.record_meter(refused.session_id, 10, T0 + timedelta(seconds=1),
+                             messages=[message("MeterValues", 2, refused.session_id)])
+    await store.enqueue([OutboxMessage("DataTransfer", {"vendorId": "x", "data": "{}"}, refused.session_id)])
+    await store.end_session(refused.session_id, 20, T0 + timedelta(seconds=2), "Local",
+                            messages=lambda record: [message("StopTransaction", 4, record.session_id)])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="chargepoint.ocpp.v16.outbox"):
+        for _ in range(3):
+            await deliver_head(outbox)
+    assert link.sent == ["StartTransaction"]  # none of the three went to the CSMS
+    assert await store.outbox_head() is None
+    sid = refused.session_id
+    assert [r.getMessage() for r in caplog.records] == [
+        f"dropping MeterValues of session {sid}: the CSMS never confirmed its start",
+        f"dropping DataTransfer of session {sid}: the CSMS never confirmed its start",
+        f"dropping StopTransaction of session {sid}: the CSMS never confirmed its start",
+    ]
+
+
 async def test_an_idle_outbox_sleeps_until_a_message_is_queued_then_sends_it(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     link = _RefusingLink("InternalError")
@@ -371,8 +415,13 @@ class _Charger:
 
 
 class _SmartCharging:
+    """Records what smart charging is told: a remote start's TxProfile is installed for exactly that transaction."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[int, int, str]] = []
+
     async def transaction_started(self, connector_id: int, transaction_id: int, id_tag: str) -> None:
-        pass
+        self.started.append((connector_id, transaction_id, id_tag))
 
 
 async def test_the_idtag_info_of_a_start_answer_lands_in_the_authorization_cache(store: Store) -> None:
@@ -388,11 +437,12 @@ async def test_the_idtag_info_of_a_start_answer_lands_in_the_authorization_cache
     connection = cast(CsmsConnection, _Connection(link))
     authorization = OcppAuthorization(keys, store, connection)
     charger = _Charger()
-    outbox = Outbox(keys, store, connection, cast(ChargerPort, charger), authorization,
-                    cast(SmartCharging, _SmartCharging()))
+    smart = _SmartCharging()
+    outbox = Outbox(keys, store, connection, cast(ChargerPort, charger), authorization, cast(SmartCharging, smart))
     await deliver_head(outbox)
     assert [action for action, _ in link.sent] == ["StartTransaction"]
     assert charger.confirmed == [(1, session.session_id, 42)]
+    assert smart.started == [(1, 42, "CARD")]
     assert await store.csms_transaction_id(session.session_id) == 42
     assert await store.auth_cache_all() == [IdTagEntry("CARD", "Accepted", expiry, "FLEET")]
 

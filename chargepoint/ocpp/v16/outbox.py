@@ -122,9 +122,10 @@ class Outbox:
             return
         if row.action == "StartTransaction" and row.session_id is not None:
             transaction_id = int(reply["transactionId"])
+            id_tag_info = reply["idTagInfo"]  # required by StartTransaction.conf, and the link validated the reply
             await self.store.outbox_delivered(row.seq, (row.session_id, transaction_id))
-            await self.authorization.remember_id_tag_info(str(row.payload.get("idTag")), reply.get("idTagInfo", {}))
-            self._on_start_confirmed(row, transaction_id, reply.get("idTagInfo", {}))
+            await self.authorization.remember_id_tag_info(str(row.payload.get("idTag")), id_tag_info)
+            self._on_start_confirmed(row, transaction_id, id_tag_info)
             await self.smart.transaction_started(int(row.payload["connectorId"]), transaction_id,
                                                  str(row.payload.get("idTag")))
         else:
