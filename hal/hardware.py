@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from chargepoint.core.metering import MeterReading
+from hal.errors import MeterError
 from hal.payment import PaymentTerminal
 from hal.protocols import (
     ConnectorLock,
@@ -20,10 +21,13 @@ from hal.protocols import (
     Display,
     EnergyMeter,
     MainsMonitor,
+    OcmfIdentification,
     ProximityPilot,
     ResidualCurrentMonitor,
     RfidReader,
     ShuntTrip,
+    SignedMeterData,
+    SigningMeter,
     TamperSwitch,
 )
 
@@ -135,3 +139,30 @@ class LazyMeter:
     async def aclose(self) -> None:
         if self._driver is not None:
             await self._driver.aclose()
+
+
+class LazySigningMeter(LazyMeter):
+    """A ``LazyMeter`` whose driver signs (``SigningMeter``): the signing calls build it too."""
+
+    def _signing(self) -> SigningMeter:
+        if self._driver is None:
+            self._driver = self._build()
+        driver = self._driver
+        if not isinstance(driver, SigningMeter):
+            raise MeterError(f"{type(driver).__name__} does not sign its readings")
+        return driver
+
+    async def begin_transaction(self, identification: OcmfIdentification) -> None:
+        await self._signing().begin_transaction(identification)
+
+    async def end_transaction(self) -> SignedMeterData:
+        return await self._signing().end_transaction()
+
+    async def transaction_open(self) -> bool:
+        return await self._signing().transaction_open()
+
+    async def serial_number(self) -> str:
+        return await self._signing().serial_number()
+
+    async def public_key_hex(self) -> str:
+        return await self._signing().public_key_hex()

@@ -16,8 +16,8 @@ from chargepoint.core.pilot import PilotOutput, PilotReading
 
 __all__ = [
     "ConnectorLock", "Contactor", "ControlPilot", "Display", "DisplayKind", "DisplayMessage", "EnergyMeter",
-    "MainsMonitor", "MeterReading", "PilotOutput", "PilotReading", "ProximityPilot", "ResidualCurrentMonitor",
-    "RfidReader", "SelfTestingRcd", "ShuntTrip",
+    "MainsMonitor", "MeterReading", "OcmfIdentification", "PilotOutput", "PilotReading", "ProximityPilot",
+    "ResidualCurrentMonitor", "RfidReader", "SelfTestingRcd", "ShuntTrip", "SignedMeterData", "SigningMeter",
 ]
 
 
@@ -90,6 +90,58 @@ class EnergyMeter(Protocol):
     async def read(self) -> MeterReading: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OcmfIdentification:
+    """What a signing meter writes into its signed dataset at the begin of a transaction (OCMF metadata fields).
+
+    Values are OCMF's own vocabulary (REFERENCE 4.5); none may contain ``|``, which separates an OCMF string's
+    sections."""
+
+    identified: bool  # IS: the user is assigned (a card or a CSMS start), False for free vend
+    identification_type: str  # IT: ISO14443, CENTRAL, CARD_TXN_NR, NONE ...
+    identification_data: str  # ID: the idTag, or "" when there is none
+    identification_flags: tuple[str, ...]  # IF: RFID_PLAIN, OCPP_AUTH, OCPP_CACHE ...
+    charge_point_type: str  # CT: EVSEID or CBIDC
+    charge_point_id: str  # CI
+    gateway_id: str  # GI: who built the metadata (this firmware)
+    gateway_serial: str  # GS: the charger's serial (its OCPP identity)
+    gateway_version: str  # GV: the firmware's version
+    tariff_text: str = ""  # TT: the price shown to the driver (<= 250 characters)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedMeterData:
+    """A signed transaction record as the meter produced it, to be passed on unaltered (German calibration law:
+    the signature comes from the certified meter, never from the firmware)."""
+
+    ocmf: str  # OCMF|{payload}|{signature}
+    public_key_hex: str  # the meter's key as DER SubjectPublicKeyInfo, upper-case hex (as the transparency software
+    #                      and OCPP's MeterPublicKey keys take it)
+
+
+@runtime_checkable
+class SigningMeter(EnergyMeter, Protocol):
+    """A billing meter that signs begin and end readings of a transaction (OCMF), e.g. an Iskra WM3M4C.
+
+    Contract: ``begin_transaction`` makes the meter take its signed begin reading, and returns once the meter has
+    it; a transaction the meter still holds open (from a power cut) is ended first, its data dropped (the runtime
+    asks ``end_transaction`` for it before, where it can still use it). ``end_transaction`` makes it take the
+    end reading and returns the signed dataset of begin and end. ``transaction_open`` says whether the meter holds
+    a transaction open (it survives a restart of the firmware and a power cut). Failures raise ``MeterError`` or
+    ``HalTimeout``; the meter's plain readings (``read``) go on regardless.
+    """
+
+    async def begin_transaction(self, identification: OcmfIdentification) -> None: ...
+
+    async def end_transaction(self) -> SignedMeterData: ...
+
+    async def transaction_open(self) -> bool: ...
+
+    async def serial_number(self) -> str: ...
+
+    async def public_key_hex(self) -> str: ...
 
 
 @runtime_checkable
