@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import struct
 import termios
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +18,6 @@ from typing import Final
 
 from pymodbus import ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.pdu import ExceptionResponse
 
 from chargepoint.core.metering import MeterReading
 from hal.errors import HalTimeout, MeterError
@@ -57,6 +57,13 @@ def _quiet_pymodbus() -> None:
     logger = logging.getLogger(_PYMODBUS_LOGGER)
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.ERROR)
+
+
+def _float_at(registers: Sequence[int], address: int) -> float:
+    """The IEEE-754 float32 in two registers, high word first, each big-endian (ABCD)."""
+    offset = address - READ_START
+    value: float = struct.unpack(">f", struct.pack(">HH", registers[offset], registers[offset + 1]))[0]
+    return value
 
 
 class Sdm630Meter:
@@ -162,7 +169,7 @@ class Sdm630Meter:
                 # termios.error: a serial line that refuses its settings (an adapter without that parity or speed).
                 client.close()
                 raise MeterError(f"SDM630 {self._description}: {exc}") from exc
-            return self._decode(client, registers, measured_at_s=time.monotonic())
+            return self._decode(registers, measured_at_s=time.monotonic())
 
     async def _read_registers(self, client: _Client) -> list[int]:
         if not client.connected:
@@ -172,9 +179,8 @@ class Sdm630Meter:
         response = await client.read_input_registers(
             READ_START, count=READ_COUNT, device_id=self._device_id
         )
-        if isinstance(response, ExceptionResponse) or response.isError():
-            code = getattr(response, "exception_code", None)
-            raise MeterError(f"SDM630 {self._description}: exception response (code {code})")
+        if response.isError():  # an exception response: the meter refused the request
+            raise MeterError(f"SDM630 {self._description}: exception response (code {response.exception_code})")
         registers = list(response.registers)
         if len(registers) != READ_COUNT:
             raise MeterError(
@@ -182,29 +188,21 @@ class Sdm630Meter:
             )
         return registers
 
-    def _float_at(self, client: _Client, registers: Sequence[int], address: int) -> float:
-        offset = address - READ_START
-        value = client.convert_from_registers(
-            list(registers[offset : offset + 2]), client.DATATYPE.FLOAT32, word_order="big"
-        )
-        if not isinstance(value, float):
-            raise MeterError(f"SDM630 {self._description}: register 0x{address:04X} is not a float32")
-        return value
 
-    def _decode(self, client: _Client, registers: Sequence[int], *, measured_at_s: float) -> MeterReading:
-        energy_kWh = self._float_at(client, registers, REG_IMPORT_KWH)
+    def _decode(self, registers: Sequence[int], *, measured_at_s: float) -> MeterReading:
+        energy_kWh = _float_at(registers, REG_IMPORT_KWH)
         if not math.isfinite(energy_kWh) or energy_kWh < 0:
             raise MeterError(f"SDM630 {self._description}: impossible import energy {energy_kWh!r} kWh")
-        power_W = self._float_at(client, registers, REG_POWER_TOTAL)
+        power_W = _float_at(registers, REG_POWER_TOTAL)
         voltage_V = (
-            self._float_at(client, registers, REG_VOLTAGE_L1),
-            self._float_at(client, registers, REG_VOLTAGE_L2),
-            self._float_at(client, registers, REG_VOLTAGE_L3),
+            _float_at(registers, REG_VOLTAGE_L1),
+            _float_at(registers, REG_VOLTAGE_L2),
+            _float_at(registers, REG_VOLTAGE_L3),
         )
         current_A = (
-            self._float_at(client, registers, REG_CURRENT_L1),
-            self._float_at(client, registers, REG_CURRENT_L2),
-            self._float_at(client, registers, REG_CURRENT_L3),
+            _float_at(registers, REG_CURRENT_L1),
+            _float_at(registers, REG_CURRENT_L2),
+            _float_at(registers, REG_CURRENT_L3),
         )
         if not all(math.isfinite(value) for value in (power_W, *voltage_V, *current_A)):
             raise MeterError(
