@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from chargepoint.core.metering import MeterReading
+from chargepoint.core.metering import MeterReading, SignedMeterData
 from chargepoint.core.pilot import PilotOutput, PilotReading
 
 __all__ = [
@@ -109,16 +109,6 @@ class OcmfIdentification:
     gateway_serial: str  # GS: the charger's serial (its OCPP identity)
     gateway_version: str  # GV: the firmware's version
     tariff_text: str = ""  # TT: the price shown to the driver (<= 250 characters)
-
-
-@dataclass(frozen=True, slots=True)
-class SignedMeterData:
-    """A signed transaction record as the meter produced it, to be passed on unaltered (German calibration law:
-    the signature comes from the certified meter, never from the firmware)."""
-
-    ocmf: str  # OCMF|{payload}|{signature}
-    public_key_hex: str  # the meter's key as DER SubjectPublicKeyInfo, upper-case hex (as the transparency software
-    #                      and OCPP's MeterPublicKey keys take it)
 
 
 @runtime_checkable

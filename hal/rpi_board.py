@@ -12,11 +12,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from hal.drivers import pi_platform
 from hal.errors import BackendUnavailable
-from hal.hardware import ConnectorHardware, Hardware, LazyMeter, NoProximityInput
+from hal.hardware import ConnectorHardware, Hardware, LazyMeter, LazySigningMeter, NoProximityInput
 from hal.protocols import ConnectorLock, EnergyMeter, ProximityPilot, ShuntTrip, TamperSwitch
 from hal.registry import load_backend
 
@@ -111,8 +111,19 @@ class MeterSettings(NamedTuple):
     serial_port: str = "/dev/ttyUSB0"
     baudrate: int = 9600
     parity: str = "N"
-    device_id: int = 1
+    device_id: int = 0  # 0: the model's factory id (FACTORY_DEVICE_IDS)
     timeout_s: float = 1.0
+    signing_timeout_s: float = 10.0  # a signing meter's time to sign a begin or end reading
+
+    @property
+    def unit_id(self) -> int:
+        return self.device_id or FACTORY_DEVICE_IDS.get(self.backend, 1)
+
+
+# Modbus ids as the meters leave the factory; the Iskra's signing meters use 33.
+FACTORY_DEVICE_IDS: Final[Mapping[str, int]] = {"sdm630": 1, "iskra_wm3m4c": 33}
+# Meter backends that sign their readings (hal.protocols.SigningMeter).
+SIGNING_METERS: Final = frozenset({"iskra_wm3m4c"})
 
 
 # Without a [hardware.meter] table the board reads an SDM630 on the Pi's USB RS-485 adapter (9600 8N1, id 1:
@@ -143,6 +154,8 @@ def _section(cls: type[_S], name: str, table: object) -> _S:
     defaults: dict[str, Any] = cls._field_defaults  # type: ignore[attr-defined]
     for field_name, default in defaults.items():
         value = table.get(field_name, default)
+        if value is None:  # an optional key left out of a validated table (model_dump keeps it, as None)
+            value = default
         if isinstance(default, bool | str | int):
             ok = type(value) is type(default)
         else:  # float: an integer is a float too, as in TOML validation
@@ -229,18 +242,22 @@ def rpi_meter(settings: MeterSettings | None) -> EnergyMeter:
     """The meter driver, built on the first read: pymodbus stays off the early safe path."""
     meter = DEFAULT_METER if settings is None else settings
 
+    signs = meter.backend in SIGNING_METERS
+    extra = {"signing_timeout_s": meter.signing_timeout_s} if signs else {}
+
     def build() -> EnergyMeter:
         meter_class = load_backend("meter", meter.backend)
         if meter.transport == "rtu":
             driver: EnergyMeter = meter_class.rtu(
-                meter.serial_port, baudrate=meter.baudrate, parity=meter.parity, device_id=meter.device_id,
-                timeout_s=meter.timeout_s,
+                meter.serial_port, baudrate=meter.baudrate, parity=meter.parity, device_id=meter.unit_id,
+                timeout_s=meter.timeout_s, **extra,
             )
         else:
-            driver = meter_class.tcp(meter.host, meter.port, device_id=meter.device_id, timeout_s=meter.timeout_s)
+            driver = meter_class.tcp(meter.host, meter.port, device_id=meter.unit_id, timeout_s=meter.timeout_s,
+                                     **extra)
         return driver
 
-    return LazyMeter(build)
+    return LazySigningMeter(build) if signs else LazyMeter(build)
 
 
 def create_rpi_hardware(connector_count: int, settings: RpiSettings) -> RpiHardware:

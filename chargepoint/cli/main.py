@@ -166,7 +166,7 @@ def sessions(config_path: Path, limit: int, as_json: bool, as_csv: bool) -> None
 
 CSV_COLUMNS = ("session_id", "connector_id", "id_tag", "started_at", "stopped_at", "energy_Wh", "duration_s",
                "tariff_id", "package", "cost", "currency", "local_cost", "csms_cost", "stop_reason", "payment_method",
-               "ledger_seq", "ledger_hash")
+               "ledger_seq", "ledger_hash", "signed_meter_data", "meter_public_key")
 
 
 def sessions_csv(rows: list[dict[str, Any]]) -> str:

@@ -43,6 +43,11 @@ class ChargerSettings(_Section):
     ventilation_available: bool = Field(
         False, description="The site ventilates the charging area: only then does an EV asking for it (state D) charge"
     )
+    evse_id: str = Field(
+        "", max_length=48, pattern=r"^[^|]*$",
+        description="EVSE ID (e.g. DE*ABC*E123456*1) a signing meter writes into each signed session (OCMF CI); "
+        "empty: the OCPP charge point id"
+    )
     phases: Literal[1, 3] = Field(3, description="Phases wired to the connector")
     connection_timeout_s: float = Field(60.0, gt=0, le=3600, description="Plug-in/authorization pairing window")
     free_vend: bool | None = Field(
@@ -86,15 +91,23 @@ class ChargerSettings(_Section):
 class MeterSettings(_Section):
     """Energy meter on real hardware (Modbus TCP or RTU)."""
 
-    backend: Literal["sdm630"] = Field("sdm630", description="Meter driver")
+    backend: Literal["sdm630", "iskra_wm3m4c"] = Field(
+        "sdm630", description="Meter driver: sdm630 (Eastron SDM630), iskra_wm3m4c (Iskra WM3M4C, signs its readings: "
+        "OCMF for German calibration law)"
+    )
     transport: Literal["tcp", "rtu"] = Field("tcp", description="Modbus TCP or RTU (RS-485)")
     host: str = Field("127.0.0.1", description="TCP host (transport = tcp)")
     port: int = Field(502, ge=1, le=65535, description="TCP port (transport = tcp)")
     serial_port: str = Field("/dev/ttyUSB0", description="Serial device (transport = rtu)")
     baudrate: int = Field(9600, description="Serial speed (transport = rtu)")
     parity: Literal["N", "E", "O"] = Field("N", description="Serial parity (transport = rtu)")
-    device_id: int = Field(1, ge=1, le=247, description="Modbus unit id")
+    device_id: int | None = Field(
+        None, ge=1, le=247, description="Modbus unit id; absent: the meter's factory id (SDM630 1, Iskra WM3M4C 33)"
+    )
     timeout_s: float = Field(1.0, gt=0, le=10, description="Answer timeout")
+    signing_timeout_s: float = Field(
+        10.0, gt=0, le=60, description="How long a signing meter may take to sign a begin or end reading"
+    )
 
 
 class GpioContactorSettings(_Section):

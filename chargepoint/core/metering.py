@@ -18,3 +18,13 @@ class MeterReading:
     voltage_V: tuple[float, float, float]
     current_A: tuple[float, float, float]
     measured_at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SignedMeterData:
+    """A signed transaction record as the meter produced it, to be passed on unaltered (German calibration law:
+    the signature comes from the certified meter, never from the firmware)."""
+
+    ocmf: str  # OCMF|{payload}|{signature}
+    public_key_hex: str  # the meter's key as DER SubjectPublicKeyInfo, upper-case hex (as the transparency software
+    #                      and OCPP's MeterPublicKey keys take it)

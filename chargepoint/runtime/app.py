@@ -85,6 +85,7 @@ from chargepoint.runtime.pricing import PricingService
 from chargepoint.runtime.qr_codes import is_qr_id_tag
 from chargepoint.runtime.reservations import Reservations
 from chargepoint.runtime.session_writer import SessionWriter
+from chargepoint.runtime.signed_metering import ChargerIdentity, SignedMetering
 from chargepoint.runtime.storage import StorageMonitor
 from chargepoint.store import Store
 from hal.hardware import Hardware
@@ -140,7 +141,9 @@ class ChargerApp:
         self._reset_reason = "Reboot"
         self.csms: CsmsAdapter | None = None
         self._listeners: list[ChargerListener] = []
-        self.writer = SessionWriter(store, self.connectors)
+        self.signed = SignedMetering(self.connectors, ChargerIdentity(
+            "" if config.ocpp is None else config.ocpp.charge_point_id, config.charger.evse_id), store, self._publish)
+        self.writer = SessionWriter(store, self.connectors, self.signed if self.signed.meters else None)
         self.reservations = Reservations(store, self.connectors, self.post, self.spawn)
         self.pricing = PricingService(config, store, self, rejected=pricing_problems)
         f = config.fraud
@@ -183,8 +186,9 @@ class ChargerApp:
         if self.csms is not None:
             await self.csms.load()
         await self.pricing.load()
+        signed = await self.signed.recover() if self.signed.meters else None
         recovered = await self.store.recover_open_sessions(
-            "PowerLoss", messages=None if self.csms is None else self.csms.stop_messages
+            "PowerLoss", messages=None if self.csms is None else self.csms.stop_messages, signed=signed,
         )
         for record in recovered:
             log.warning(
@@ -238,6 +242,7 @@ class ChargerApp:
                 task.cancel()
             self.writer.close()
             await writer_task
+            await self.signed.aclose()
 
     def _safety_tick(self, connector_id: int) -> None:
         if self.on_safety_tick is not None:
@@ -383,6 +388,7 @@ class ChargerApp:
         self._publish(TransactionStarted(c.connector_id, id_tag, meter_start_Wh, reservation_id, started_at))
         self.writer.put(c.connector_id, "begin", id_tag=id_tag, meter_start_Wh=meter_start_Wh, started_at=started_at,
                         reservation_id=reservation_id, pricing=pricing, payment_method=method)
+        self.signed.begin(c.connector_id, id_tag, method)
 
     def _end_session(self, c: ConnectorRuntime, reason: str, meter_stop_Wh: int, stopped_by: str | None) -> None:
         stopped_at = datetime.now(UTC)

@@ -14,6 +14,7 @@ from typing import Any
 
 from chargepoint.ports.csms import TransactionJournal
 from chargepoint.runtime.connector import ConnectorRuntime
+from chargepoint.runtime.signed_metering import SignedMetering
 from chargepoint.store import Store
 
 
@@ -25,9 +26,11 @@ class _StoreOp:
 
 
 class SessionWriter:
-    def __init__(self, store: Store, connectors: Mapping[int, ConnectorRuntime]) -> None:
+    def __init__(self, store: Store, connectors: Mapping[int, ConnectorRuntime],
+                 signed: SignedMetering | None = None) -> None:
         self.store = store
         self.connectors = connectors
+        self.signed = signed  # where meters sign: the end of a session waits for its signed dataset
         self.journal: TransactionJournal | None = None  # the CSMS adapter's, once one is attached
         self._ops: asyncio.Queue[_StoreOp | None] = asyncio.Queue()
 
@@ -72,9 +75,10 @@ class SessionWriter:
         elif op.kind == "meter" and op.connector_id in session_ids:
             await self.store.record_meter(session_ids[op.connector_id], **op.args)
         elif op.kind == "end" and op.connector_id in session_ids:
+            signed = None if self.signed is None else await self.signed.end(op.connector_id)
             await self.store.end_session(
                 session_ids.pop(op.connector_id), **op.args,
-                messages=None if journal is None else journal.stop_messages,
+                messages=None if journal is None else journal.stop_messages, signed=signed,
             )
         if journal is not None:
             journal.journal_changed()

@@ -72,6 +72,9 @@ def session_row(r: SessionRecord, p: PricingRow | None, ledger: tuple[int, str] 
         "breakdown": None if p is None else p.breakdown,
         "ledger_seq": None if ledger is None else ledger[0],  # the session's record in the tamper-evident ledger
         "ledger_hash": None if ledger is None else ledger[1],
+        # As the meter signed it (OCMF), and the key that verifies it: what a driver or auditor checks the bill with.
+        "signed_meter_data": r.signed_meter_data,
+        "meter_public_key": r.meter_public_key,
     }
 
 

@@ -211,6 +211,12 @@ CREATE TABLE payments (
 CREATE INDEX payments_state ON payments (state);
 """
 
+# Signed meter data (OCMF) of a session, exactly as its meter signed it, and the meter's public key to verify it.
+_0011_SIGNED_METER_DATA: Final = """
+ALTER TABLE sessions ADD COLUMN signed_meter_data TEXT;
+ALTER TABLE sessions ADD COLUMN meter_public_key TEXT;
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
@@ -222,6 +228,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (8, _0008_LEDGER),
     (9, _0009_PAYMENT_METHOD),
     (10, _0010_PAYMENTS),
+    (11, _0011_SIGNED_METER_DATA),
 )
 """(number, sql) pairs in the order they are applied."""
 

@@ -32,7 +32,7 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +40,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from chargepoint.core.metering import SignedMeterData
 from chargepoint.core.ocpp_auth import IdTagEntry
 from chargepoint.core.reservation import Reservation
 from chargepoint.errors import StoreError
@@ -82,7 +83,7 @@ _FILE_MODE: Final = 0o600
 
 _SESSION_COLUMNS: Final = (
     "session_id, connector_id, id_tag, started_at, meter_start_Wh, stopped_at, meter_stop_Wh, "
-    "stop_reason, last_meter_Wh, last_meter_at, stop_id_tag, payment_method"
+    "stop_reason, last_meter_Wh, last_meter_at, stop_id_tag, payment_method, signed_meter_data, meter_public_key"
 )
 
 
@@ -109,6 +110,10 @@ class SessionRecord:
     """The idTag that asked for the stop, if a card did (it may differ from ``id_tag``: same group)."""
     payment_method: str | None = None
     """rfid, card, qr, remote or free (None: recorded before the charger knew)."""
+    signed_meter_data: str | None = None
+    """The meter's signed begin and end readings (an OCMF string), unaltered; None if the meter does not sign."""
+    meter_public_key: str | None = None
+    """The signing meter's public key (DER SubjectPublicKeyInfo, hex) that verifies ``signed_meter_data``."""
 
     @property
     def energy_Wh(self) -> int | None:
@@ -173,6 +178,9 @@ def _session_entry(conn: sqlite3.Connection, record: SessionRecord) -> dict[str,
         "meter_start_Wh": record.meter_start_Wh, "meter_stop_Wh": record.meter_stop_Wh,
         "energy_Wh": record.energy_Wh, "stop_reason": record.stop_reason, "payment_method": record.payment_method,
     }
+    if record.signed_meter_data is not None:  # absent, not null, for meters that do not sign: older records verify
+        entry["signed_meter_data"] = record.signed_meter_data
+        entry["meter_public_key"] = record.meter_public_key
     priced = _pricing.fetch(conn, record.session_id)
     if priced is not None:
         entry["cost"] = None if priced.cost is None else str(priced.cost)
@@ -216,6 +224,8 @@ def _record(row: sqlite3.Row) -> SessionRecord:
         last_meter_at=_from_text(row["last_meter_at"]),
         stop_id_tag=row["stop_id_tag"],
         payment_method=row["payment_method"],
+        signed_meter_data=row["signed_meter_data"],
+        meter_public_key=row["meter_public_key"],
     )
 
 
@@ -434,7 +444,8 @@ class Store:
 
         def insert(conn: sqlite3.Connection) -> SessionRecord:
             conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, NULL, ?)",
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, NULL, ?, NULL, NULL)",
                 (
                     session_id,
                     connector_id,
@@ -501,6 +512,7 @@ class Store:
         messages: Callable[[SessionRecord], Sequence[OutboxMessage]] | None = None,
         pricing: PricingUpdate | None = None,
         stop_id_tag: str | None = None,
+        signed: SignedMeterData | None = None,
     ) -> SessionRecord:
         """Close a session and return the closed record; its cost becomes final and its prepaid account is debited.
 
@@ -528,8 +540,11 @@ class Store:
                 # The stop reading is also the session's last reading.
                 conn.execute(
                     "UPDATE sessions SET stopped_at = ?, meter_stop_Wh = ?, stop_reason = ?, "
-                    "last_meter_Wh = ?, last_meter_at = ?, stop_id_tag = ? WHERE session_id = ?",
-                    (stopped_text, stop_Wh, reason, stop_Wh, stopped_text, stop_id_tag, session_id),
+                    "last_meter_Wh = ?, last_meter_at = ?, stop_id_tag = ?, signed_meter_data = ?, "
+                    "meter_public_key = ? WHERE session_id = ?",
+                    (stopped_text, stop_Wh, reason, stop_Wh, stopped_text, stop_id_tag,
+                     None if signed is None else signed.ocmf, None if signed is None else signed.public_key_hex,
+                     session_id),
                 )
                 closed = self._fetch_session(conn, session_id)
                 if messages is not None:
@@ -556,6 +571,7 @@ class Store:
         self,
         reason: str = "PowerLoss",
         messages: Callable[[SessionRecord], Sequence[OutboxMessage]] | None = None,
+        signed: Mapping[int, SignedMeterData] | None = None,
     ) -> list[SessionRecord]:
         """Close every session a crash or power cut left open, at its last persisted reading.
 
@@ -575,6 +591,13 @@ class Store:
                     "stop_reason = ? WHERE stopped_at IS NULL",
                     (reason,),
                 )
+                for connector_id, data in (signed or {}).items():
+                    # A signing meter kept the transaction open through the outage and signed its end since: the
+                    # newest session it recovered on that connector is the one the meter's dataset belongs to.
+                    newest = [sid for sid in ids if self._fetch_session(conn, sid).connector_id == connector_id]
+                    if newest:
+                        conn.execute("UPDATE sessions SET signed_meter_data = ?, meter_public_key = ? "
+                                     "WHERE session_id = ?", (data.ocmf, data.public_key_hex, newest[-1]))
                 closed = [self._fetch_session(conn, session_id) for session_id in ids]
                 for record in closed:
                     # The cost persisted with the last reading is the cost at the recovered stop point.

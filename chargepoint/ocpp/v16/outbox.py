@@ -240,6 +240,12 @@ class Outbox:
         data.extend(collected)
         if "Energy.Active.Import.Register" in measurands:
             data.append(energy_value(clock.on_csms_clock(record.stopped_at), record.meter_stop_Wh, "Transaction.End"))
+        if record.signed_meter_data is not None:
+            # Always, whatever StopTxnSampledData says: the signed dataset is what the bill must be provable from
+            # (German calibration law), passed on exactly as the meter signed it.
+            data.append({"timestamp": wire_time(clock.on_csms_clock(record.stopped_at)), "sampledValue": [{
+                "value": record.signed_meter_data, "context": "Transaction.End", "format": "SignedData",
+                "measurand": "Energy.Active.Import.Register", "location": "Outlet", "unit": "Wh"}]})
         return data
 
     async def connector_unplugged(self, session_id: str, at: datetime) -> None:
