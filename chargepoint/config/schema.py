@@ -251,14 +251,21 @@ class BoardSettings(_Section):
 
 
 class PaymentSettings(_Section):
-    """Card payment terminal (ZVT over TCP); see docs/hardware.md "Payment terminal (ZVT)"."""
+    """Card payment terminal (ZVT over TCP or a serial line); see docs/hardware.md "Payment terminal (ZVT)"."""
 
     backend: Literal["auto", "none", "zvt", "sim"] = Field(
         "auto", description="zvt: a real terminal at host:port; sim: the ZVT terminal simulator on loopback; none: no "
         "terminal; auto: sim with hardware.backend = \"sim\", none otherwise"
     )
-    host: str = Field("", description="Terminal's IP address or host name (backend zvt)")
+    transport: Literal["tcp", "serial"] = Field(
+        "tcp", description="ZVT over TCP/IP, or over a serial line (RS-232, DLE/STX framing with CRC)"
+    )
+    host: str = Field("", description="Terminal's IP address or host name (backend zvt, transport tcp)")
     port: int = Field(20007, ge=1, le=65535, description="Terminal's ECR port (ZVT over TCP)")
+    serial_port: str = Field("/dev/ttyUSB1", min_length=1, description="Serial device (transport serial)")
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = Field(
+        9600, description="Serial speed (transport serial; ZVT's default is 9600, 8N2)"
+    )
     password: SecretStr | None = Field(None, description="Terminal's ECR password, six digits; absent: 000000, the "
                                        "terminals' factory setting")
     currency: Literal["EUR", "CHF", "GBP", "USD", "DKK", "SEK", "NOK", "PLN", "CZK", "HUF"] = Field(
