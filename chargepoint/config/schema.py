@@ -28,6 +28,11 @@ class IdentitySettings(_Section):
     model: str = Field("CP-AC22", max_length=20, description="ChargePointModel in BootNotification")
     serial_number: str = Field("SIM-0001", max_length=25, description="Charge point serial number")
     firmware_version: str | None = Field(None, max_length=50, description="Defaults to the package version")
+    evse_id: str = Field(
+        "", max_length=48, pattern=r"^[^|]*$",
+        description="EVSE ID (e.g. DE*ABC*E123456*1) a signing meter writes into each signed session (OCMF CI); "
+        "empty: the OCPP charge point id"
+    )
 
 
 class ChargerSettings(_Section):
@@ -42,11 +47,6 @@ class ChargerSettings(_Section):
     )
     ventilation_available: bool = Field(
         False, description="The site ventilates the charging area: only then does an EV asking for it (state D) charge"
-    )
-    evse_id: str = Field(
-        "", max_length=48, pattern=r"^[^|]*$",
-        description="EVSE ID (e.g. DE*ABC*E123456*1) a signing meter writes into each signed session (OCMF CI); "
-        "empty: the OCPP charge point id"
     )
     phases: Literal[1, 3] = Field(3, description="Phases wired to the connector")
     connection_timeout_s: float = Field(60.0, gt=0, le=3600, description="Plug-in/authorization pairing window")
@@ -765,6 +765,15 @@ class FraudSettings(_Section):
                                           "(SettingSystemTime)")
 
 
+class HistorySettings(_Section):
+    """The event history that availability and usage reports read (chargepoint report, forecast)."""
+
+    keep_days: int = Field(400, ge=7, le=3660, description="Events older than this are dropped")
+    max_events: int = Field(
+        1_000_000, ge=10_000, description="At most this many events are kept (the oldest go first)"
+    )
+
+
 class Config(_Section):
     identity: IdentitySettings = Field(default_factory=lambda: IdentitySettings())
     charger: ChargerSettings = Field(default_factory=lambda: ChargerSettings())
@@ -776,6 +785,7 @@ class Config(_Section):
     ocpp: OcppSettings | None = None
     qr: QrSettings = Field(default_factory=lambda: QrSettings())
     fraud: FraudSettings = Field(default_factory=lambda: FraudSettings())
+    history: HistorySettings = Field(default_factory=lambda: HistorySettings())
     card_payment: CardPaymentSettings = Field(default_factory=lambda: CardPaymentSettings())
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from chargepoint import __version__
 from chargepoint.config.schema import Config
 from chargepoint.core.authorization import LocalAllowList
 from chargepoint.core.commands import (
@@ -80,6 +81,7 @@ from chargepoint.runtime.card_payment import CardPayments, CardSettings
 from chargepoint.runtime.connector import ConnectorRuntime, SessionView
 from chargepoint.runtime.faults import FaultBook
 from chargepoint.runtime.fraud import FraudSettings, FraudWatch
+from chargepoint.runtime.history_recorder import HistoryRecorder
 from chargepoint.runtime.mobile_payment import MobilePayment
 from chargepoint.runtime.pricing import PricingService
 from chargepoint.runtime.qr_codes import is_qr_id_tag
@@ -141,8 +143,10 @@ class ChargerApp:
         self._reset_reason = "Reboot"
         self.csms: CsmsAdapter | None = None
         self._listeners: list[ChargerListener] = []
+        ident = config.identity
         self.signed = SignedMetering(self.connectors, ChargerIdentity(
-            "" if config.ocpp is None else config.ocpp.charge_point_id, config.charger.evse_id), store, self._publish)
+            "" if config.ocpp is None else config.ocpp.charge_point_id, ident.evse_id, ident.serial_number,
+            ident.firmware_version or __version__), store, self._publish)
         self.writer = SessionWriter(store, self.connectors, self.signed if self.signed.meters else None)
         self.reservations = Reservations(store, self.connectors, self.post, self.spawn)
         self.pricing = PricingService(config, store, self, rejected=pricing_problems)
@@ -162,6 +166,8 @@ class ChargerApp:
                 hardware.payment, store, self.connectors, self._start_card_session, self.pricing.set_card_budget,
                 self.pricing.screen.show, self.flush_store, self.spawn, self._publish)
         self.faults = FaultBook(store, self.spawn)
+        self.history = HistoryRecorder(store, self.connectors, config.history.keep_days, config.history.max_events)
+        self._listeners.append(self.history)
         self.storage = StorageMonitor(store, self.connectors, self.faults, self.post, self._publish, self.spawn)
         self.tests = selftest.SelfTests(self.connectors, self.post, hardware)
         self._handled = asyncio.Event()
@@ -170,6 +176,7 @@ class ChargerApp:
         """The adapter that connects the charger to its CSMS (before ``run``); it hears every event too."""
         self.csms = adapter
         self.writer.journal = adapter
+        self.history.link_up = lambda: adapter.connected
         self.add_listener(adapter)
 
     def add_listener(self, listener: ChargerListener) -> None:
@@ -186,6 +193,7 @@ class ChargerApp:
         if self.csms is not None:
             await self.csms.load()
         await self.pricing.load()
+        await self.history.start()
         signed = await self.signed.recover() if self.signed.meters else None
         recovered = await self.store.recover_open_sessions(
             "PowerLoss", messages=None if self.csms is None else self.csms.stop_messages, signed=signed,
@@ -230,6 +238,7 @@ class ChargerApp:
             if self.mobile.enabled:
                 self.spawn(self.mobile.run())
             self.spawn(self.fraud.run())
+            self.spawn(self.history.run())
             if self.hardware.tamper is not None:
                 self.spawn(self.fraud.watch_tamper(self.hardware.tamper))
             if self.cards is not None:
@@ -243,6 +252,7 @@ class ChargerApp:
             self.writer.close()
             await writer_task
             await self.signed.aclose()
+            await self.history.stop(self._reset_reason)
 
     def _safety_tick(self, connector_id: int) -> None:
         if self.on_safety_tick is not None:

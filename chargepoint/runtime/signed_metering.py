@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chargepoint import __version__
 from chargepoint.core.metering import SignedMeterData
 from chargepoint.ports.events import ChargerEvent, SecurityEvent
 from chargepoint.runtime.connector import ConnectorRuntime
@@ -39,6 +38,8 @@ GATEWAY_ID = "chargepoint"  # OCMF GI: the system that wrote the metadata
 class ChargerIdentity:
     charge_point_id: str  # the OCPP identity ("" for a charger without a CSMS)
     evse_id: str  # "" : none configured
+    serial_number: str  # the charger's (OCMF GS)
+    firmware_version: str  # OCMF GV
 
 
 # How each way of paying identifies the driver, in OCMF's vocabulary (IS, IT, IF).
@@ -60,7 +61,7 @@ def identification(identity: ChargerIdentity, id_tag: str, payment_method: str) 
     return OcmfIdentification(
         identified=identified, identification_type=kind, identification_data=id_tag if identified else "",
         identification_flags=flags, charge_point_type=point_type, charge_point_id=point_id,
-        gateway_id=GATEWAY_ID, gateway_serial=identity.charge_point_id, gateway_version=__version__,
+        gateway_id=GATEWAY_ID, gateway_serial=identity.serial_number, gateway_version=identity.firmware_version,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chargepoint.store.faults import FaultChange
+from chargepoint.store.history import Exclusion, HistoryEvent, ImportedSession
 from chargepoint.store.ledger import LedgerRecord, LedgerSigner
 from chargepoint.store.payments import PaymentRecord, PaymentRefused
 from chargepoint.store.pricing import PrepaidAccount, PricingRow, PricingStart, PricingUpdate
@@ -21,7 +22,10 @@ from chargepoint.store.store import (
 __all__ = [
     "BUSY_TIMEOUT_ms",
     "CorruptionReport",
+    "Exclusion",
     "FaultChange",
+    "HistoryEvent",
+    "ImportedSession",
     "LedgerRecord",
     "LedgerSigner",
     "OutboxMessage",

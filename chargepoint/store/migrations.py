@@ -217,6 +217,43 @@ ALTER TABLE sessions ADD COLUMN signed_meter_data TEXT;
 ALTER TABLE sessions ADD COLUMN meter_public_key TEXT;
 """
 
+# Availability and usage history (store/history.py): events, operator-declared exclusions, imported sessions.
+_0012_HISTORY: Final = """
+CREATE TABLE history (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           TEXT    NOT NULL,
+    mono_s       REAL    NOT NULL,
+    boot         INTEGER NOT NULL,
+    connector_id INTEGER NOT NULL,
+    kind         TEXT    NOT NULL,
+    value        TEXT    NOT NULL,
+    detail       TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX history_at ON history (at);
+CREATE TABLE exclusions (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    connector_id INTEGER NOT NULL,
+    start        TEXT    NOT NULL,
+    end          TEXT    NOT NULL,
+    reason       TEXT    NOT NULL CHECK (reason IN ('grid', 'maintenance', 'vandalism', 'operator')),
+    note         TEXT    NOT NULL DEFAULT '',
+    created_at   TEXT    NOT NULL
+);
+CREATE TABLE imported_sessions (
+    key          TEXT    PRIMARY KEY,
+    start        TEXT    NOT NULL,
+    stop         TEXT    NOT NULL,
+    start_utc    TEXT    NOT NULL,
+    connector_id INTEGER NOT NULL,
+    energy_Wh    INTEGER NOT NULL,
+    id_tag       TEXT    NULL,
+    cost         TEXT    NULL,
+    source       TEXT    NOT NULL,
+    imported_at  TEXT    NOT NULL
+);
+CREATE INDEX imported_sessions_start ON imported_sessions (start_utc);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
@@ -229,6 +266,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (9, _0009_PAYMENT_METHOD),
     (10, _0010_PAYMENTS),
     (11, _0011_SIGNED_METER_DATA),
+    (12, _0012_HISTORY),
 )
 """(number, sql) pairs in the order they are applied."""
 

@@ -45,11 +45,13 @@ from chargepoint.core.ocpp_auth import IdTagEntry
 from chargepoint.core.reservation import Reservation
 from chargepoint.errors import StoreError
 from chargepoint.store import faults as _faults
+from chargepoint.store import history as _history
 from chargepoint.store import ledger as _ledger
 from chargepoint.store import payments as _payments
 from chargepoint.store import pricing as _pricing
 from chargepoint.store import security_log as _security_log
 from chargepoint.store.faults import FaultChange
+from chargepoint.store.history import Exclusion, HistoryEvent, ImportedSession
 from chargepoint.store.ledger import LedgerRecord, LedgerSigner
 from chargepoint.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from chargepoint.store.payments import PaymentRecord
@@ -899,6 +901,52 @@ class Store:
             return [(r, _pricing.fetch(conn, r.session_id)) for r in records]
 
         return await self._run(work)
+
+    async def sessions_between(self, since: datetime, until: datetime) -> list[tuple[SessionRecord, PricingRow | None]]:
+        """Sessions started in ``[since, until)``, oldest first, each with its pricing row (usage reports)."""
+        since_text, until_text = _to_text(since), _to_text(until)
+
+        def work(conn: sqlite3.Connection) -> list[tuple[SessionRecord, PricingRow | None]]:
+            rows = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE started_at >= ? AND started_at < ? "
+                "ORDER BY started_at, seq", (since_text, until_text)).fetchall()
+            return [(r, _pricing.fetch(conn, r.session_id)) for r in map(_record, rows)]
+
+        return await self._run(work)
+
+    # ----------------------------------------------------------------- availability and usage history
+
+    async def history_append(self, events: Sequence[HistoryEvent]) -> None:
+        if events:
+            await self._run(lambda conn: _history.append(conn, events))
+
+    async def history_events(self, since: datetime, until: datetime) -> list[HistoryEvent]:
+        return await self._run(lambda conn: _history.events(conn, _to_text(since), _to_text(until)))
+
+    async def history_prune(self, older_than: datetime, max_rows: int) -> int:
+        return await self._run(lambda conn: _history.prune(conn, _to_text(older_than), max_rows))
+
+    async def add_exclusion(self, connector_id: int, start: datetime, end: datetime, reason: str,
+                            note: str = "") -> Exclusion:
+        now = _to_text(datetime.now(UTC))
+        return await self._run(lambda conn: _history.add_exclusion(
+            conn, connector_id, _to_text(start), _to_text(end), reason, note, now))
+
+    async def exclusions(self, since: datetime, until: datetime) -> list[Exclusion]:
+        return await self._run(lambda conn: _history.exclusions(conn, _to_text(since), _to_text(until)))
+
+    async def import_sessions(self, sessions: Sequence[ImportedSession]) -> int:
+        """Add the sessions not imported before, all or none; how many were new."""
+        now = _to_text(datetime.now(UTC))
+
+        def work(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                return _history.import_sessions(conn, sessions, now)
+
+        return await self._run(work)
+
+    async def imported_sessions(self, since: datetime, until: datetime) -> list[ImportedSession]:
+        return await self._run(lambda conn: _history.imported_sessions(conn, _to_text(since), _to_text(until)))
 
     async def set_csms_cost(self, session_id: str, cost: Decimal, final: bool, text: str | None) -> None:
         """RunningCost/FinalCost from the CSMS. A FinalCost is never replaced by a later RunningCost."""

@@ -65,7 +65,8 @@ async def test_a_recovered_session_gets_the_dataset_its_meter_signed_after_the_o
     assert closed_before is not None and closed_before.signed_meter_data is None
 
 
-IDENTITY = ChargerIdentity(charge_point_id="CP-7", evse_id="DE*ABC*E7*1")
+IDENTITY = ChargerIdentity(charge_point_id="CP-7", evse_id="DE*ABC*E7*1", serial_number="SN-42",
+                           firmware_version=__version__)
 
 
 @pytest.mark.parametrize(("method", "identified", "kind", "flags"), [
@@ -80,7 +81,7 @@ def test_each_way_of_paying_is_named_in_the_meters_vocabulary(
     assert (ident.identified, ident.identification_type, ident.identification_flags) == (identified, kind, flags)
     assert ident.identification_data == "04A1B2C3"
     assert (ident.charge_point_type, ident.charge_point_id) == ("EVSEID", "DE*ABC*E7*1")
-    assert (ident.gateway_id, ident.gateway_serial, ident.gateway_version) == ("chargepoint", "CP-7", __version__)
+    assert (ident.gateway_id, ident.gateway_serial, ident.gateway_version) == ("chargepoint", "SN-42", __version__)
 
 
 def test_free_vend_names_no_user() -> None:
@@ -89,5 +90,5 @@ def test_free_vend_names_no_user() -> None:
 
 
 def test_without_an_evse_id_the_charge_point_is_named_by_its_ocpp_identity() -> None:
-    ident = identification(ChargerIdentity(charge_point_id="CP-7", evse_id=""), "TAG", "rfid")
+    ident = identification(ChargerIdentity(charge_point_id="CP-7", evse_id="", serial_number="SN", firmware_version="1"), "TAG", "rfid")
     assert (ident.charge_point_type, ident.charge_point_id) == ("CBIDC", "CP-7")
