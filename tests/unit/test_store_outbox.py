@@ -362,6 +362,23 @@ async def test_messages_of_a_session_the_csms_never_confirmed_are_dropped_unsent
     ]
 
 
+async def test_a_transaction_message_refused_for_good_goes_alone_and_its_session_stays(store: Store) -> None:
+    """Only a StartTransaction refused for good takes its session's other messages with it: a MeterValues the
+    CSMS keeps refusing is dropped by itself, and the session's StopTransaction still goes."""
+    session = await store.begin_session(1, "A", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    start = await store.outbox_head()
+    assert start is not None
+    await store.outbox_delivered(start.seq, (session.session_id, 7))  # the CSMS confirmed the start
+    await store.record_meter(session.session_id, 10, T0 + timedelta(seconds=1),
+                             messages=[message("MeterValues", 2, session.session_id)])
+    await store.end_session(session.session_id, 20, T0 + timedelta(seconds=2), "Local",
+                            messages=lambda record: [message("StopTransaction", 3, record.session_id)])
+    link = _RefusingLink("InternalError")
+    await deliver_head(outbox_on(store, link, attempts=1))
+    assert link.sent == ["MeterValues"]
+    assert [(r.action, r.session_id) for r in await drain(store)] == [("StopTransaction", session.session_id)]
+
+
 async def test_an_idle_outbox_sleeps_until_a_message_is_queued_then_sends_it(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     link = _RefusingLink("InternalError")
@@ -476,3 +493,14 @@ async def test_a_message_whose_answer_never_came_stays_unchanged_and_the_link_is
     assert await store.outbox_head() == before  # not delivered, not counted as a refusal: sent again as it is
     assert "StartTransaction not answered (no answer within 30 s); will resend" in [
         r.getMessage() for r in caplog.records]
+
+
+async def test_an_answer_that_never_came_is_logged_by_the_errors_name_when_it_has_no_text(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    await store.begin_session(1, "CARD", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    unused: Any = None
+    outbox = Outbox(OcppConfiguration(1), store, cast(CsmsConnection, _Connection(_SilentLink(TimeoutError()))),
+                    unused, unused, unused)
+    with caplog.at_level(logging.WARNING, logger="chargepoint.ocpp.v16.outbox"):
+        await deliver_head(outbox)
+    assert "StartTransaction not answered (TimeoutError); will resend" in [r.getMessage() for r in caplog.records]
