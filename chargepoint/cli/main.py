@@ -16,6 +16,7 @@ from chargepoint.cli.events import events_command
 from chargepoint.cli.ledger import ledger_group
 from chargepoint.cli.payments import payments_command
 from chargepoint.cli.qr import qr_command
+from chargepoint.cli.report import availability_group, report_command
 from chargepoint.config.loader import load_config_for_service, redacted_json
 from chargepoint.errors import ConfigError, ControlError
 
@@ -322,6 +323,8 @@ def demo(keep: bool, charge_seconds: float, card: bool) -> None:
 
 cli.add_command(board_sim)
 cli.add_command(ledger_group)
+cli.add_command(report_command)
+cli.add_command(availability_group)
 cli.add_command(qr_command)
 cli.add_command(events_command)
 cli.add_command(payments_command)

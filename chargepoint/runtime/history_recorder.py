@@ -69,7 +69,10 @@ class HistoryRecorder:
         alive = await self.store.get_kv(KV_ALIVE)
         if alive is not None and await self.store.get_kv(KV_CLEAN) != "1":
             cause = "mains" if await self.store.get_kv(KV_MAINS_LOST) == "1" else "unknown"
-            self._pending.append(HistoryEvent(alive, 0.0, self.boot - 1, 0, "down", cause))
+            # Alive is refreshed once a minute; events of the last minute before the outage came after it.
+            last = await self.store.history_last_at()
+            down_at = alive if last is None else max(alive, last)
+            self._pending.append(HistoryEvent(down_at, 0.0, self.boot - 1, 0, "down", cause))
         before = await self.store.get_kv(KV_VERSION)
         self._add(0, "boot", __version__, "" if before in (None, __version__) else f"updated from {before}")
         await self.store.set_kv(KV_VERSION, __version__)

@@ -84,6 +84,11 @@ def events(conn: sqlite3.Connection, since: str, until: str) -> list[HistoryEven
     return [_event(row) for row in (*before, *rows)]
 
 
+def last_at(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT MAX(at) FROM history").fetchone()
+    return None if row is None else row[0]
+
+
 def _event(row: sqlite3.Row) -> HistoryEvent:
     return HistoryEvent(row["at"], row["mono_s"], row["boot"], row["connector_id"], row["kind"], row["value"],
                         row["detail"])

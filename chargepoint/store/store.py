@@ -923,6 +923,10 @@ class Store:
     async def history_events(self, since: datetime, until: datetime) -> list[HistoryEvent]:
         return await self._run(lambda conn: _history.events(conn, _to_text(since), _to_text(until)))
 
+    async def history_last_at(self) -> str | None:
+        """When the newest event happened (ISO 8601 UTC), None if there is none."""
+        return await self._run(_history.last_at)
+
     async def history_prune(self, older_than: datetime, max_rows: int) -> int:
         return await self._run(lambda conn: _history.prune(conn, _to_text(older_than), max_rows))
 

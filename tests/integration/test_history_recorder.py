@@ -56,16 +56,19 @@ async def test_a_run_that_ended_without_a_clean_stop_leaves_an_outage_from_its_l
         pass
     store = await Store.open(config.storage.database_path)
     try:
-        # As a power cut leaves it: the last run never said it stopped; it was last seen alive an hour ago.
+        # As a power cut leaves it: the last run never said it stopped, and its last refresh of "alive" came before
+        # its last events (alive is refreshed once a minute); the later of the two is its last sign of life.
         seen = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="microseconds")
         await store.set_kv("history.clean_stop", "0")
         await store.set_kv("history.alive_at", seen)
+        last_event_at = (await all_events(store))[-1].at
+        assert last_event_at > seen
     finally:
         await store.close()
     async with running_charger(config) as charger:
         events = await all_events(charger.store)
     down = [e for e in events if e.kind == "down"]
-    assert [(e.at, e.value, e.boot) for e in down] == [(seen, "unknown", 1)]
+    assert [(e.at, e.value, e.boot) for e in down] == [(last_event_at, "unknown", 1)]
     boots = [e for e in events if e.kind == "boot"]
     assert [e.boot for e in boots] == [1, 2]
     assert down[0].at < boots[1].at  # the outage runs from the last sign of life to the next boot

@@ -1,0 +1,188 @@
+"""``chargepoint report``: availability (as NEVI counts it) and sessions per connector and for the charger, and
+``chargepoint availability exclude``: declare time that does not count (maintenance, vandalism ...).
+
+The report reads the database directly (read-only), so it works whether the daemon runs or not: a technician can
+read a charger's history while its service is stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chargepoint.analytics.availability import (
+    ConnectorAvailability,
+    Event,
+    Exclusion,
+    charger_availability,
+    connector_availability,
+)
+from chargepoint.cli.common import _load, read_database
+from chargepoint.store import history as _history
+from chargepoint.store.history import EXCLUSION_REASONS
+
+DEFAULT_DAYS = 30
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
+    help="Configuration file (TOML).")
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """ISO 8601 with an offset (a bare date means its midnight UTC); a clear error otherwise."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2026-12-01T00:00:00+01:00)",
+                                 param_hint=option) from None
+    if at.tzinfo is None:
+        if len(text) > 10:
+            raise click.BadParameter(f"{text!r} has no UTC offset (add Z or +01:00)", param_hint=option)
+        at = at.replace(tzinfo=UTC)
+    return at
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _sessions(conn: sqlite3.Connection, since: str, until: str) -> dict[int, tuple[int, int]]:
+    """{connector: (sessions, energy_Wh)} of the charger's own and imported sessions started in the period."""
+    totals: dict[int, tuple[int, int]] = {}
+    rows = conn.execute(
+        "SELECT connector_id, COUNT(*), COALESCE(SUM(COALESCE(meter_stop_Wh, last_meter_Wh) - meter_start_Wh), 0) "
+        "FROM sessions WHERE started_at >= ? AND started_at < ? GROUP BY connector_id", (since, until)).fetchall()
+    imported = conn.execute(
+        "SELECT connector_id, COUNT(*), COALESCE(SUM(energy_Wh), 0) FROM imported_sessions "
+        "WHERE start_utc >= ? AND start_utc < ? GROUP BY connector_id", (since, until)).fetchall()
+    for connector_id, count, energy in (*rows, *imported):
+        sessions, energy_Wh = totals.get(connector_id, (0, 0))
+        totals[connector_id] = (sessions + count, energy_Wh + energy)
+    return totals
+
+
+def _figures(a: ConnectorAvailability, sessions: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "uptime_percent": a.uptime_percent,
+        "sessions": sessions[0],
+        "energy_Wh": sessions[1],
+        "faults": a.faults,
+        "failed_starts": a.failed_starts,
+        "period_s": round(a.period_s),
+        "outage_s": round(a.outage_s),
+        "excluded_s": round(a.excluded_s),
+        "mtbf_h": None if a.mtbf_s is None else round(a.mtbf_s / 3600, 2),
+        "mttr_min": None if a.mttr_s is None else round(a.mttr_s / 60, 1),
+        "status_s": {status: round(seconds) for status, seconds in sorted(a.status_s.items())},
+        "outages": [{"start": _iso(o.start), "end": _iso(o.end), "duration_s": round(o.duration_s),
+                     "cause": o.cause, "excluded_s": round(o.excluded_s)} for o in a.outages],
+    }
+
+
+def build_report(conn: sqlite3.Connection, connectors: int, start: datetime, end: datetime) -> dict[str, Any]:
+    since, until = start.astimezone(UTC).isoformat(timespec="microseconds"), end.astimezone(
+        UTC).isoformat(timespec="microseconds")
+    events = [Event(datetime.fromisoformat(e.at), e.connector_id, e.kind, e.value, e.detail)
+              for e in _history.events(conn, since, until)]
+    exclusions = [Exclusion(datetime.fromisoformat(x.start), datetime.fromisoformat(x.end), x.connector_id, x.reason)
+                  for x in _history.exclusions(conn, since, until)]
+    sessions = _sessions(conn, since, until)
+    ports = [connector_availability(events, exclusions, n, start, end) for n in range(1, connectors + 1)]
+    total = charger_availability(ports)
+    all_sessions = (sum(s for s, _ in sessions.values()), sum(e for _, e in sessions.values()))
+    return {
+        "from": _iso(start), "to": _iso(end),
+        "connectors": [{"id": a.connector_id, **_figures(a, sessions.get(a.connector_id, (0, 0)))} for a in ports],
+        "charger": _figures(total, all_sessions),
+    }
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print(report: dict[str, Any]) -> None:
+    click.echo(f"Availability and use, {report['from']} to {report['to']} (uptime as NEVI counts it: grid loss and "
+               "declared exclusions do not count)")
+    rows: Sequence[tuple[str, dict[str, Any]]] = [
+        *((f"connector {c['id']}", c) for c in report["connectors"]), ("charger", report["charger"])]
+    click.echo(f"{'':<12} {'uptime':>9} {'sessions':>9} {'energy':>12} {'faults':>7} {'outage':>9} "
+               f"{'excluded':>9} {'MTBF':>9} {'MTTR':>9}")
+    for name, c in rows:
+        uptime = "-" if c["uptime_percent"] is None else f"{c['uptime_percent']:.2f} %"
+        mtbf = "-" if c["mtbf_h"] is None else f"{c['mtbf_h']:.1f} h"
+        mttr = "-" if c["mttr_min"] is None else f"{c['mttr_min']:.0f} min"
+        click.echo(f"{name:<12} {uptime:>9} {c['sessions']:>9} {c['energy_Wh'] / 1000:>8.1f} kWh {c['faults']:>7} "
+                   f"{_hours(c['outage_s']):>9} {_hours(c['excluded_s']):>9} {mtbf:>9} {mttr:>9}")
+    for c in report["connectors"]:
+        for o in c["outages"]:
+            excluded = f", {o['excluded_s']} s excluded" if o["excluded_s"] else ""
+            click.echo(f"  connector {c['id']}: {o['start']} .. {o['end']} {o['cause']} ({o['duration_s']} s"
+                       f"{excluded})")
+
+
+@click.command(name="report")
+@config_option
+@click.option("--from", "start_text", help="Start (ISO 8601 with offset); default: 30 days before --to.")
+@click.option("--to", "end_text", help="End (ISO 8601 with offset); default: now.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def report_command(config_path: Path, start_text: str | None, end_text: str | None, as_json: bool) -> None:
+    """Uptime per connector (NEVI 23 CFR 680.116(b)), time per status, outages, faults, MTBF, MTTR, sessions and
+    energy, for a period. Reads the database, so it works while the daemon is stopped."""
+    end = datetime.now(UTC) if end_text is None else parse_time(end_text, "--to")
+    start = end - timedelta(days=DEFAULT_DAYS) if start_text is None else parse_time(start_text, "--from")
+    if not start < end:
+        raise click.BadParameter(f"--from {_iso(start)} is not before --to {_iso(end)}", param_hint="--from")
+    connectors = _load(config_path).charger.connectors
+    result, _ = read_database(config_path, "the history", lambda conn: build_report(conn, connectors, start, end))
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        _print(result)
+
+
+@click.group(name="availability")
+def availability_group() -> None:
+    """Declare time that does not count against availability (scheduled maintenance, vandalism ...)."""
+
+
+@availability_group.command(name="exclude")
+@config_option
+@click.option("--from", "start_text", required=True, help="Start (ISO 8601 with offset).")
+@click.option("--to", "end_text", required=True, help="End (ISO 8601 with offset).")
+@click.option("--reason", required=True, type=click.Choice(EXCLUSION_REASONS), help="Why it does not count.")
+@click.option("--connector", default=0, show_default=True, type=click.IntRange(0, 8),
+              help="The connector (0: every connector).")
+@click.option("--note", default="", help="A note for the record (a ticket number ...).")
+def exclude(config_path: Path, start_text: str, end_text: str, reason: str, connector: int, note: str) -> None:
+    """Record an exclusion; the report then leaves the outage it overlaps out of the count."""
+    start, end = parse_time(start_text, "--from"), parse_time(end_text, "--to")
+    if not start < end:
+        raise click.BadParameter(f"--from {_iso(start)} is not before --to {_iso(end)}", param_hint="--from")
+    database = _load(config_path).storage.database_path
+    if not database.is_file():
+        click.echo(f"error: {database}: no database (has the charger run with this config?)", err=True)
+        sys.exit(2)
+    try:
+        conn = sqlite3.connect(database, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            with conn:
+                added = _history.add_exclusion(conn, connector, start.astimezone(UTC).isoformat(
+                    timespec="microseconds"), end.astimezone(UTC).isoformat(timespec="microseconds"), reason, note,
+                    datetime.now(UTC).isoformat(timespec="microseconds"))
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        click.echo(f"error: {database}: cannot record the exclusion ({exc})", err=True)
+        sys.exit(2)
+    where = "every connector" if connector == 0 else f"connector {connector}"
+    click.echo(f"exclusion #{added.id} recorded: {reason}, {where}, {_iso(start)} to {_iso(end)}")
