@@ -19,8 +19,8 @@ attempts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 UP_STATUSES = frozenset({"Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing",
                          "Reserved"})
@@ -142,6 +142,10 @@ def connector_availability(events: Sequence[Event], exclusions: Iterable[Exclusi
                            start: datetime, end: datetime) -> ConnectorAvailability:
     if not start < end:
         raise ValueError(f"report period from {start.isoformat()} to {end.isoformat()}: the end must be later")
+    # In UTC from here: Python subtracts two times of the same zone on the wall clock, an hour off across DST.
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    events = [replace(e, at=e.at.astimezone(UTC)) for e in events]
+    exclusions = [replace(x, start=x.start.astimezone(UTC), end=x.end.astimezone(UTC)) for x in exclusions]
     result = ConnectorAvailability(connector_id)
     in_service, segments = _segments(events, connector_id, start, end)
     if in_service is None:

@@ -11,9 +11,11 @@ import json
 import sqlite3
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -24,6 +26,7 @@ from chargepoint.analytics.availability import (
     charger_availability,
     connector_availability,
 )
+from chargepoint.analytics.usage import Session, Usage, usage
 from chargepoint.cli.common import _load, read_database
 from chargepoint.store import history as _history
 from chargepoint.store.history import EXCLUSION_REASONS
@@ -87,7 +90,41 @@ def _figures(a: ConnectorAvailability, sessions: tuple[int, int]) -> dict[str, A
     }
 
 
-def build_report(conn: sqlite3.Connection, connectors: int, start: datetime, end: datetime) -> dict[str, Any]:
+def _usage_sessions(conn: sqlite3.Connection, since: str, until: str, currency: str) -> list[Session]:
+    own = conn.execute(
+        "SELECT s.started_at, COALESCE(s.stopped_at, s.last_meter_at), s.connector_id, "
+        "COALESCE(s.meter_stop_Wh, s.last_meter_Wh) - s.meter_start_Wh, s.id_tag, COALESCE(p.csms_cost, p.cost), "
+        "p.currency FROM sessions s LEFT JOIN session_pricing p ON p.session_id = s.session_id "
+        "WHERE s.started_at >= ? AND s.started_at < ?", (since, until)).fetchall()
+    sessions = [Session(datetime.fromisoformat(a), datetime.fromisoformat(b), c, e, tag,
+                        None if cost is None else Decimal(cost), currency)
+                for a, b, c, e, tag, cost, currency in own]
+    for i in _history.imported_sessions(conn, since, until):
+        sessions.append(Session(datetime.fromisoformat(i.start), datetime.fromisoformat(i.stop), i.connector_id,
+                                i.energy_Wh, i.id_tag, i.cost, currency))  # imported costs: the charger's currency
+    return sessions
+
+
+def _usage_figures(u: Usage) -> dict[str, Any]:
+    def money(amounts: dict[str, Decimal]) -> dict[str, str]:
+        return {currency: str(amount) for currency, amount in sorted(amounts.items())}
+
+    return {
+        "sessions": u.sessions, "energy_Wh": u.energy_Wh, "revenue": money(u.revenue),
+        "average_power_W": None if u.average_power_W is None else round(u.average_power_W),
+        "peak_power_W": None if u.peak_power_W is None else round(u.peak_power_W),
+        "plugged_s": round(u.plugged_s), "drawing_s": round(u.drawing_s),
+        "idle_after_charging_s": round(u.idle_after_charging_s),
+        "unique_cards": u.unique_cards, "turned_away": u.turned_away,
+        "days": [{"date": d.day.isoformat(), "sessions": d.sessions, "energy_Wh": d.energy_Wh,
+                  "revenue": money(d.revenue)} for d in u.days],
+        "hour_of_week_occupancy": [round(x, 4) for x in u.hour_of_week_occupancy],
+        "hour_of_week_arrivals": [round(x, 3) for x in u.hour_of_week_arrivals],
+    }
+
+
+def build_report(conn: sqlite3.Connection, connectors: int, start: datetime, end: datetime,
+                 zone: tzinfo = UTC, currency: str = "EUR") -> dict[str, Any]:
     since, until = start.astimezone(UTC).isoformat(timespec="microseconds"), end.astimezone(
         UTC).isoformat(timespec="microseconds")
     events = [Event(datetime.fromisoformat(e.at), e.connector_id, e.kind, e.value, e.detail)
@@ -98,10 +135,12 @@ def build_report(conn: sqlite3.Connection, connectors: int, start: datetime, end
     ports = [connector_availability(events, exclusions, n, start, end) for n in range(1, connectors + 1)]
     total = charger_availability(ports)
     all_sessions = (sum(s for s, _ in sessions.values()), sum(e for _, e in sessions.values()))
+    used = usage(_usage_sessions(conn, since, until, currency), events, connectors, start, end, zone)
     return {
         "from": _iso(start), "to": _iso(end),
         "connectors": [{"id": a.connector_id, **_figures(a, sessions.get(a.connector_id, (0, 0)))} for a in ports],
         "charger": _figures(total, all_sessions),
+        "usage": _usage_figures(used),
     }
 
 
@@ -122,6 +161,14 @@ def _print(report: dict[str, Any]) -> None:
         mttr = "-" if c["mttr_min"] is None else f"{c['mttr_min']:.0f} min"
         click.echo(f"{name:<12} {uptime:>9} {c['sessions']:>9} {c['energy_Wh'] / 1000:>8.1f} kWh {c['faults']:>7} "
                    f"{_hours(c['outage_s']):>9} {_hours(c['excluded_s']):>9} {mtbf:>9} {mttr:>9}")
+    u = report["usage"]
+    power = "-" if u["average_power_W"] is None else (f"{u['average_power_W'] / 1000:.1f} kW average, "
+                                                      f"{u['peak_power_W'] / 1000:.1f} kW peak")
+    revenue = ", ".join(f"{amount} {currency}" for currency, amount in u["revenue"].items()) or "-"
+    click.echo(f"Use: {u['sessions']} sessions, {u['energy_Wh'] / 1000:.1f} kWh, revenue {revenue}; {power}; "
+               f"plugged in {_hours(u['plugged_s'])}, drawing {_hours(u['drawing_s'])}, idle after charging "
+               f"{_hours(u['idle_after_charging_s'])}; {u['unique_cards']} cards; {u['turned_away']} drivers turned "
+               "away (tried while no connector was free)")
     for c in report["connectors"]:
         for o in c["outages"]:
             excluded = f", {o['excluded_s']} s excluded" if o["excluded_s"] else ""
@@ -141,8 +188,10 @@ def report_command(config_path: Path, start_text: str | None, end_text: str | No
     start = end - timedelta(days=DEFAULT_DAYS) if start_text is None else parse_time(start_text, "--from")
     if not start < end:
         raise click.BadParameter(f"--from {_iso(start)} is not before --to {_iso(end)}", param_hint="--from")
-    connectors = _load(config_path).charger.connectors
-    result, _ = read_database(config_path, "the history", lambda conn: build_report(conn, connectors, start, end))
+    config = _load(config_path)
+    zone = ZoneInfo(config.pricing.time_zone)
+    result, _ = read_database(config_path, "the history", lambda conn: build_report(
+        conn, config.charger.connectors, start, end, zone, config.pricing.currency))
     if as_json:
         click.echo(json.dumps(result))
     else:

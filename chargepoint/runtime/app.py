@@ -324,6 +324,8 @@ class ChargerApp:
                 log.warning("connector %d: tap of %s ignored: too many unknown cards lately", connector_id,
                             event.id_tag)
                 continue
+            if isinstance(event, TagPresented):
+                self._note_attempt(c, event.id_tag)
             await self._execute(c, c.core.handle(event))
             self.faults.note(c, event)
             self._handled.set()
@@ -463,6 +465,15 @@ class ChargerApp:
     def _authorized_otherwise(self, c: ConnectorRuntime) -> None:
         if self.cards is not None:
             self.cards.authorized_otherwise(c.connector_id)
+
+    def _note_attempt(self, c: ConnectorRuntime, id_tag: str) -> None:
+        """A driver who taps at a connector that cannot take them is a start attempt refused (usage reports count
+        those made while no connector was free: drivers turned away)."""
+        status = c.core.status
+        if status in (ConnectorStatus.Faulted, ConnectorStatus.Unavailable):
+            self.history.attempt_refused(c.connector_id, f"connector {status}")
+        elif c.session is not None and c.session.id_tag.upper() != id_tag.upper():
+            self.history.attempt_refused(c.connector_id, "connector in use")
 
     def _refuse_card(self, c: ConnectorRuntime, id_tag: str) -> None:
         log.info("connector %d: card %s refused: it charges on another connector", c.connector_id, id_tag)

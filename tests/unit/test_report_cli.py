@@ -79,6 +79,11 @@ def test_the_report_gives_uptime_sessions_energy_and_faults_per_connector_and_fo
     assert two["mttr_min"] == 120.0 and two["status_s"]["Faulted"] == 7200
     charger = result["charger"]
     assert (charger["sessions"], charger["energy_Wh"], charger["faults"]) == (3, 22_500, 1)
+    use = result["usage"]
+    assert (use["sessions"], use["energy_Wh"], use["unique_cards"], use["turned_away"]) == (3, 22_500, 1, 0)
+    assert use["days"] == [{"date": "2026-11-02", "sessions": 3, "energy_Wh": 22_500, "revenue": {}}]
+    assert use["average_power_W"] == round((10_000 + 5_000 + 7_500) / 3)  # each session took one hour
+    assert len(use["hour_of_week_occupancy"]) == len(use["hour_of_week_arrivals"]) == 168
     assert charger["uptime_percent"] == pytest.approx(100 * 46 / 48, abs=0.001)
 
 

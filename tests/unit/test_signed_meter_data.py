@@ -90,5 +90,6 @@ def test_free_vend_names_no_user() -> None:
 
 
 def test_without_an_evse_id_the_charge_point_is_named_by_its_ocpp_identity() -> None:
-    ident = identification(ChargerIdentity(charge_point_id="CP-7", evse_id="", serial_number="SN", firmware_version="1"), "TAG", "rfid")
+    identity = ChargerIdentity(charge_point_id="CP-7", evse_id="", serial_number="SN", firmware_version="1")
+    ident = identification(identity, "TAG", "rfid")
     assert (ident.charge_point_type, ident.charge_point_id) == ("CBIDC", "CP-7")
