@@ -774,6 +774,20 @@ class HistorySettings(_Section):
     )
 
 
+class ForecastSettings(_Section):
+    """Demand forecast and capacity advice (chargepoint forecast)."""
+
+    country: str = Field(
+        "", pattern=r"^([A-Z]{2}(-[A-Z0-9]{1,3})?)?$",
+        description="ISO 3166 country (and optional subdivision, e.g. DE-BY) whose public holidays shape the "
+        "forecast; empty: none"
+    )
+    busy_threshold: float = Field(
+        0.2, gt=0, lt=1, description="Advise more connectors once a driver arriving in the busiest hour of the week "
+        "finds every connector busy with at least this probability"
+    )
+
+
 class Config(_Section):
     identity: IdentitySettings = Field(default_factory=lambda: IdentitySettings())
     charger: ChargerSettings = Field(default_factory=lambda: ChargerSettings())
@@ -786,6 +800,7 @@ class Config(_Section):
     qr: QrSettings = Field(default_factory=lambda: QrSettings())
     fraud: FraudSettings = Field(default_factory=lambda: FraudSettings())
     history: HistorySettings = Field(default_factory=lambda: HistorySettings())
+    forecast: ForecastSettings = Field(default_factory=lambda: ForecastSettings())
     card_payment: CardPaymentSettings = Field(default_factory=lambda: CardPaymentSettings())
 
     @model_validator(mode="after")

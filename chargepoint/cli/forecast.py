@@ -1,0 +1,162 @@
+"""``chargepoint forecast [--weeks N] [--json]``: daily sessions and energy for the coming weeks, the forecast's
+back-tested error next to the seasonal-naive baseline's, and when the site needs more connectors.
+
+Reads the database (read-only), so it works whether the daemon runs or not. The model is in
+``chargepoint/analytics/forecast.py``; here: the history as daily figures in the site's time zone (the pricing
+time zone), the public holidays of ``[forecast] country``, and the busiest hour's arrivals and plugged-in time from
+the last four weeks.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from chargepoint.analytics.availability import Event
+from chargepoint.analytics.forecast import DayDemand, Forecast, forecast
+from chargepoint.analytics.usage import Session, usage
+from chargepoint.cli.common import _load, read_database
+from chargepoint.cli.report import _usage_sessions
+from chargepoint.store import history as _history
+
+PROFILE_WEEKS = 4
+EXIT_USAGE = 2
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
+    help="Configuration file (TOML).")
+
+
+def holiday_dates(country: str, years: range) -> frozenset[date]:
+    if not country:
+        return frozenset()
+    import holidays  # only here: its data is large and only the forecast needs it
+
+    code, _, subdivision = country.partition("-")
+    try:
+        found = holidays.country_holidays(code, subdiv=subdivision or None, years=list(years))
+    except NotImplementedError:
+        raise click.UsageError(f"[forecast] country = {country!r}: the holidays package knows no such country "
+                               "(ISO 3166 code, e.g. DE or DE-BY)") from None
+    return frozenset(found.keys())
+
+
+def daily_history(sessions: list[Session], zone: tzinfo, first: date, last: date) -> list[DayDemand]:
+    """One figure per local day from ``first`` to ``last`` inclusive, days without sessions included as zero."""
+    by_day: dict[date, list[float]] = {}
+    for s in sessions:
+        figures = by_day.setdefault(s.start.astimezone(zone).date(), [0.0, 0.0])
+        figures[0] += 1
+        figures[1] += s.energy_Wh
+    days = []
+    day = first
+    while day <= last:
+        sessions_n, energy_Wh = by_day.get(day, [0.0, 0.0])
+        days.append(DayDemand(day, sessions_n, energy_Wh))
+        day += timedelta(days=1)
+    return days
+
+
+def build_forecast(conn: sqlite3.Connection, connectors: int, zone: tzinfo, country: str, threshold: float,
+                   weeks: int, now: datetime) -> tuple[Forecast, int]:
+    today = now.astimezone(zone).date()
+    sessions = _usage_sessions(conn, "", "~", "EUR")
+    if not sessions:
+        return forecast([], frozenset(), weeks, [0.0] * 168, [0.0] * 168, 0.0, connectors, threshold), 0
+    first = min(s.start for s in sessions).astimezone(zone).date()
+    history = daily_history([s for s in sessions if s.start.astimezone(zone).date() < today], zone, first,
+                            today - timedelta(days=1))
+    holidays = holiday_dates(country, range(first.year, today.year + 3))
+    # The busiest hour and how long drivers stay, from the recent weeks (what the site is like now).
+    recent_start = max(datetime.combine(first, datetime.min.time(), zone),
+                       datetime.combine(today - timedelta(weeks=PROFILE_WEEKS), datetime.min.time(), zone))
+    recent_end = datetime.combine(today, datetime.min.time(), zone)
+    if recent_start >= recent_end:
+        recent_start = recent_end - timedelta(days=1)
+    since = recent_start.astimezone(UTC).isoformat(timespec="microseconds")
+    until = recent_end.astimezone(UTC).isoformat(timespec="microseconds")
+    events = [Event(datetime.fromisoformat(e.at), e.connector_id, e.kind, e.value, e.detail)
+              for e in _history.events(conn, since, until)]
+    recent = usage(sessions, events, connectors, recent_start, recent_end, zone)
+    chosen = [s for s in sessions if recent_start <= s.start < recent_end]
+    plugged_h = (sum((s.stop - s.start).total_seconds() for s in chosen) / len(chosen) / 3600) if chosen else 0.0
+    result = forecast(history, holidays, weeks, recent.hour_of_week_arrivals, recent.hour_of_week_occupancy,
+                      plugged_h, connectors, threshold)
+    return result, len(history)
+
+
+def to_json(result: Forecast, history_days: int) -> dict[str, Any]:
+    c = result.capacity
+    return {
+        "history_days": history_days,
+        "daily": [{"date": d.day.isoformat(), "sessions": d.sessions, "energy_Wh": d.energy_Wh} for d in result.daily],
+        "backtest": {"mape_percent": result.sessions_backtest.mape_percent,
+                     "baseline_mape_percent": result.sessions_backtest.baseline_mape_percent,
+                     "energy_mape_percent": result.energy_backtest.mape_percent,
+                     "energy_baseline_mape_percent": result.energy_backtest.baseline_mape_percent,
+                     "weeks": result.sessions_backtest.weeks},
+        "capacity": {"busy_probability_at_peak": c.busy_probability_at_peak, "threshold": c.threshold,
+                     "exceeded_on": None if c.exceeded_on is None else c.exceeded_on.isoformat(),
+                     "connectors": c.connectors, "peak_hour_of_week": c.peak_hour_of_week,
+                     "arrivals_per_hour_at_peak": c.arrivals_per_hour_at_peak, "mean_plugged_h": c.mean_plugged_h,
+                     "offered_load_erlang": c.offered_load_erlang},
+        "hour_of_week_occupancy": result.hour_of_week_occupancy,
+    }
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _print(data: dict[str, Any]) -> None:
+    click.echo(f"Forecast from {data['history_days']} days of history")
+    for d in data["daily"]:
+        weekday = WEEKDAYS[date.fromisoformat(d["date"]).weekday()]
+        click.echo(f"  {d['date']} {weekday}  {d['sessions']:6.1f} sessions  {d['energy_Wh'] / 1000:8.1f} kWh")
+    b = data["backtest"]
+    if b["mape_percent"] is None:
+        click.echo("Back-test: not enough history yet (three weeks are needed)")
+    else:
+        click.echo(f"Back-test over {b['weeks']} weeks: sessions off by {b['mape_percent']} % a day on average "
+                   f"(same weekday last week: {b['baseline_mape_percent']} %)")
+    c = data["capacity"]
+    if c["peak_hour_of_week"] is None:
+        click.echo("Capacity: no sessions in the last four weeks to judge by")
+        return
+    peak = c["peak_hour_of_week"]
+    click.echo(f"Capacity: busiest hour {WEEKDAYS[peak // 24]} {peak % 24:02d}:00, {c['arrivals_per_hour_at_peak']} "
+               f"arrivals an hour staying {c['mean_plugged_h']} h: a driver finds all {c['connectors']} connectors "
+               f"busy with probability {c['busy_probability_at_peak']:.1%} (threshold {c['threshold']:.0%})")
+    if c["exceeded_on"] is None:
+        click.echo("  not expected to pass the threshold within two years")
+    else:
+        click.echo(f"  add connectors by {c['exceeded_on']}: the threshold is passed from then on")
+
+
+@click.command(name="forecast")
+@config_option
+@click.option("--weeks", default=4, show_default=True, type=click.IntRange(1, 26), help="Weeks to forecast.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def forecast_command(config_path: Path, weeks: int, as_json: bool) -> None:
+    """Sessions and energy per day for the coming weeks, the forecast's tested error, and capacity advice."""
+    config = _load(config_path)
+    zone = ZoneInfo(config.pricing.time_zone)
+    f = config.forecast
+    try:
+        (result, days), _ = read_database(config_path, "the history", lambda conn: build_forecast(
+            conn, config.charger.connectors, zone, f.country, f.busy_threshold, weeks, datetime.now(UTC)))
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(EXIT_USAGE)
+    data = to_json(result, days)
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        _print(data)
