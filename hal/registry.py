@@ -15,6 +15,7 @@ from hal.errors import BackendUnavailable
 # (device, backend) -> "module:attribute"
 BACKENDS: dict[tuple[str, str], str] = {
     ("meter", "sdm630"): "hal.drivers.sdm630:Sdm630Meter",
+    ("meter", "iskra_wm3m4c"): "hal.drivers.iskra_wm3m4c:IskraWm3m4cMeter",
     ("contactor", "gpio"): "hal.drivers.gpio_devices:GpioContactor",
     ("lock", "gpio"): "hal.drivers.gpio_devices:GpioLock",
     ("rcd", "gpio"): "hal.drivers.gpio_devices:GpioResidualCurrentMonitor",
