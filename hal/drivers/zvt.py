@@ -1,12 +1,15 @@
-"""A ZVT payment terminal over TCP (ECR interface, port 20007): the ``PaymentTerminal`` port.
+"""A ZVT payment terminal over TCP (ECR interface, port 20007) or a serial line (RS-232): the ``PaymentTerminal``
+port.
 
-One connection, one request at a time. A request is: send the command, the terminal acknowledges (``80 00 00``)
-within ``ack_timeout_s``, then sends any number of intermediate status (04 FF), status information (04 0F) and
-print lines (06 D1) / text blocks (06 D3) - each of which we acknowledge with ``80 00 00`` - and ends with
-Completion (06 0F) or Abort (06 1E, with its result code). Card presentation happens between the two, so a
-pre-authorisation may take the whole ``timeout_s``. When the deadline passes we send Abort (06 B0) and listen
-for ``ack_timeout_s`` more: an Abort answer means nothing happened (``TimedOut`` with 0x6C); silence means the
-outcome is in doubt (``TimedOut`` without a code) and the link is dropped.
+One connection, one request at a time. The link (``zvt_link``: TCP; ``zvt_serial``: DLE/STX frames with a CRC,
+acknowledged byte by byte) only carries APDUs; everything below is the same on both. A request is: send the
+command, the terminal acknowledges (``80 00 00``) within ``ack_timeout_s``, then sends any number of intermediate
+status (04 FF), status information (04 0F) and print lines (06 D1) / text blocks (06 D3) - each of which we
+acknowledge with ``80 00 00`` - and ends with Completion (06 0F) or Abort (06 1E, with its result code). Card
+presentation happens between the two, so a pre-authorisation may take the whole ``timeout_s``. When the deadline
+passes we send Abort (06 B0) and listen for ``ack_timeout_s`` more: an Abort answer means nothing happened
+(``TimedOut`` with 0x6C); silence means the outcome is in doubt (``TimedOut`` without a code) and the link is
+dropped.
 
 The connection is opened on first use and registered (06 00: password, config byte, currency); a broken link is
 reopened on the next request. Commands: Pre-Authorisation 06 22, Book Total 06 24 (or Partial-Reversal 06 23,
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from hal.drivers import zvt_frames as zf
+from hal.drivers.zvt_link import TcpLink, ZvtLink
 from hal.payment import (
     Approved,
     Declined,
@@ -65,7 +69,7 @@ READY: Final = 0x00  # terminal-status byte of a ready terminal
 
 @dataclass(frozen=True, slots=True)
 class ZvtSettings:
-    host: str
+    host: str  # transport "tcp"
     port: int = DEFAULT_PORT
     password: str = "000000"  # the terminal's ECR password, six digits (sent BCD)
     currency: str = "EUR"
@@ -73,13 +77,23 @@ class ZvtSettings:
     connect_timeout_s: float = 5.0
     ack_timeout_s: float = 5.0  # the terminal's 80 00 00 after a command; also the grace after our Abort
     capture_command: Literal["book-total", "partial-reversal"] = "book-total"
+    transport: Literal["tcp", "serial"] = "tcp"
+    serial_port: str = ""  # transport "serial": the device, e.g. /dev/ttyUSB1 or /dev/serial/by-id/...
+    baudrate: int = 9600
+    frame_ack_timeout_s: float = 2.0  # serial: the terminal's ACK byte after a frame, before we repeat it
 
     def __post_init__(self) -> None:
         zf.encode_password(self.password)  # six digits, or ValueError
         Money.from_minor_units(0, self.currency)  # a currency we know, or ValueError
+        if self.transport == "serial" and not self.serial_port:
+            raise ValueError('transport "serial" needs serial_port, the terminal\'s serial device')
+        if self.transport not in ("tcp", "serial"):
+            raise ValueError(f'transport is "tcp" or "serial", not {self.transport!r}')
 
     def __repr__(self) -> str:
-        return (f"ZvtSettings(host={self.host!r}, port={self.port}, password='******', currency={self.currency!r}, "
+        where = (f"serial_port={self.serial_port!r}, baudrate={self.baudrate}" if self.transport == "serial"
+                 else f"host={self.host!r}, port={self.port}")
+        return (f"ZvtSettings(transport={self.transport!r}, {where}, password='******', currency={self.currency!r}, "
                 f"timeout_s={self.timeout_s}, capture_command={self.capture_command!r})")
 
 
@@ -105,13 +119,26 @@ class _LinkLost(Exception):
 
 
 class ZvtTerminal:
-    """``PaymentTerminal`` over ZVT/TCP (see the module docstring)."""
+    """``PaymentTerminal`` over ZVT/TCP or ZVT/RS-232 (see the module docstring)."""
 
     def __init__(self, settings: ZvtSettings) -> None:
         self.settings = settings
         self._lock = asyncio.Lock()
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._link: ZvtLink | None = None
+
+    @property
+    def link_name(self) -> str:
+        """Where the terminal is: "host:port" or the serial device."""
+        s = self.settings
+        return s.serial_port if s.transport == "serial" else f"{s.host}:{s.port}"
+
+    def _new_link(self) -> ZvtLink:
+        s = self.settings
+        if s.transport == "serial":
+            from hal.drivers.zvt_serial import SerialLink
+
+            return SerialLink(s.serial_port, s.baudrate, ack_timeout_s=s.frame_ack_timeout_s)
+        return TcpLink(s.host, s.port)
 
     # --- the port ------------------------------------------------------------------------------------------------
 
@@ -322,8 +349,8 @@ class ZvtTerminal:
                 return TerminalUnavailable(f"the terminal refused the registration: {exc}")
             except (OSError, TimeoutError, _LinkLost) as exc:
                 await self._drop()
-                return TerminalUnavailable(f"cannot reach the terminal at {self.settings.host}:"
-                                           f"{self.settings.port}: {exc or type(exc).__name__}")
+                return TerminalUnavailable(f"cannot reach the terminal at {self.link_name}: "
+                                           f"{exc or type(exc).__name__}")
             try:
                 return await self._exchange(apdu, self.settings.timeout_s if timeout_s is None else timeout_s, ack_only)
             except asyncio.CancelledError:
@@ -344,15 +371,13 @@ class ZvtTerminal:
 
     async def _ensure_connected(self) -> None:
         await asyncio.sleep(0)  # let the loop take in an end-of-file or reset that already arrived
-        reader = self._reader
-        if (self._writer is not None and not self._writer.is_closing() and reader is not None
-                and not reader.at_eof() and reader.exception() is None):
+        if self._link is not None and self._link.is_open:
             return  # still open: a terminal that closed or restarted while idle gets a fresh connection below
         await self._drop()
         s = self.settings
-        async with asyncio.timeout(s.connect_timeout_s):
-            self._reader, self._writer = await asyncio.open_connection(s.host, s.port)
-        _log.debug("ZVT: connected to %s:%d, registering", s.host, s.port)
+        self._link = self._new_link()
+        await self._link.open(s.connect_timeout_s)
+        _log.debug("ZVT: connected to %s, registering", self._link.name)
         currency = Money.from_minor_units(0, s.currency).numeric_code
         ex = await self._exchange(zf.registration(s.password, currency), s.timeout_s)
         code = ex.nack if ex.nack is not None else (ex.abort[0] if ex.abort else None)
@@ -368,33 +393,28 @@ class ZvtTerminal:
         await self._drop()
 
     async def _drop(self) -> None:
-        writer, self._reader, self._writer = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError, ConnectionError):
-                await writer.wait_closed()
+        link, self._link = self._link, None
+        if link is not None:
+            with contextlib.suppress(OSError):
+                await link.close()
 
     async def _send(self, apdu: zf.Apdu, sent: bool) -> None:
-        assert self._writer is not None
+        assert self._link is not None
         try:
-            self._writer.write(apdu.encode())
-            await self._writer.drain()
-        except (OSError, ConnectionError) as exc:
-            raise _LinkLost(str(exc) or type(exc).__name__, sent) from exc
+            await self._link.send(apdu.encode())
+        except zf.ZvtFrameError:
+            raise
+        except OSError as exc:  # ConnectionError and LinkDown among them; a frame nobody ACKed may have arrived
+            raise _LinkLost(str(exc) or type(exc).__name__, sent or getattr(exc, "maybe_delivered", False)) from exc
 
     async def _receive(self, sent: bool) -> zf.Apdu:
-        assert self._reader is not None
+        assert self._link is not None
         try:
-            header = await self._reader.readexactly(3)
-            more, n = zf.header_length(header)
-            if more:
-                n = int.from_bytes(await self._reader.readexactly(2), "little")
-            data = await self._reader.readexactly(n)
-        except asyncio.IncompleteReadError as exc:
-            raise _LinkLost("the terminal closed the connection", sent) from exc
-        except (OSError, ConnectionError) as exc:
+            return await self._link.receive()
+        except zf.ZvtFrameError:  # a broken APDU is the terminal's protocol error, not a lost link
+            raise
+        except OSError as exc:
             raise _LinkLost(str(exc) or type(exc).__name__, sent) from exc
-        return zf.Apdu(header[:2], data)
 
     async def _exchange(self, apdu: zf.Apdu, timeout_s: float, ack_only: bool = False) -> _Exchange:
         """Send ``apdu`` and collect the answers; on the deadline, Abort and listen ``ack_timeout_s`` more."""
@@ -435,7 +455,6 @@ class ZvtTerminal:
         control = apdu.control
         if control == zf.ACK:
             return False  # the acknowledgement of our Abort
-        assert self._writer is not None
         if control not in (zf.INTERMEDIATE_STATUS, zf.STATUS_INFORMATION, zf.PRINT_LINE, zf.PRINT_TEXT_BLOCK,
                            zf.COMPLETION, zf.ABORT_FROM_PT):
             raise PaymentProtocolError(f"unexpected APDU {control.hex(' ')} from the terminal")
