@@ -1,7 +1,8 @@
 """The simulated backend as a ``Hardware``: a ``SimulatedStation``'s devices behind the same ports as a board's.
 
-The meter is the real SDM630 driver reading the station's Modbus TCP server, so the simulated path runs the
-same driver code as a charger does over RS-485. ``station`` is the stimulus port (plug, charge, tap, faults).
+The meter is the real driver of the station's meter model (SDM630, or the Iskra WM3M4C that signs its readings)
+reading the station's Modbus TCP server, so the simulated path runs the same driver code as a charger does over
+RS-485. ``station`` is the stimulus port (plug, charge, tap, faults).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hal.hardware import ConnectorHardware, Hardware, LazyMeter
+from hal.hardware import ConnectorHardware, Hardware, LazyMeter, LazySigningMeter
 from hal.protocols import EnergyMeter
 from hal.registry import load_backend
 from simulators.station import SimConnector, SimParameters, SimulatedStation
@@ -35,12 +36,14 @@ def sim_parameters(section: Mapping[str, Any]) -> SimParameters:
 
 
 def _meter(sim: SimConnector) -> EnergyMeter:
+    model = sim.params.meter_model
+
     def build() -> EnergyMeter:
         host, port, device_id = sim.meter_endpoint  # known once the station has started
-        meter: EnergyMeter = load_backend("meter", "sdm630").tcp(host, port, device_id=device_id, timeout_s=0.5)
+        meter: EnergyMeter = load_backend("meter", model).tcp(host, port, device_id=device_id, timeout_s=0.5)
         return meter
 
-    return LazyMeter(build)
+    return LazySigningMeter(build) if model == "iskra_wm3m4c" else LazyMeter(build)
 
 
 def simulated_hardware(params: SimParameters, connector_count: int) -> SimulatedHardware:

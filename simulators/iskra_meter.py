@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,8 +41,7 @@ if TYPE_CHECKING:
     from pymodbus.simulator import SimDevice
 
 # Input registers (FC04).
-REG_MODEL: Final = 0x0001  # 8 registers, ASCII, space padded
-REG_SERIAL: Final = 0x0009  # 4 registers
+REG_MODEL: Final = 0x0001  # 8 registers of ASCII, space padded; the serial number's 4 follow (0x0009)
 REG_FREQUENCY: Final = 105  # T5
 REG_VOLTAGE: Final = (107, 109, 111)  # T5
 REG_CURRENT: Final = (126, 128, 130)  # T6
@@ -61,8 +60,7 @@ REG_STATE: Final = 7000
 REG_COMMAND: Final = 7051
 REG_STATUS: Final = 7052
 REG_UTC_OFFSET: Final = 7053
-REG_TIME_HIGH: Final = 7054
-REG_TIME_LOW: Final = 7055
+REG_TIME_HIGH, REG_TIME_LOW = 7054, 7055  # Unix time
 REG_METADATA_LENGTH: Final = 7056
 REG_PAYLOAD_LENGTH: Final = 7057
 REG_SIGNATURE_LENGTH: Final = 7058
@@ -74,6 +72,7 @@ REG_PUBLIC_KEY: Final = 8124
 REG_SIGNATURE: Final = 8188
 AREA_BYTES: Final = 1024  # metadata and payload: 512 registers each
 SIGNATURE_AREA_BYTES: Final = 128
+MAX_WRITE_REGISTERS: Final = 120  # per FC16 write, as the manual allows
 
 IDLE, ACTIVE, AFTER_POWER_FAILURE = 0, 1, 2
 STATUS_IDLE, STATUS_SIGNING, STATUS_OK = 1, 2, 15
@@ -97,8 +96,6 @@ def _t_registers(value: float, *, signed: bool) -> tuple[int, int]:
     """Iskra T5 (unsigned) or T6 (signed) with the finest exponent from -3 up whose mantissa fits 24 bits."""
     exact = Decimal(repr(value))
     low, high = (-(1 << 23), 1 << 23) if signed else (0, 1 << 24)
-    if not signed and exact < 0:
-        raise ValueError(f"T5 is unsigned, cannot hold {value}")
     for exponent in range(-3, 128):
         mantissa = int(exact.scaleb(-exponent).to_integral_value(rounding=ROUND_HALF_EVEN))
         if low <= mantissa < high:
@@ -202,6 +199,37 @@ class IskraMeterServer:
         self._metadata = bytearray(AREA_BYTES)
         self._metadata_length = 0
         self._begin_metadata = None
+
+    def export_state(self) -> dict[str, Any]:
+        """What the meter holds across a restart of the firmware in place (it does not reboot with the firmware)."""
+        if self._signing is not None:
+            self._signing = replace(self._signing, done_at_s=0.0)  # finish it rather than lose it
+        self._settle()
+        key = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+        return {
+            "key_pem": key.decode("ascii"), "transactions": self.transactions, "state": self.state,
+            "status": self.status, "begin": self._begin, "begin_metadata": self._begin_metadata,
+            "utc_offset_min": self._utc_offset_min, "time_status": self.time_status,
+            "clock_ahead_s": None if self._clock is None else self._time_s() - time.time(),
+            "metadata": self._metadata[:self._metadata_length].hex(), "payload": self.payload.hex(),
+            "signature": self.signature.hex(),
+        }
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        key = serialization.load_pem_private_key(state["key_pem"].encode("ascii"), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the saved meter key is not an EC key")
+        self._key = key
+        self.transactions, self.state, self.status = state["transactions"], state["state"], state["status"]
+        self._begin, self._begin_metadata = state["begin"], state["begin_metadata"]
+        self._utc_offset_min, self.time_status = state["utc_offset_min"], state["time_status"]
+        ahead_s = state["clock_ahead_s"]
+        self._clock = None if ahead_s is None else (int(time.time() + ahead_s), time.monotonic())
+        metadata = bytes.fromhex(state["metadata"])
+        self._metadata = bytearray(metadata.ljust(AREA_BYTES, b"\x00"))
+        self._metadata_length = len(metadata)
+        self.payload, self.signature = bytes.fromhex(state["payload"]), bytes.fromhex(state["signature"])
 
     # --- the meter's clock and counter ---------------------------------------------------------
 
@@ -432,6 +460,10 @@ class IskraMeterServer:
             raise NoSuchIdException("simulated meter offline")
         self.requests += 1
         self._settle()
+        if set_values is not None and len(set_values) > MAX_WRITE_REGISTERS:
+            from pymodbus.constants import ExcCodes
+
+            return ExcCodes.ILLEGAL_VALUE
         if function_code == 4:
             current = self._input_registers(values)
         else:

@@ -3,6 +3,10 @@
 The connector is the one place that knows how the parts interact (the EV draws current only
 through a closed contactor with mains present), and it integrates energy exactly between any
 two changes: every device calls back before and after it changes something.
+
+The meter is an Eastron SDM630 or, with ``meter_model="iskra_wm3m4c"``, an Iskra WM3M4C that signs its readings.
+Both go silent with the "meter-offline" fault and read 0 V through "power-loss", which for the Iskra is also the cut
+of its supply (``IskraMeterServer.power_failure``: an open transaction waits in state 2, the clock is lost).
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from simulators.devices import (
 )
 from simulators.display import SimDisplay
 from simulators.ev import EvState, SimulatedEv, offered_current_A
+from simulators.iskra_meter import IskraMeterServer
 from simulators.meter_server import MeterServer, MeterValues
 
 PHYSICS_TICK_S = 0.1
 
 ACTIONS = ("plug", "charge", "pause", "vent", "unplug", "tap", "fault", "clear-fault")
 FAULT_KINDS = tuple(fault.value for fault in Fault)
+METER_MODELS = ("sdm630", "iskra_wm3m4c")
 
 
 class SimActionError(ValueError):
@@ -58,6 +64,11 @@ class SimParameters:
     meter_host: str = "127.0.0.1"
     meter_port: int = 0  # 0 = pick a free port (with several connectors: port + index otherwise)
     time_scale: float = 1.0  # simulated seconds of charging per real second (meter and battery only)
+    meter_model: str = "sdm630"  # one of METER_MODELS; "iskra_wm3m4c" signs its readings
+
+    def __post_init__(self) -> None:
+        if self.meter_model not in METER_MODELS:
+            raise ValueError(f"meter_model must be one of {', '.join(METER_MODELS)}, got {self.meter_model!r}")
 
 
 class SimConnector:
@@ -90,7 +101,11 @@ class SimConnector:
         self.cable_A = 32  # the rating coded in the PP resistor of the cable plugged in (sim plug --cable-A)
         self._display = SimDisplay(connector_id)
         port = params.meter_port + connector_id - 1 if params.meter_port else 0
-        self.meter = MeterServer(self._measure, host=params.meter_host, port=port, device_id=1)
+        self.meter: MeterServer | IskraMeterServer
+        if params.meter_model == "iskra_wm3m4c":
+            self.meter = IskraMeterServer(self._measure, host=params.meter_host, port=port, device_id=33)
+        else:
+            self.meter = MeterServer(self._measure, host=params.meter_host, port=port, device_id=1)
         self.energy_Wh = 0.0
         self._energy_per_phase_Wh = [0.0, 0.0, 0.0]
         self._last_update_s = time.monotonic()
@@ -283,6 +298,8 @@ class SimConnector:
             self.rcd.set_tripped(True)
         elif fault is Fault.PowerLoss:
             self.mains.set_present(False)
+            if isinstance(self.meter, IskraMeterServer):
+                self.meter.power_failure()
         elif fault is Fault.Weld:
             self.contactor.inject_weld()
         elif fault is Fault.RcdWireBreak:
@@ -323,6 +340,7 @@ class SimConnector:
             "energy_Wh": self.energy_Wh,
             "energy_per_phase_Wh": list(self._energy_per_phase_Wh),
             "faults": sorted(fault.value for fault in self.faults),
+            **({"iskra": self.meter.export_state()} if isinstance(self.meter, IskraMeterServer) else {}),
         }
 
     def import_state(self, state: dict[str, Any]) -> None:
@@ -337,6 +355,8 @@ class SimConnector:
         self._energy_per_phase_Wh = [float(v) for v in state["energy_per_phase_Wh"]]
         for kind in state["faults"]:
             self._inject(Fault(kind))
+        if isinstance(self.meter, IskraMeterServer) and "iskra" in state:
+            self.meter.import_state(state["iskra"])  # after the faults: a power-loss fault is no new cut
         self.lock.restore(bool(state.get("locked", False)))
         if state.get("contactor_welded"):
             self.contactor.restore_weld()
@@ -466,6 +486,7 @@ class SimulatedStation:
 __all__ = [
     "ACTIONS",
     "FAULT_KINDS",
+    "METER_MODELS",
     "EvState",
     "Fault",
     "SimActionError",
