@@ -1,4 +1,5 @@
-"""A ZVT payment terminal on loopback: a real asyncio TCP server the real ``ZvtTerminal`` driver talks to.
+"""A ZVT payment terminal on loopback: a real asyncio TCP server the real ``ZvtTerminal`` driver talks to, and on
+request the same terminal on a serial line (``serve_serial``: ZVT's RS-232 framing on a pseudo-terminal).
 
 It speaks the protocol (APDUs, ``80 00 00`` acknowledgements both ways, intermediate status, status information,
 print lines, completion and abort with the spec's result codes) and keeps a terminal's books: pre-authorisations
@@ -13,13 +14,18 @@ Stimulus (for tests and, later, ``chargepoint sim card``):
   ``partial`` (approves ``partial_amount`` only), ``timeout`` (the card is never read: no answer, not even to
   the ECR's Abort), ``restart`` (the terminal approves, then restarts before it can say so: the connection
   closes mid-transaction; Repeat Receipt and the open-pre-authorisation query tell the driver afterwards).
-- ``go_offline()`` / ``go_online()``: connections refused / accepted again on the same port; ``restart()``
-  drops every connection and keeps the books (a ``state_file`` keeps them across test processes too).
+- ``go_offline()`` / ``go_online()``: connections refused / accepted again on the same port (a serial line
+  unplugged / plugged in again); ``restart()`` drops every connection and keeps the books (a ``state_file`` keeps
+  them across test processes too).
+- ``serve_serial(path)``: the terminal on a pty (``path`` a symlink to it); ``serial_line`` plays a noisy line
+  (``simulators/zvt_lines.py``: corrupt, reject, lose a frame, withhold an ACK) and counts frames;
+  ``drop_serial_line()`` unplugs it, ``serve_serial()`` again plugs a new one in at the same path.
 - ``ledger``, ``pre_authorisations``, ``open_pre_authorisations()``: what happened, for assertions.
 
 Size: one terminal's whole protocol surface (registration, pre-authorisation, booking, reversal, end-of-day,
 status enquiry, repeat receipt, the open-pre-authorisation query, abort) plus its books and its stimulus API;
 each command is short, but a terminal without any of them would not be one the driver can be tested against.
+How the terminal is reached (TCP, the serial line and its faults) lives in ``simulators/zvt_lines.py``.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ import enum
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Literal
 
 from hal.drivers import zvt_frames as zf
 from hal.drivers.zvt import ZvtSettings, ZvtTerminal
@@ -46,6 +53,15 @@ from hal.payment import (
     TerminalUnavailable,
     TimedOut,
     TransactionStatus,
+)
+from simulators.zvt_lines import (
+    ConversationLink,
+    LineLink,
+    PtyPort,
+    SimulatedLine,
+    StreamLink,
+    line_reader,
+    stream_reader,
 )
 
 _log = logging.getLogger(__name__)
@@ -99,7 +115,7 @@ class LedgerEntry:
 
 @dataclass(slots=True, eq=False)
 class _Connection:
-    writer: asyncio.StreamWriter
+    link: ConversationLink
     inbox: asyncio.Queue[zf.Apdu | None] = field(default_factory=asyncio.Queue)
     busy: bool = False
     abort: asyncio.Event = field(default_factory=asyncio.Event)
@@ -129,6 +145,9 @@ class ZvtTerminalSimulator:
         self.registered = False
         self._cards: asyncio.Queue[CardPresentation] = asyncio.Queue()
         self._server: asyncio.Server | None = None
+        self._port: PtyPort | None = None  # the serial line, once serve_serial() was asked for
+        self._serial_unplugged = False  # by go_offline(): go_online() plugs it in again
+        self._listened = False  # start() was called: go_online() listens again
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_receipt = 1
@@ -145,6 +164,7 @@ class ZvtTerminalSimulator:
     async def start(self) -> None:
         if self._server is not None:
             return
+        self._listened = True
         self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         _log.debug("ZVT simulator listening on %s:%d", self.host, self.port)
@@ -159,29 +179,61 @@ class ZvtTerminalSimulator:
 
     @property
     def online(self) -> bool:
-        return self._server is not None
+        return self._server is not None or (self._port is not None and self._port.is_open)
 
     async def go_offline(self) -> None:
-        """Stop listening (connections are refused) and drop every connection."""
+        """Stop listening (connections are refused), unplug the serial line, and drop every connection."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        if self._port is not None and self._port.is_open:
+            self._serial_unplugged = True
+            self.drop_serial_line()
         await self.restart()
         if server is not None:
             await server.wait_closed()
 
     async def go_online(self) -> None:
-        await self.start()
+        if self._serial_unplugged:
+            self._serial_unplugged = False
+            await self.serve_serial()
+        if self._listened or self._port is None:
+            await self.start()
 
     async def restart(self) -> None:
         """The terminal reboots: every connection drops; the books stay."""
         for conn in list(self._connections):
-            conn.writer.close()
+            conn.link.close()
             conn.closed.set()
+            conn.inbox.put_nowait(None)  # a serial conversation has no socket whose closing would end it
         for conn in list(self._connections):
-            with contextlib.suppress(OSError, ConnectionError):
-                await conn.writer.wait_closed()
+            await conn.link.wait_closed()
         self.registered = False
+
+    async def serve_serial(self, link_path: Path | None = None, *, baudrate: int = 9600,
+                           ack_timeout_s: float = 2.0) -> str:
+        """Serve ZVT's serial framing on a new pseudo-terminal; returns the device the ECR opens: ``link_path``, a
+        symlink to the pty, if given, else the pty itself. Called again after ``drop_serial_line`` (without
+        arguments), it plugs a new line in at the same path."""
+        if self._port is None or link_path is not None:
+            if self._port is not None:
+                self.drop_serial_line()
+            self._port = PtyPort(link_path, baudrate=baudrate, ack_timeout_s=ack_timeout_s)
+        if not self._port.is_open:
+            line = self._port.open()
+            self._spawn(self._serve_line(line))
+            _log.debug("ZVT simulator serving RS-232 framing at %s", self._port.path)
+        return self._port.path
+
+    @property
+    def serial_line(self) -> SimulatedLine | None:
+        """Our end of the serial line (fault hooks, ``stats``), while one is plugged in."""
+        return self._port.line if self._port is not None else None
+
+    def drop_serial_line(self) -> None:
+        """The line goes away mid-whatever: the ECR's reads end and the device disappears until ``serve_serial``."""
+        if self._port is not None:
+            self._port.close()
 
     # --- stimulus and inspection ---------------------------------------------------------------------------------
 
@@ -240,13 +292,28 @@ class ZvtTerminalSimulator:
 
     # --- the link ------------------------------------------------------------------------------------------------
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(writer)
-        self._connections.add(conn)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        pump = asyncio.create_task(self._pump(reader, conn))
+        try:
+            await self._converse(_Connection(StreamLink(writer)), stream_reader(reader))
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _serve_line(self, line: SimulatedLine) -> None:
+        while not line.closed:
+            await self._converse(_Connection(LineLink(line)), line_reader(line))
+
+    async def _converse(self, conn: _Connection, receive: Callable[[], Awaitable[zf.Apdu | None]]) -> None:
+        self._connections.add(conn)
+        pump = asyncio.create_task(self._pump(receive, conn))
         try:
             while (apdu := await conn.inbox.get()) is not None:
                 conn.busy = True
@@ -262,25 +329,16 @@ class ZvtTerminalSimulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
             self._connections.discard(conn)
-            writer.close()
-            if task is not None:
-                self._tasks.discard(task)
+            conn.link.close()
 
-    async def _pump(self, reader: asyncio.StreamReader, conn: _Connection) -> None:
+    async def _pump(self, receive: Callable[[], Awaitable[zf.Apdu | None]], conn: _Connection) -> None:
         """Reads APDUs into the inbox; an Abort (06 B0) during a request sets ``conn.abort`` instead."""
         try:
-            while True:
-                header = await reader.readexactly(3)
-                more, n = zf.header_length(header)
-                if more:
-                    n = int.from_bytes(await reader.readexactly(2), "little")
-                apdu = zf.Apdu(header[:2], await reader.readexactly(n))
+            while (apdu := await receive()) is not None:
                 if apdu.control == zf.ABORT_FROM_ECR and conn.busy:
                     conn.abort.set()
                 else:
                     conn.inbox.put_nowait(apdu)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
         finally:
             conn.closed.set()
             conn.inbox.put_nowait(None)
@@ -288,8 +346,7 @@ class ZvtTerminalSimulator:
     async def _send(self, conn: _Connection, control: bytes, data: bytes = b"", *, await_ack: bool = True) -> None:
         if conn.closed.is_set():
             raise _Closed
-        conn.writer.write(zf.Apdu(control, data).encode())
-        await conn.writer.drain()
+        await conn.link.send(zf.Apdu(control, data).encode())
         if await_ack:
             try:
                 async with asyncio.timeout(_ACK_WAIT_S):
@@ -512,22 +569,31 @@ def _uid(token: str) -> bytes:
 
 class SimulatedPaymentTerminal:
     """The ``PaymentTerminal`` of the sim backend: the real ZVT driver talking to a ``ZvtTerminalSimulator`` on an
-    ephemeral loopback port. The simulator starts with the first request (no loop is running when the hardware
-    is built) and stops with ``aclose``; ``simulator`` is its stimulus port (``present_card``, the ledger)."""
+    ephemeral loopback port, or with ``transport="serial"`` on a pseudo-terminal with ZVT's RS-232 framing. The
+    simulator starts with the first request (no loop is running when the hardware is built) and stops with
+    ``aclose``; ``simulator`` is its stimulus port (``present_card``, the ledger)."""
 
     def __init__(self, *, password: str = "000000", currency: str = "EUR", timeout_s: float = 120.0,
-                 capture_command: str = "book-total") -> None:
+                 capture_command: str = "book-total", transport: Literal["tcp", "serial"] = "tcp",
+                 baudrate: int = 9600) -> None:
         self.simulator = ZvtTerminalSimulator(password=password, currency=currency)
         self.settings = (password, currency, timeout_s, capture_command)
+        self.transport = transport
+        self.baudrate = baudrate
         self._driver: ZvtTerminal | None = None
 
     async def driver(self) -> ZvtTerminal:
         if self._driver is None:
-            await self.simulator.start()
             password, currency, timeout_s, capture = self.settings
+            serial_port = ""
+            if self.transport == "serial":
+                serial_port = await self.simulator.serve_serial(baudrate=self.baudrate)
+            else:
+                await self.simulator.start()
             self._driver = ZvtTerminal(ZvtSettings(
                 self.simulator.host, self.simulator.port, password=password, currency=currency, timeout_s=timeout_s,
                 capture_command="partial-reversal" if capture == "partial-reversal" else "book-total",
+                transport=self.transport, serial_port=serial_port, baudrate=self.baudrate,
             ))
         return self._driver
 
