@@ -325,8 +325,6 @@ class IskraWm3m4cMeter:
         """The meter's key as a DER SubjectPublicKeyInfo, upper-case hex."""
         if self._public_key_hex is None:
             point = _bytes_of(await self._read(REG_PUBLIC_KEY, PUBLIC_KEY_REGISTERS, holding=True))
-            if not any(point):
-                raise MeterError(f"{self._name}: the meter has no public key")
             self._public_key_hex = PUBLIC_KEY_DER_PREFIX + point.hex().upper()
         return self._public_key_hex
 
@@ -425,17 +423,15 @@ class IskraWm3m4cMeter:
             await self._write_metadata(self._last_metadata or MINIMAL_METADATA)
         await self._command(COMMAND_END, "end")
         payload_bytes, signature_bytes = await self._read(REG_PAYLOAD_LENGTH, 2, holding=True)
-        if not 0 < payload_bytes <= MAX_PAYLOAD_BYTES:
-            raise MeterError(f"{self._name}: signed values of {payload_bytes} bytes")
-        if not 0 < signature_bytes <= MAX_SIGNATURE_BYTES:
-            raise MeterError(f"{self._name}: a signature of {signature_bytes} bytes")
+        if not (0 < payload_bytes <= MAX_PAYLOAD_BYTES and 0 < signature_bytes <= MAX_SIGNATURE_BYTES):
+            raise MeterError(f"{self._name}: no complete signed dataset (values of {payload_bytes} bytes, "
+                             f"signature of {signature_bytes} bytes)")
         payload_data = _bytes_of(await self._read(REG_PAYLOAD, (payload_bytes + 1) // 2, holding=True))
         signature = _bytes_of(await self._read(REG_SIGNATURE, (signature_bytes + 1) // 2, holding=True))
         try:
             payload = payload_data[:payload_bytes].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MeterError(f"{self._name}: signed values are not text: {exc}") from exc
-        self._last_metadata = None
         signature_section = json.dumps(
             {"SA": SIGNATURE_ALGORITHM, "SD": signature[:signature_bytes].hex().upper()}, separators=(",", ":"))
         return SignedMeterData(ocmf=f"OCMF|{payload}|{signature_section}", public_key_hex=await self.public_key_hex())

@@ -4,6 +4,7 @@ transaction (verified by pyocmf, an implementation of OCMF that is not ours), an
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from hal.drivers.iskra_wm3m4c import IskraWm3m4cMeter
 from hal.errors import HalTimeout, MeterError
 from hal.protocols import EnergyMeter, OcmfIdentification, SigningMeter
 from simulators.iskra_meter import IskraMeterServer
-from simulators.meter_server import MeterValues
+from simulators.meter_server import MeterServer, MeterValues
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -130,6 +131,27 @@ async def test_serial_number_and_public_key_are_read_from_the_registers_once() -
         assert bench.server.requests == requests  # cached
 
 
+async def test_a_meter_without_a_serial_number_is_a_meter_error() -> None:
+    async for bench in bench_for(Line(), serial=""):
+        with pytest.raises(MeterError, match="no readable serial number"):
+            await bench.meter.serial_number()
+
+
+async def test_a_meter_of_another_model_answers_with_an_exception_response_named_by_its_code() -> None:
+    # An SDM630 configured at the Iskra's id has no registers at 105..: Modbus's "illegal data address" (2).
+    sdm630 = MeterServer(Line().measure, device_id=33)
+    await sdm630.start()
+    meter = IskraWm3m4cMeter.tcp(sdm630.host, sdm630.port, timeout_s=TIMEOUT_S)
+    try:
+        with pytest.raises(MeterError, match=r"exception response \(code 2\)"):
+            await meter.read()
+        with pytest.raises(MeterError, match=r"exception response \(code 2\)"):
+            await meter.transaction_open()
+    finally:
+        await meter.aclose()
+        await sdm630.stop()
+
+
 async def test_begin_and_end_give_a_dataset_that_verifies_with_the_key_the_driver_read(bench: Bench) -> None:
     bench.line.set(energy_Wh_import=1_000.0)
     at_begin = await bench.meter.read()
@@ -142,7 +164,7 @@ async def test_begin_and_end_give_a_dataset_that_verifies_with_the_key_the_drive
     assert not await bench.meter.transaction_open()
     assert data.public_key_hex == bench.server.public_key_der_hex()
     assert data.ocmf.startswith('OCMF|{"FV":"1.0",')
-    assert data.ocmf.endswith('"}')
+    assert re.search(r'\}\|\{"SA":"ECDSA-secp256r1-SHA256","SD":"(30[0-9A-F]{134,142})"\}$', data.ocmf)  # DER
     ocmf = parsed(data.ocmf)
     assert ocmf.verify_signature(data.public_key_hex) is True
     assert ocmf.check_eichrecht(errors_only=True) == []
@@ -292,14 +314,24 @@ async def test_metadata_with_a_pipe_is_refused_before_anything_reaches_the_meter
     assert bench.server.requests == 0
 
 
+def with_id_of(length: int) -> OcmfIdentification:
+    return replace(IDENTIFICATION, identification_type="CENTRAL", identification_data="Z" * length)
+
+
 async def test_metadata_over_1024_bytes_is_refused_before_anything_reaches_the_meter(bench: Bench) -> None:
     await bench.meter.begin_transaction(IDENTIFICATION)  # even an open transaction is left alone
     requests = bench.server.requests
-    too_long = replace(IDENTIFICATION, identification_type="CENTRAL", identification_data="Z" * 1000)
-    with pytest.raises(MeterError, match=r"at most 1024"):
-        await bench.meter.begin_transaction(too_long)
+    with pytest.raises(MeterError, match=r"OCMF metadata of (\d+) bytes, the meter takes at most 1024") as raised:
+        await bench.meter.begin_transaction(with_id_of(2000))
+    others_bytes = int(re.findall(r"of (\d+) bytes", str(raised.value))[0]) - 2000
+    with pytest.raises(MeterError, match="of 1025 bytes"):
+        await bench.meter.begin_transaction(with_id_of(1025 - others_bytes))
     assert bench.server.requests == requests
     assert bench.server.state == 1
+    # 1024 bytes go to the meter (which, in this case, finds no room for its own fields).
+    with pytest.raises(MeterError, match=r"status 253"):
+        await bench.meter.begin_transaction(with_id_of(1024 - others_bytes))
+    assert bench.server.requests > requests
 
 
 async def test_a_silent_meter_times_out_reading_and_signing(bench: Bench) -> None:
