@@ -7,7 +7,7 @@ before it even validates its configuration; the simulators are imported only whe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from hal.boards import BoardHardware, BoardSettings, board_settings, create_board_hardware
 from hal.errors import BackendUnavailable
@@ -97,30 +97,56 @@ def create_hardware_for(config: Config) -> Hardware:
     return hardware
 
 
-def payment_plan(config: Config) -> tuple[str, str, int, str, str, float, str]:
-    """(backend, host, port, password, currency, timeout_s, capture command) of ``[hardware.payment]``, with
-    ``auto`` resolved: the simulated terminal on the sim backend, none on real hardware."""
+class PaymentPlan(NamedTuple):
+    """``[hardware.payment]`` as the terminal is built from it (a tuple: ``plan[0]`` is the backend)."""
+
+    backend: str
+    host: str
+    port: int
+    password: str
+    currency: str
+    timeout_s: float
+    capture_command: str
+    transport: Literal["tcp", "serial"] = "tcp"
+    serial_port: str = ""
+    baudrate: int = 9600
+
+    def __repr__(self) -> str:  # the password stays out of logs and tracebacks
+        shown = ", ".join(f"{name}={'******' if name == 'password' else repr(value)}"
+                          for name, value in zip(self._fields, self, strict=True))
+        return f"PaymentPlan({shown})"
+
+
+def payment_plan(config: Config) -> PaymentPlan:
+    """The terminal ``[hardware.payment]`` asks for, with ``auto`` resolved: the simulated terminal on the sim
+    backend, none on real hardware."""
     p = config.hardware.payment
     backend = p.backend if p.backend != "auto" else ("sim" if config.hardware.backend == "sim" else "none")
     password = "000000" if p.password is None else p.password.get_secret_value()
-    return (backend, p.host, p.port, password, p.currency, p.timeout_s, p.capture_command)
+    return PaymentPlan(backend, p.host, p.port, password, p.currency, p.timeout_s, p.capture_command, p.transport,
+                       p.serial_port, p.baudrate)
 
 
 def create_payment_terminal(config: Config) -> PaymentTerminal | None:
-    """The configured payment terminal, built but not connected (a driver connects on its first request)."""
-    backend, host, port, password, currency, timeout_s, capture = payment_plan(config)
-    if backend == "none":
+    """The configured payment terminal, built but not connected (a driver connects on its first request).
+
+    The simulated terminal on ``transport = "serial"`` serves the serial framing on a pseudo-terminal of its own;
+    ``serial_port`` names a real device and is for a real terminal only."""
+    plan = payment_plan(config)
+    capture: Literal["book-total", "partial-reversal"] = (
+        "partial-reversal" if plan.capture_command == "partial-reversal" else "book-total")
+    if plan.backend == "none":
         return None
-    if backend == "sim":
+    if plan.backend == "sim":
         from simulators.zvt_terminal import SimulatedPaymentTerminal
 
-        return SimulatedPaymentTerminal(password=password, currency=currency, timeout_s=timeout_s,
-                                        capture_command=capture)
+        return SimulatedPaymentTerminal(password=plan.password, currency=plan.currency, timeout_s=plan.timeout_s,
+                                        capture_command=capture, transport=plan.transport, baudrate=plan.baudrate)
     from hal.drivers.zvt import ZvtSettings, ZvtTerminal
 
-    return ZvtTerminal(ZvtSettings(host, port, password=password, currency=currency, timeout_s=timeout_s,
-                                   capture_command="partial-reversal" if capture == "partial-reversal"
-                                   else "book-total"))
+    return ZvtTerminal(ZvtSettings(plan.host, plan.port, password=plan.password, currency=plan.currency,
+                                   timeout_s=plan.timeout_s, capture_command=capture, transport=plan.transport,
+                                   serial_port=plan.serial_port, baudrate=plan.baudrate))
 
 
 def attach_payment(hardware: Hardware, config: Config) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from chargepoint.composition.devices import create_payment_terminal
+from chargepoint.config.schema import Config
 from hal.drivers.zvt import ZvtSettings, ZvtTerminal
 from hal.drivers.zvt_serial import LineStats, SerialLink
 from hal.payment import Approved, Declined, Money, TerminalStatus, TerminalUnavailable
@@ -239,13 +241,37 @@ async def test_a_repeated_frame_whose_ack_was_lost_is_passed_on_once(tmp_path: P
         port.close()
 
 
+async def test_the_configured_serial_terminal_is_built_with_its_port_and_speed(
+    sim: ZvtTerminalSimulator, device: str,
+) -> None:
+    config = Config.model_validate({"hardware": {"payment": {
+        "backend": "zvt", "transport": "serial", "serial_port": device, "baudrate": 19200, "timeout_s": 5,
+        "host": "unused",  # schema.py still asks for a host with backend "zvt", whatever the transport
+    }}})
+    terminal = create_payment_terminal(config)
+    assert isinstance(terminal, ZvtTerminal)
+    try:
+        assert isinstance(await terminal.status(), TerminalStatus) and sim.registered
+        fd = os.open(device, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            assert termios.tcgetattr(fd)[5] == termios.B19200
+        finally:
+            os.close(fd)
+    finally:
+        await terminal.aclose()
+
+
 async def test_the_sim_backend_can_run_its_terminal_on_a_serial_line() -> None:
-    payment = SimulatedPaymentTerminal(timeout_s=3.0, transport="serial")
+    config = Config.model_validate({"hardware": {"payment": {"backend": "sim", "transport": "serial",
+                                                             "timeout_s": 5}}})
+    payment = create_payment_terminal(config)
+    assert isinstance(payment, SimulatedPaymentTerminal)
     try:
         payment.simulator.present_card(UID)
         result = await payment.pre_authorize(eur("10.00"))
         assert isinstance(result, Approved)
-        assert payment.simulator.serial_line is not None and payment.simulator.serial_line.stats.frames_received
-        assert (await payment.driver()).settings.transport == "serial"
+        line = payment.simulator.serial_line
+        assert line is not None and line.stats.frames_received >= 4  # it went over the frames, not TCP
+        assert payment.simulator.port == 0  # no TCP server was started: start() binds a port
     finally:
         await payment.aclose()
