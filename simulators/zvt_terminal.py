@@ -214,7 +214,7 @@ class ZvtTerminalSimulator:
                            ack_timeout_s: float = 2.0) -> str:
         """Serve ZVT's serial framing on a new pseudo-terminal; returns the device the ECR opens: ``link_path``, a
         symlink to the pty, if given, else the pty itself. Called again after ``drop_serial_line`` (without
-        arguments), it plugs a new line in at the same path."""
+        arguments), it plugs a new line in: at the same ``link_path``, or on a new pty without one."""
         if self._port is None or link_path is not None:
             if self._port is not None:
                 self.drop_serial_line()
