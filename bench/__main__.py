@@ -3,7 +3,8 @@
 ``python -m bench --safety`` runs only the end-to-end safety reaction (about 2.5 minutes with the default sizes).
 ``python -m bench --durability`` runs only the kill -9 durability scenario (long: see its flags).
 ``python -m bench --pricing`` runs only the pricing benchmark (cost per meter sample).
-``python -m bench --hostile-csms [--hostile-frames N]`` runs only the hostile-CSMS fuzzer (a million: N=1000000)."""
+``python -m bench --hostile-csms [--hostile-frames N]`` runs only the hostile-CSMS fuzzer (a million: N=1000000).
+``python -m bench --history`` runs only the report and forecast on a year of history."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import argparse
 import os
 import platform
 
-from bench import hostile_csms, ocpp, pricing, process, safety
+from bench import history, hostile_csms, ocpp, pricing, process, safety
 
 
 def machine() -> str:
@@ -61,6 +62,10 @@ def main() -> None:
     hostile.add_argument("--hostile-frames", type=int, default=100_000, metavar="N",
                          help="hostile frames to send (default 100000; the test suite sends 20000)")
     hostile.add_argument("--hostile-seed", type=int, default=13, metavar="S", help="seed of the frame mix")
+    history_group = parser.add_argument_group("history (report and forecast on a year of a busy charger)")
+    history_group.add_argument("--history", action="store_true", help="run only the history benchmark")
+    history_group.add_argument("--history-sessions", type=int, default=20_000, help="sessions (default 20000)")
+    history_group.add_argument("--history-events", type=int, default=500_000, help="events (default 500000)")
     durability = parser.add_argument_group("durability (kill -9 while charging, CSMS going down and up)")
     durability.add_argument("--durability", action="store_true",
                             help="run only the durability scenario, with the sizes below")
@@ -83,6 +88,10 @@ def main() -> None:
         return
     if args.pricing:
         pricing.run(args.pricing_samples, show_machine=False)
+        return
+    if args.history:
+        for line in history.run(args.history_sessions, args.history_events):
+            print(line, flush=True)
         return
     if args.hostile_csms:
         for line in hostile_csms.run(args.hostile_frames, args.hostile_seed):

@@ -19,23 +19,17 @@ attempts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chargepoint.analytics.timeline import CHARGER_OFF, Event, Mark, Segment, Timeline, to_datetime
+
+__all__ = ["CHARGER_OFF", "UP_STATUSES", "AvailabilityCounter", "ConnectorAvailability", "Event", "Exclusion",
+           "Outage", "charger_availability", "connector_availability"]
 
 UP_STATUSES = frozenset({"Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing",
                          "Reserved"})
-CHARGER_OFF = "Off"  # the pseudo-status of a port while the charger itself does not run
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One recorded event (see chargepoint/store/history.py for the kinds); connector 0 is the charger."""
-
-    at: datetime
-    connector_id: int
-    kind: str
-    value: str
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,91 +85,70 @@ class ConnectorAvailability:
         return None if not counted else sum(o.duration_s - o.excluded_s for o in counted) / len(counted)
 
 
-def _overlap_s(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> float:
-    return max(0.0, (min(a_end, b_end) - max(a_start, b_start)).total_seconds())
+class AvailabilityCounter:
+    """Takes the timeline's segments and the events as they stream past; ``result`` once the stream has ended."""
 
+    def __init__(self, connector_ids: Iterable[int], exclusions: Iterable[Exclusion], start: float,
+                 end: float) -> None:
+        self.start, self.end = start, end
+        self.ports = {c: ConnectorAvailability(c) for c in connector_ids}
+        self._status_s: dict[int, dict[str, float]] = {c: {} for c in self.ports}
+        declared = [(x.start.timestamp(), x.end.timestamp(), x.connector_id) for x in exclusions]
+        self._declared = {c: [(a, b) for a, b, n in declared if n in (0, c)] for c in self.ports}
+        self._outages: dict[int, list[list[Any]]] = {c: [] for c in self.ports}  # [start, end, cause, excluded]
 
-def _segments(events: Sequence[Event], connector_id: int, start: datetime, end: datetime
-              ) -> tuple[datetime | None, list[tuple[datetime, datetime, str, str]]]:
-    """(in service since, [(from, to, status, cause)]) for one connector over [start, end)."""
-    in_service: datetime | None = None
-    status, cause = CHARGER_OFF, "unknown"
-    grid_lost = False
-    at = start
-    segments: list[tuple[datetime, datetime, str, str]] = []
+    def segment(self, seg: Segment) -> None:
+        seconds = seg.end - seg.start
+        spent = self._status_s[seg.connector_id]
+        spent[seg.status] = spent.get(seg.status, 0.0) + seconds
+        if seg.status in UP_STATUSES:
+            return
+        if seg.cause == "mains":  # the grid's: excluded whole
+            excluded = seconds
+        else:
+            overlap = sum(max(0.0, min(seg.end, b) - max(seg.start, a)) for a, b in self._declared[seg.connector_id])
+            excluded = min(seconds, overlap)
+        a = self.ports[seg.connector_id]
+        a.outage_s += seconds
+        a.excluded_s += excluded
+        label = f"{seg.status}:{seg.cause}" if seg.cause else seg.status
+        outages = self._outages[seg.connector_id]
+        if outages and outages[-1][1] == seg.start and outages[-1][2] == label:
+            outages[-1][1] = seg.end
+            outages[-1][3] += excluded
+        else:
+            outages.append([seg.start, seg.end, label, excluded])
 
-    def close(until: datetime) -> None:
-        nonlocal at
-        until = min(max(until, start), end)
-        if in_service is not None and until > at:
-            segments.append((max(at, in_service), until, status, cause))
-        at = max(at, until)
+    def event(self, e: Mark) -> None:
+        a = self.ports.get(e.connector_id)
+        if a is None or not self.start <= e.at < self.end:
+            return
+        if e.kind == "fault" and e.detail == "raised":
+            a.faults += 1
+        elif e.kind == "attempt" and e.value == "refused":
+            a.failed_starts += 1
 
-    for e in sorted(events, key=lambda e: e.at):
-        if e.connector_id not in (0, connector_id):
-            continue
-        if e.kind == "boot":
-            if in_service is None:
-                in_service = max(e.at, start)
-                at = max(at, in_service)
-            close(e.at)
-            status, cause = "Available", ""  # until its first status arrives, moments later
-        elif e.kind in ("down", "stop"):
-            if in_service is None:
-                continue
-            close(e.at)
-            status = CHARGER_OFF
-            cause = "mains" if (e.kind == "down" and (e.value == "mains" or grid_lost)) else (
-                e.value if e.kind == "down" else f"stopped ({e.value})")
-        elif e.kind == "status" and e.connector_id == connector_id:
-            if in_service is None:  # the state a period began in, recorded before it
-                in_service = start
-            close(e.at)
-            status, cause = e.value, e.detail
-        elif e.kind == "mains" and e.connector_id == connector_id:
-            grid_lost = e.value == "lost"
-    close(end)
-    return in_service, segments
+    def result(self, in_service: float | None) -> list[ConnectorAvailability]:
+        for c, a in self.ports.items():
+            a.period_s = 0.0 if in_service is None else self.end - in_service
+            a.status_s = self._status_s[c]
+            a.outages = [Outage(to_datetime(o[0]), to_datetime(o[1]), o[2], o[3]) for o in self._outages[c]]
+        return list(self.ports.values())
 
 
 def connector_availability(events: Sequence[Event], exclusions: Iterable[Exclusion], connector_id: int,
                            start: datetime, end: datetime) -> ConnectorAvailability:
-    if not start < end:
-        raise ValueError(f"report period from {start.isoformat()} to {end.isoformat()}: the end must be later")
-    # In UTC from here: Python subtracts two times of the same zone on the wall clock, an hour off across DST.
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    events = [replace(e, at=e.at.astimezone(UTC)) for e in events]
-    exclusions = [replace(x, start=x.start.astimezone(UTC), end=x.end.astimezone(UTC)) for x in exclusions]
-    result = ConnectorAvailability(connector_id)
-    in_service, segments = _segments(events, connector_id, start, end)
-    if in_service is None:
-        return result
-    result.period_s = (end - in_service).total_seconds()
-    declared = [x for x in exclusions if x.connector_id in (0, connector_id)]
-    for seg_start, seg_end, status, cause in segments:
-        seconds = (seg_end - seg_start).total_seconds()
-        result.status_s[status] = result.status_s.get(status, 0.0) + seconds
-        if status in UP_STATUSES:
-            continue
-        if cause == "mains":  # the grid's: excluded whole
-            excluded = seconds
-        else:
-            excluded = min(seconds, sum(_overlap_s(seg_start, seg_end, x.start, x.end) for x in declared))
-        result.outage_s += seconds
-        result.excluded_s += excluded
-        label = f"{status}:{cause}" if cause else status
-        previous = result.outages[-1] if result.outages else None
-        if previous is not None and previous.end == seg_start and previous.cause == label:
-            result.outages[-1] = Outage(previous.start, seg_end, label, previous.excluded_s + excluded)
-        else:
-            result.outages.append(Outage(seg_start, seg_end, label, excluded))
-    for e in events:
-        if start <= e.at < end and e.connector_id == connector_id:
-            if e.kind == "fault" and e.detail == "raised":
-                result.faults += 1
-            elif e.kind == "attempt" and e.value == "refused":
-                result.failed_starts += 1
-    return result
+    """One connector's figures from events in any order (for callers that hold them; reports stream instead)."""
+    t0, t1 = start.timestamp(), end.timestamp()
+    timeline = Timeline([connector_id], t0, t1)
+    counter = AvailabilityCounter([connector_id], exclusions, t0, t1)
+    for mark in sorted((e.mark() for e in events), key=lambda m: m.at):
+        for seg in timeline.feed(mark):
+            counter.segment(seg)
+        counter.event(mark)
+    for seg in timeline.finish():
+        counter.segment(seg)
+    return counter.result(timeline.in_service)[0]
 
 
 def charger_availability(per_connector: Sequence[ConnectorAvailability]) -> ConnectorAvailability:

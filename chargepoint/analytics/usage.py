@@ -10,13 +10,14 @@ connector was occupied or out of order (a lower bound: a driver who saw it and l
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
-from chargepoint.analytics.availability import Event
+from chargepoint.analytics.timeline import Event, Mark, Segment, Timeline, to_datetime
 
 PLUGGED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
 IDLE_AFTER_CHARGING = frozenset({"SuspendedEV", "Finishing"})
@@ -64,111 +65,126 @@ def card_token(id_tag: str) -> str:
     return hashlib.sha256(id_tag.upper().encode()).hexdigest()[:12]
 
 
-def _status_segments(events: Sequence[Event], connector_id: int, start: datetime, end: datetime
-                     ) -> list[tuple[datetime, datetime, str]]:
-    segments: list[tuple[datetime, datetime, str]] = []
-    status: str | None = None
-    at = start
-    for e in sorted((e for e in events if e.connector_id == connector_id and e.kind == "status"), key=lambda e: e.at):
-        moment = min(max(e.at, start), end)
-        if status is not None and moment > at:
-            segments.append((at, moment, status))
-        at = max(at, moment)
-        status = e.value
-    if status is not None and end > at:
-        segments.append((at, end, status))
-    return segments
+class _LocalHours:
+    """Hour-of-week (Monday 00-01 local = 0) of epoch seconds, with the zone's offset cached per UTC hour: on the
+    fast path a datetime per segment would cost more than the rest."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self._offsets: dict[int, float] = {}
+
+    def offset_s(self, at: float) -> float:
+        hour = int(at // 3600)
+        offset = self._offsets.get(hour)
+        if offset is None:
+            delta = datetime.fromtimestamp(hour * 3600, UTC).astimezone(self.zone).utcoffset()
+            offset = self._offsets[hour] = 0.0 if delta is None else delta.total_seconds()
+        return offset
+
+    def index(self, at: float) -> int:
+        # The epoch began on a Thursday: hour 72 of a week that starts on Monday.
+        return (int((at + self.offset_s(at)) // 3600) + 72) % HOURS_PER_WEEK
+
+    def spread(self, start: float, end: float, into: list[float]) -> None:
+        """Add the seconds of [start, end) to the hour-of-week bins they fall in."""
+        at = start
+        while at < end:
+            local = at + self.offset_s(at)
+            until = min(end, at + (3600.0 - local % 3600.0))
+            into[(int(local // 3600) + 72) % HOURS_PER_WEEK] += until - at
+            at = until
 
 
-def _hour_index(at: datetime, zone: tzinfo) -> int:
-    local = at.astimezone(zone)
-    return local.weekday() * 24 + local.hour
+class UsageCounter:
+    """Takes the timeline's segments and the events as they stream past, with the period's sessions;
+    ``result`` once the stream has ended."""
 
+    def __init__(self, sessions: Iterable[Session], connectors: int, start: float, end: float, zone: tzinfo) -> None:
+        self.start, self.end, self.zone, self.connectors = start, end, zone, connectors
+        self.hours = _LocalHours(zone)
+        self.sessions = sorted((s for s in sessions if start <= s.start.timestamp() < end), key=lambda s: s.start)
+        self._spans: dict[int, list[tuple[float, float, int]]] = {}  # per connector: (start, stop, session number)
+        for n, s in enumerate(self.sessions):
+            self._spans.setdefault(s.connector_id, []).append((s.start.timestamp(), s.stop.timestamp(), n))
+        # Sessions of one connector never overlap, so their stops are in order as their starts are.
+        self._stops = {c: [stop for _, stop, _ in spans] for c, spans in self._spans.items()}
+        self._drawing = [0.0] * len(self.sessions)
+        self.occupied = [0.0] * HOURS_PER_WEEK
+        self.plugged_s = self.drawing_s = self.idle_s = 0.0
+        self.turned_away = 0
 
-def _spread_by_hour(start: datetime, end: datetime, zone: tzinfo, into: list[float]) -> None:
-    """Add the seconds of [start, end) to the hour-of-week bins they fall in (local time)."""
-    at = start
-    while at < end:
-        local = at.astimezone(zone)
-        next_hour = (local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)).astimezone(at.tzinfo)
-        until = min(end, next_hour if next_hour > at else at + timedelta(hours=1))
-        into[_hour_index(at, zone)] += (until - at).total_seconds()
-        at = until
+    def segment(self, seg: Segment) -> None:
+        status = seg.status
+        if status not in PLUGGED:
+            return
+        seconds = seg.end - seg.start
+        self.plugged_s += seconds
+        self.hours.spread(seg.start, seg.end, self.occupied)
+        if status in IDLE_AFTER_CHARGING:
+            self.idle_s += seconds
+        elif status == "Charging":
+            self.drawing_s += seconds
+            spans = self._spans.get(seg.connector_id)
+            if spans:
+                n = bisect.bisect_right(self._stops[seg.connector_id], seg.start)
+                while n < len(spans) and spans[n][0] < seg.end:
+                    begun, stopped, number = spans[n]
+                    self._drawing[number] += max(0.0, min(seg.end, stopped) - max(seg.start, begun))
+                    n += 1
+
+    def event(self, e: Mark, statuses: dict[int, str]) -> None:
+        """``statuses``: every connector's status once ``e`` is taken into account."""
+        if (e.kind == "attempt" and e.value == "refused" and self.start <= e.at < self.end
+                and all(value != "Available" for value in statuses.values())):
+            self.turned_away += 1
+
+    def result(self) -> Usage:
+        zone = self.zone
+        days: dict[date, Day] = {}
+        day = to_datetime(self.start).astimezone(zone).date()
+        last = to_datetime(self.end - 1e-6).astimezone(zone).date()
+        while day <= last:
+            days[day] = Day(day)
+            day += timedelta(days=1)
+        revenue: dict[str, Decimal] = {}
+        arrivals = [0.0] * HOURS_PER_WEEK
+        powers: list[float] = []
+        for n, s in enumerate(self.sessions):
+            d = days[s.start.astimezone(zone).date()]
+            d.sessions += 1
+            d.energy_Wh += s.energy_Wh
+            if s.cost is not None and s.currency is not None:
+                d.revenue[s.currency] = d.revenue.get(s.currency, Decimal(0)) + s.cost
+                revenue[s.currency] = revenue.get(s.currency, Decimal(0)) + s.cost
+            arrivals[self.hours.index(s.start.timestamp())] += 1
+            seconds = self._drawing[n] or (s.stop - s.start).total_seconds()
+            if seconds > 0 and s.energy_Wh > 0:
+                powers.append(s.energy_Wh * 3600.0 / seconds)
+        # Every hour-of-week bin is met once per week of the period: seconds become a mean share of connectors.
+        weeks = (self.end - self.start) / (7 * 24 * 3600)
+        return Usage(
+            days=list(days.values()), sessions=len(self.sessions),
+            energy_Wh=sum(s.energy_Wh for s in self.sessions), revenue=revenue,
+            average_power_W=None if not powers else sum(powers) / len(powers),
+            peak_power_W=None if not powers else max(powers),
+            plugged_s=self.plugged_s, drawing_s=self.drawing_s, idle_after_charging_s=self.idle_s,
+            hour_of_week_occupancy=[min(1.0, x / (3600.0 * self.connectors * weeks)) for x in self.occupied],
+            hour_of_week_arrivals=[count / weeks for count in arrivals],
+            unique_cards=len({card_token(s.id_tag) for s in self.sessions if s.id_tag}),
+            turned_away=self.turned_away,
+        )
 
 
 def usage(sessions: Sequence[Session], events: Sequence[Event], connectors: int, start: datetime, end: datetime,
           zone: tzinfo) -> Usage:
-    if not start < end:
-        raise ValueError(f"usage period from {start.isoformat()} to {end.isoformat()}: the end must be later")
-    # In UTC from here: Python subtracts two times of the same zone on the wall clock, an hour off across DST.
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    sessions = [replace(s, start=s.start.astimezone(UTC), stop=s.stop.astimezone(UTC)) for s in sessions]
-    events = [replace(e, at=e.at.astimezone(UTC)) for e in events]
-    chosen = [s for s in sessions if start <= s.start < end]
-    days: dict[date, Day] = {}
-    day = start.astimezone(zone).date()
-    while day <= (end - timedelta(microseconds=1)).astimezone(zone).date():
-        days[day] = Day(day)
-        day += timedelta(days=1)
-    revenue: dict[str, Decimal] = {}
-    arrivals = [0.0] * HOURS_PER_WEEK
-    for s in chosen:
-        d = days[s.start.astimezone(zone).date()]
-        d.sessions += 1
-        d.energy_Wh += s.energy_Wh
-        if s.cost is not None and s.currency is not None:
-            d.revenue[s.currency] = d.revenue.get(s.currency, Decimal(0)) + s.cost
-            revenue[s.currency] = revenue.get(s.currency, Decimal(0)) + s.cost
-        arrivals[_hour_index(s.start, zone)] += 1
-
-    occupied = [0.0] * HOURS_PER_WEEK
-    plugged_s = drawing_s = idle_s = 0.0
-    drawing_by_session: list[float] = [0.0] * len(chosen)
-    for connector_id in range(1, connectors + 1):
-        for seg_start, seg_end, status in _status_segments(events, connector_id, start, end):
-            seconds = (seg_end - seg_start).total_seconds()
-            if status in PLUGGED:
-                plugged_s += seconds
-                _spread_by_hour(seg_start, seg_end, zone, occupied)
-            if status == "Charging":
-                drawing_s += seconds
-                for n, s in enumerate(chosen):
-                    if s.connector_id == connector_id:
-                        drawing_by_session[n] += max(0.0, (min(seg_end, s.stop) - max(seg_start, s.start))
-                                                     .total_seconds())
-            if status in IDLE_AFTER_CHARGING:
-                idle_s += seconds
-
-    powers: list[float] = []
-    for n, s in enumerate(chosen):
-        seconds = drawing_by_session[n] or (s.stop - s.start).total_seconds()
-        if seconds > 0 and s.energy_Wh > 0:
-            powers.append(s.energy_Wh * 3600.0 / seconds)
-
-    # Every hour-of-week bin is met once per week of the period: turn seconds into a mean share of connectors.
-    weeks = (end - start).total_seconds() / (7 * 24 * 3600)
-    occupancy = [seconds / (3600.0 * connectors * weeks) if weeks > 0 else 0.0 for seconds in occupied]
-
-    return Usage(
-        days=list(days.values()), sessions=len(chosen), energy_Wh=sum(s.energy_Wh for s in chosen), revenue=revenue,
-        average_power_W=None if not powers else sum(powers) / len(powers),
-        peak_power_W=None if not powers else max(powers),
-        plugged_s=plugged_s, drawing_s=drawing_s, idle_after_charging_s=idle_s,
-        hour_of_week_occupancy=[min(1.0, value) for value in occupancy],
-        hour_of_week_arrivals=[count / weeks if weeks > 0 else 0.0 for count in arrivals],
-        unique_cards=len({card_token(s.id_tag) for s in chosen if s.id_tag}),
-        turned_away=_turned_away(events, connectors, start, end),
-    )
-
-
-def _turned_away(events: Sequence[Event], connectors: int, start: datetime, end: datetime) -> int:
-    """Refused start attempts at moments when no connector was free (Available)."""
-    status = {n: "Available" for n in range(1, connectors + 1)}
-    count = 0
-    for e in sorted(events, key=lambda e: e.at):
-        if e.kind == "status" and e.connector_id in status:
-            status[e.connector_id] = e.value
-        elif (e.kind == "attempt" and e.value == "refused" and start <= e.at < end
-              and all(value != "Available" for value in status.values())):
-            count += 1
-    return count
+    """The figures from sessions and events in any order (for callers that hold them; reports stream instead)."""
+    t0, t1 = start.timestamp(), end.timestamp()
+    timeline = Timeline(range(1, connectors + 1), t0, t1)
+    counter = UsageCounter(sessions, connectors, t0, t1, zone)
+    for mark in sorted((e.mark() for e in events), key=lambda m: m.at):
+        for seg in timeline.feed(mark):
+            counter.segment(seg)
+        counter.event(mark, timeline.status)
+    for seg in timeline.finish():
+        counter.segment(seg)
+    return counter.result()

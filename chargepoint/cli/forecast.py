@@ -19,12 +19,11 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from chargepoint.analytics.availability import Event
 from chargepoint.analytics.forecast import DayDemand, Forecast, forecast
-from chargepoint.analytics.usage import Session, usage
+from chargepoint.analytics.period import analyse
+from chargepoint.analytics.usage import Session
 from chargepoint.cli.common import _load, read_database
-from chargepoint.cli.report import _usage_sessions
-from chargepoint.store import history as _history
+from chargepoint.cli.report import _usage_sessions, stream_events
 
 PROFILE_WEEKS = 4
 EXIT_USAGE = 2
@@ -83,9 +82,7 @@ def build_forecast(conn: sqlite3.Connection, connectors: int, zone: tzinfo, coun
         recent_start = recent_end - timedelta(days=1)
     since = recent_start.astimezone(UTC).isoformat(timespec="microseconds")
     until = recent_end.astimezone(UTC).isoformat(timespec="microseconds")
-    events = [Event(datetime.fromisoformat(e.at), e.connector_id, e.kind, e.value, e.detail)
-              for e in _history.events(conn, since, until)]
-    recent = usage(sessions, events, connectors, recent_start, recent_end, zone)
+    _, recent = analyse(stream_events(conn, since, until), sessions, [], connectors, recent_start, recent_end, zone)
     chosen = [s for s in sessions if recent_start <= s.start < recent_end]
     plugged_h = (sum((s.stop - s.start).total_seconds() for s in chosen) / len(chosen) / 3600) if chosen else 0.0
     result = forecast(history, holidays, weeks, recent.hour_of_week_arrivals, recent.hour_of_week_occupancy,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -19,14 +19,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from chargepoint.analytics.availability import (
-    ConnectorAvailability,
-    Event,
-    Exclusion,
-    charger_availability,
-    connector_availability,
-)
-from chargepoint.analytics.usage import Session, Usage, usage
+from chargepoint.analytics.availability import ConnectorAvailability, Exclusion, charger_availability
+from chargepoint.analytics.period import analyse
+from chargepoint.analytics.timeline import Mark
+from chargepoint.analytics.usage import Session, Usage
 from chargepoint.cli.common import _load, read_database
 from chargepoint.store import history as _history
 from chargepoint.store.history import EXCLUSION_REASONS
@@ -90,6 +86,10 @@ def _figures(a: ConnectorAvailability, sessions: tuple[int, int]) -> dict[str, A
     }
 
 
+def stream_events(conn: sqlite3.Connection, since: str, until: str) -> Iterator[Mark]:
+    return _history.stream_rows(conn, since, until, lambda _cursor, row: Mark(*row))
+
+
 def _usage_sessions(conn: sqlite3.Connection, since: str, until: str, currency: str) -> list[Session]:
     own = conn.execute(
         "SELECT s.started_at, COALESCE(s.stopped_at, s.last_meter_at), s.connector_id, "
@@ -127,15 +127,13 @@ def build_report(conn: sqlite3.Connection, connectors: int, start: datetime, end
                  zone: tzinfo = UTC, currency: str = "EUR") -> dict[str, Any]:
     since, until = start.astimezone(UTC).isoformat(timespec="microseconds"), end.astimezone(
         UTC).isoformat(timespec="microseconds")
-    events = [Event(datetime.fromisoformat(e.at), e.connector_id, e.kind, e.value, e.detail)
-              for e in _history.events(conn, since, until)]
     exclusions = [Exclusion(datetime.fromisoformat(x.start), datetime.fromisoformat(x.end), x.connector_id, x.reason)
                   for x in _history.exclusions(conn, since, until)]
     sessions = _sessions(conn, since, until)
-    ports = [connector_availability(events, exclusions, n, start, end) for n in range(1, connectors + 1)]
+    ports, used = analyse(stream_events(conn, since, until), _usage_sessions(conn, since, until, currency),
+                          exclusions, connectors, start, end, zone)
     total = charger_availability(ports)
     all_sessions = (sum(s for s, _ in sessions.values()), sum(e for _, e in sessions.values()))
-    used = usage(_usage_sessions(conn, since, until, currency), events, connectors, start, end, zone)
     return {
         "from": _iso(start), "to": _iso(end),
         "connectors": [{"id": a.connector_id, **_figures(a, sessions.get(a.connector_id, (0, 0)))} for a in ports],

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final, TypeVar
+
+_R = TypeVar("_R")
 
 KINDS: Final = frozenset({
     "boot",  # the firmware started; value: its version; detail: the version before, if it changed
@@ -74,19 +76,49 @@ def append(conn: sqlite3.Connection, events: Sequence[HistoryEvent]) -> None:
 
 
 def events(conn: sqlite3.Connection, since: str, until: str) -> list[HistoryEvent]:
-    """Events with ``since <= at < until``, in the order they were written, plus the last status of each connector
-    before ``since`` (a report must know the state a period began in)."""
+    """``stream`` as a list."""
+    return list(stream(conn, since, until))
+
+
+def stream(conn: sqlite3.Connection, since: str, until: str) -> Iterator[HistoryEvent]:
+    """Events with ``since <= at < until`` in time order, after the last status of each connector (and the last
+    boot, down or stop of the charger) before ``since``: a report must know the state a period began in. One row at
+    a time: a year of history never sits in memory."""
     before = conn.execute(
-        "SELECT h.* FROM history h JOIN (SELECT connector_id, MAX(seq) AS seq FROM history "
-        "WHERE at < ? AND kind IN ('status', 'link') GROUP BY connector_id, kind) last ON h.seq = last.seq "
-        "ORDER BY h.seq", (since,)).fetchall()
-    rows = conn.execute("SELECT * FROM history WHERE at >= ? AND at < ? ORDER BY seq", (since, until)).fetchall()
-    return [_event(row) for row in (*before, *rows)]
+        "SELECT h.* FROM history h JOIN (SELECT MAX(seq) AS seq FROM history WHERE at < ? AND kind IN "
+        "('status', 'link', 'boot', 'down', 'stop') GROUP BY connector_id, kind IN ('boot', 'down', 'stop'), "
+        "kind = 'link') last ON h.seq = last.seq ORDER BY h.at, h.seq", (since,)).fetchall()
+    for row in before:
+        yield _event(row)
+    for row in conn.execute("SELECT * FROM history WHERE at >= ? AND at < ? ORDER BY at, seq", (since, until)):
+        yield _event(row)
 
 
 def last_at(conn: sqlite3.Connection) -> str | None:
     row = conn.execute("SELECT MAX(at) FROM history").fetchone()
     return None if row is None else row[0]
+
+
+# SQLite turns the ISO text (fixed width: YYYY-MM-DDTHH:MM:SS.ffffff+00:00) into seconds, in C and to the microsecond
+# (julianday's double would be 50 us off; unixepoch's subsec needs SQLite 3.42, Debian 12 has 3.40).
+_EPOCH_S: Final = "CAST(strftime('%s', at) AS INTEGER) + CAST(substr(at, 20, 7) AS REAL)"
+
+
+def stream_rows(conn: sqlite3.Connection, since: str, until: str, row: Callable[[Any, tuple[Any, ...]], _R]
+                ) -> Iterator[_R]:
+    """``stream``'s events as ``row(cursor, (at in seconds since the epoch, connector_id, kind, value, detail))``:
+    the reports' fast path, with no datetime made per event."""
+    columns = f"{_EPOCH_S}, connector_id, kind, value, detail"
+    before = conn.cursor()
+    before.row_factory = row
+    yield from before.execute(
+        f"SELECT {columns} FROM history WHERE seq IN (SELECT MAX(seq) FROM history WHERE at < ? AND kind IN "
+        "('status', 'link', 'boot', 'down', 'stop') GROUP BY connector_id, kind IN ('boot', 'down', 'stop'), "
+        "kind = 'link') ORDER BY at, seq", (since,))
+    rows = conn.cursor()
+    rows.row_factory = row
+    yield from rows.execute(f"SELECT {columns} FROM history WHERE at >= ? AND at < ? ORDER BY at, seq",
+                            (since, until))
 
 
 def _event(row: sqlite3.Row) -> HistoryEvent:
