@@ -290,8 +290,8 @@ class PaymentSettings(_Section):
 
     @model_validator(mode="after")
     def _host(self) -> PaymentSettings:
-        if self.backend == "zvt" and not self.host:
-            raise ValueError('backend = "zvt" needs the terminal\'s host (hardware.payment.host)')
+        if self.backend == "zvt" and self.transport == "tcp" and not self.host:
+            raise ValueError('backend = "zvt" over tcp needs the terminal\'s host (hardware.payment.host)')
         return self
 
 
@@ -364,6 +364,9 @@ class SimulatorSettings(_Section):
     contactor_feedback_delay_s: float = Field(0.02, ge=0, le=1, description="Mirror contact delay")
     lock_delay_s: float = Field(0.05, ge=0, le=2, description="Lock actuator travel time")
     meter_port: int = Field(0, ge=0, le=65535, description="Modbus TCP port of the simulated meter, 0 = any free")
+    meter_model: Literal["sdm630", "iskra_wm3m4c"] = Field(
+        "sdm630", description="Simulated meter: sdm630, or iskra_wm3m4c (signs each session's readings, OCMF)"
+    )
     time_scale: float = Field(1.0, gt=0, le=3600, description="Simulated charging seconds per real second")
 
 

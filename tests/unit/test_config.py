@@ -11,6 +11,7 @@ import pytest
 
 from chargepoint.config.loader import load_config, redacted_json
 from chargepoint.config.reference import reference_toml
+from chargepoint.config.schema import Config
 from chargepoint.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,3 +119,25 @@ def test_cli_config_show_redacts(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "topsecretkey123" not in result.stdout
     assert '"charge_point_id": "CP1"' in result.stdout
+
+
+def _load_text(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def test_a_serial_payment_terminal_needs_no_host_and_a_tcp_one_does(tmp_path: Path) -> None:
+    config = _load_text(tmp_path, '[hardware.payment]\nbackend = "zvt"\ntransport = "serial"\n'
+                        'serial_port = "/dev/ttyUSB3"\nbaudrate = 115200\n')
+    payment = config.hardware.payment
+    assert (payment.transport, payment.serial_port, payment.baudrate) == ("serial", "/dev/ttyUSB3", 115200)
+    with pytest.raises(ConfigError, match="over tcp needs the terminal's host"):
+        _load_text(tmp_path, '[hardware.payment]\nbackend = "zvt"\n')
+
+
+def test_the_simulated_meter_model_is_chosen_in_the_simulator_section(tmp_path: Path) -> None:
+    config = _load_text(tmp_path, '[hardware]\nbackend = "sim"\n[simulator]\nmeter_model = "iskra_wm3m4c"\n')
+    assert config.simulator.meter_model == "iskra_wm3m4c"
+    with pytest.raises(ConfigError, match="meter_model"):
+        _load_text(tmp_path, '[simulator]\nmeter_model = "ferraris"\n')
