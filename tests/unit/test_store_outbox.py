@@ -504,3 +504,23 @@ async def test_an_answer_that_never_came_is_logged_by_the_errors_name_when_it_ha
     with caplog.at_level(logging.WARNING, logger="chargepoint.ocpp.v16.outbox"):
         await deliver_head(outbox)
     assert "StartTransaction not answered (TimeoutError); will resend" in [r.getMessage() for r in caplog.records]
+
+
+async def test_a_stop_transaction_answer_without_id_tag_info_is_delivered_and_caches_nothing(store: Store) -> None:
+    """StopTransaction.conf's idTagInfo is optional: an answer without it is a plain delivery."""
+    session = await store.begin_session(1, "CARD", 0, T0, messages=lambda sid: [message("StartTransaction", 1, sid)])
+    start = await store.outbox_head()
+    assert start is not None
+    await store.outbox_delivered(start.seq, (session.session_id, 9))
+    await store.end_session(session.session_id, 10, T0 + timedelta(minutes=1), "Local",
+                            messages=lambda record: [OutboxMessage("StopTransaction", {"idTag": "CARD"},
+                                                                   record.session_id)])
+    link = _AnsweringLink({"StopTransaction": {}})
+    keys = OcppConfiguration(1)
+    connection = cast(CsmsConnection, _Connection(link))
+    outbox = Outbox(keys, store, connection, cast(ChargerPort, _Charger()), OcppAuthorization(keys, store, connection),
+                    cast(SmartCharging, _SmartCharging()))
+    await deliver_head(outbox)
+    assert [action for action, _ in link.sent] == ["StopTransaction"]
+    assert await store.outbox_head() is None
+    assert await store.auth_cache_all() == []
