@@ -86,6 +86,7 @@ from chargepoint.runtime.mobile_payment import MobilePayment
 from chargepoint.runtime.pricing import PricingService
 from chargepoint.runtime.qr_codes import is_qr_id_tag
 from chargepoint.runtime.reservations import Reservations
+from chargepoint.runtime.security_log import StandaloneSecurityLog
 from chargepoint.runtime.session_writer import SessionWriter
 from chargepoint.runtime.signed_metering import ChargerIdentity, SignedMetering
 from chargepoint.runtime.storage import StorageMonitor
@@ -194,6 +195,10 @@ class ChargerApp:
             await self.csms.load()
         await self.pricing.load()
         await self.history.start()
+        standalone_log = None
+        if self.csms is None:  # the CSMS adapter logs security events itself, with their notifications
+            standalone_log = StandaloneSecurityLog(self.store)
+            self.add_listener(standalone_log)
         signed = await self.signed.recover() if self.signed.meters else None
         recovered = await self.store.recover_open_sessions(
             "PowerLoss", messages=None if self.csms is None else self.csms.stop_messages, signed=signed,
@@ -239,6 +244,8 @@ class ChargerApp:
                 self.spawn(self.mobile.run())
             self.spawn(self.fraud.run())
             self.spawn(self.history.run())
+            if standalone_log is not None:
+                self.spawn(standalone_log.run())
             if self.hardware.tamper is not None:
                 self.spawn(self.fraud.watch_tamper(self.hardware.tamper))
             if self.cards is not None:
@@ -253,6 +260,8 @@ class ChargerApp:
             await writer_task
             await self.signed.aclose()
             await self.history.stop(self._reset_reason)
+            if standalone_log is not None:
+                await standalone_log.flush()
 
     def _safety_tick(self, connector_id: int) -> None:
         if self.on_safety_tick is not None:

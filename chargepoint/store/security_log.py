@@ -18,6 +18,13 @@ KEPT: Final = 5000
 QUEUED_NON_CRITICAL_MAX: Final = 100
 """Undelivered notifications beyond which a non-critical event is logged but not queued."""
 ACTION: Final = "SecurityEventNotification"
+CRITICAL: Final = frozenset({
+    # The 1.6 security whitepaper's critical events ...
+    "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot", "SecurityLogWasCleared",
+    "MemoryExhaustion", "TamperDetectionActivated",
+    # ... and ours that an operator must hear of as surely.
+    "DatabaseCorruptionRecovered",
+})
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,19 +22,13 @@ from typing import Any, Final
 from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.ocpp.v16.connection import CsmsConnection
 from chargepoint.ocpp.v16.wire import wire_time
-from chargepoint.store import SecurityLogEntry, Store
+from chargepoint.store import SecurityLogEntry, Store, security_log
 
 log = logging.getLogger(__name__)
 
 LEGACY_QUEUE_KV = "ocpp.security_events"  # where undelivered events waited before the outbox took them
 TECH_INFO_MAX = 255  # SecurityEventNotification.req techInfo
-CRITICAL: Final = frozenset({
-    # The 1.6 security whitepaper's critical events ...
-    "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot", "SecurityLogWasCleared",
-    "MemoryExhaustion", "TamperDetectionActivated",
-    # ... and ours that an operator must hear of as surely.
-    "DatabaseCorruptionRecovered",
-})
+CRITICAL: Final = security_log.CRITICAL
 
 
 class SecurityEvents:
