@@ -16,13 +16,15 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
 from chargepoint.cli.control_client import request
+from chargepoint.cli.ocmf_check import verifies
+from chargepoint.cli.report import build_report
 from chargepoint.errors import ControlError
 from chargepoint.store import payments
 from simulators.csms import Frame, TestCsms
@@ -51,6 +53,7 @@ backend = "sim"
 ev_max_current_A = 16
 ev_phases = 3
 time_scale = {time_scale}
+meter_model = "iskra_wm3m4c"
 
 [storage]
 dir = "{dir}"
@@ -77,6 +80,25 @@ class DemoFailed(Exception):
 
 def _say(step: str, text: str) -> None:
     click.echo(f"{click.style(step, bold=True)} {text}")
+
+
+def _short_report(workdir: Path, since: datetime, until: datetime) -> None:
+    """What ``chargepoint report`` says of the demo's run, read from its database as the command reads it."""
+    conn = sqlite3.connect(f"file:{workdir / 'chargepoint.db'}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        report = build_report(conn, 1, since, until)
+    finally:
+        conn.close()
+    port, use = report["connectors"][0], report["usage"]
+    if port["sessions"] != 1 or port["uptime_percent"] is None:
+        raise DemoFailed(f"the report does not show the demo's session: {port}")
+    statuses = ", ".join(f"{status} {seconds} s" for status, seconds in port["status_s"].items())
+    _say("      ", "and `chargepoint report` over the demo's run (from the recorded history):")
+    click.echo(f"        uptime          {port['uptime_percent']:.2f} % (as NEVI counts it)")
+    click.echo(f"        sessions        {port['sessions']}, {port['energy_Wh'] / 1000:.3f} kWh, "
+               f"revenue {', '.join(f'{v} {k}' for k, v in use['revenue'].items()) or '-'}")
+    click.echo(f"        time per status {statuses}")
 
 
 class _Daemon:
@@ -237,6 +259,7 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0, card: bool = False
     daemon = _Daemon(workdir)
     csms = _Csms()
     t_start = time.monotonic()
+    wall_start = datetime.now(UTC) - timedelta(seconds=1)
     try:
         csms_url = csms.start()
         _say("[1/7]", f"Starting the test CSMS at {csms_url} and the charger daemon on simulated hardware "
@@ -309,6 +332,11 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0, card: bool = False
         click.echo(f"        stop reason     {record['stop_reason']}")
         click.echo(f"        tariff          {record['tariff_id']}")
         click.echo(f"        cost            {record['cost']} {record['currency']} (incl. tax)")
+        signed = record.get("signed_meter_data")
+        if not signed or not verifies(signed, record["meter_public_key"]):
+            raise DemoFailed("the meter's signed dataset is missing or does not verify")
+        click.echo(f"        signed by meter OCMF, {len(signed)} bytes, verifies with the meter's key "
+                   f"{record['meter_public_key'][-16:]}")
         if card:
             payment = _wait_payment(workdir, record["session_id"])
             _say("      ", "the card payment (from the payment journal, as `chargepoint payments` shows it):")
@@ -325,9 +353,11 @@ def run_demo(keep: bool = False, charge_seconds: float = 8.0, card: bool = False
             raise DemoFailed("the session was not priced")
         if not record["energy_Wh"]:
             raise DemoFailed("no energy was recorded")
+        wall_end = datetime.now(UTC)  # the run, before the daemon is stopped
         code = daemon.stop()
         if code != 0:
             raise DemoFailed(f"the daemon exited with code {code}")
+        _short_report(workdir, wall_start, wall_end)
         click.echo(f"Demo complete in {time.monotonic() - t_start:.1f} s.")
         return 0
     except (DemoFailed, ControlError) as exc:

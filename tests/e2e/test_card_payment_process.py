@@ -160,6 +160,9 @@ def test_the_plain_demo_still_charges_a_session() -> None:
     shown = cli("demo", "--charge-seconds", "2", timeout_s=120)
     assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
     assert "Demo complete" in shown.stdout and "Total" in shown.stdout
+    # The main job shows the meter's signed dataset verified, and ends with a short report of its run.
+    assert "signed by meter OCMF" in shown.stdout and "verifies with the meter's key" in shown.stdout
+    assert "uptime          100.00 %" in shown.stdout and "sessions        1," in shown.stdout
 
 
 async def test_kill_9_while_the_terminal_waits_for_a_card_reserves_nothing(tmp_path: Path) -> None:
