@@ -428,6 +428,10 @@ class OcppSettings(_Section):
         description="At security profiles 2 and 3, let diagnostics and logs go to plain http:// and ftp:// "
         "locations too (by default only https:// and ftps://)",
     )
+    kpi_vendor_id: str = Field(
+        "", max_length=255, description="Send a daily summary (availability, sessions, energy, faults) to the CSMS "
+        "as a DataTransfer with this vendorId, queued while offline; empty: none"
+    )
     allow_unsigned_firmware_updates: bool = Field(
         False,
         description="Accept OCPP UpdateFirmware (unsigned) besides SignedUpdateFirmware: only with an installer "
@@ -791,6 +795,25 @@ class ForecastSettings(_Section):
     )
 
 
+class MonitoringSettings(_Section):
+    """The local dashboard and Prometheus metrics (opt-in): http://<bind>:<port>/ and /metrics."""
+
+    enabled: bool = Field(False, description="Serve the dashboard and /metrics")
+    bind: str = Field("127.0.0.1", min_length=1, description="Address to listen on; anything but loopback needs a "
+                      "password")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port")
+    password: SecretStr | None = Field(None, description="HTTP basic-auth password (user 'operator'); required when "
+                                       "bind is not a loopback address")
+
+    @model_validator(mode="after")
+    def _password_off_loopback(self) -> MonitoringSettings:
+        loopback = self.bind in ("localhost", "::1") or self.bind.startswith("127.")
+        if self.enabled and not loopback and (self.password is None or len(self.password.get_secret_value()) < 8):
+            raise ValueError(f"monitoring.bind = {self.bind!r} is not a loopback address: set monitoring.password "
+                             "(at least 8 characters)")
+        return self
+
+
 class Config(_Section):
     identity: IdentitySettings = Field(default_factory=lambda: IdentitySettings())
     charger: ChargerSettings = Field(default_factory=lambda: ChargerSettings())
@@ -804,6 +827,7 @@ class Config(_Section):
     fraud: FraudSettings = Field(default_factory=lambda: FraudSettings())
     history: HistorySettings = Field(default_factory=lambda: HistorySettings())
     forecast: ForecastSettings = Field(default_factory=lambda: ForecastSettings())
+    monitoring: MonitoringSettings = Field(default_factory=lambda: MonitoringSettings())
     card_payment: CardPaymentSettings = Field(default_factory=lambda: CardPaymentSettings())
 
     @model_validator(mode="after")
