@@ -13,6 +13,7 @@ import click
 from chargepoint.cli.board_sim import board_sim
 from chargepoint.cli.common import EXIT_CONFIG, _load, _load_for_daemon, _request
 from chargepoint.cli.events import events_command
+from chargepoint.cli.faults import faults_command
 from chargepoint.cli.forecast import forecast_command
 from chargepoint.cli.history import history_group
 from chargepoint.cli.ledger import ledger_group
@@ -329,6 +330,7 @@ cli.add_command(report_command)
 cli.add_command(availability_group)
 cli.add_command(history_group)
 cli.add_command(forecast_command)
+cli.add_command(faults_command)
 cli.add_command(qr_command)
 cli.add_command(events_command)
 cli.add_command(payments_command)
