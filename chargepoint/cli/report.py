@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from chargepoint.analytics.availability import ConnectorAvailability, Exclusion, charger_availability
-from chargepoint.analytics.period import analyse
+from chargepoint.analytics.availability import Exclusion
+from chargepoint.analytics.period_report import iso, period_report
 from chargepoint.analytics.timeline import Mark
-from chargepoint.analytics.usage import Session, Usage
+from chargepoint.analytics.usage import Session
 from chargepoint.cli.common import _load, read_database
 from chargepoint.store import history as _history
 from chargepoint.store.history import EXCLUSION_REASONS
@@ -50,40 +50,7 @@ def parse_time(text: str, option: str) -> datetime:
 
 
 def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _sessions(conn: sqlite3.Connection, since: str, until: str) -> dict[int, tuple[int, int]]:
-    """{connector: (sessions, energy_Wh)} of the charger's own and imported sessions started in the period."""
-    totals: dict[int, tuple[int, int]] = {}
-    rows = conn.execute(
-        "SELECT connector_id, COUNT(*), COALESCE(SUM(COALESCE(meter_stop_Wh, last_meter_Wh) - meter_start_Wh), 0) "
-        "FROM sessions WHERE started_at >= ? AND started_at < ? GROUP BY connector_id", (since, until)).fetchall()
-    imported = conn.execute(
-        "SELECT connector_id, COUNT(*), COALESCE(SUM(energy_Wh), 0) FROM imported_sessions "
-        "WHERE start_utc >= ? AND start_utc < ? GROUP BY connector_id", (since, until)).fetchall()
-    for connector_id, count, energy in (*rows, *imported):
-        sessions, energy_Wh = totals.get(connector_id, (0, 0))
-        totals[connector_id] = (sessions + count, energy_Wh + energy)
-    return totals
-
-
-def _figures(a: ConnectorAvailability, sessions: tuple[int, int]) -> dict[str, Any]:
-    return {
-        "uptime_percent": a.uptime_percent,
-        "sessions": sessions[0],
-        "energy_Wh": sessions[1],
-        "faults": a.faults,
-        "failed_starts": a.failed_starts,
-        "period_s": round(a.period_s),
-        "outage_s": round(a.outage_s),
-        "excluded_s": round(a.excluded_s),
-        "mtbf_h": None if a.mtbf_s is None else round(a.mtbf_s / 3600, 2),
-        "mttr_min": None if a.mttr_s is None else round(a.mttr_s / 60, 1),
-        "status_s": {status: round(seconds) for status, seconds in sorted(a.status_s.items())},
-        "outages": [{"start": _iso(o.start), "end": _iso(o.end), "duration_s": round(o.duration_s),
-                     "cause": o.cause, "excluded_s": round(o.excluded_s)} for o in a.outages],
-    }
+    return iso(at)
 
 
 def stream_events(conn: sqlite3.Connection, since: str, until: str) -> Iterator[Mark]:
@@ -105,41 +72,14 @@ def _usage_sessions(conn: sqlite3.Connection, since: str, until: str, currency: 
     return sessions
 
 
-def _usage_figures(u: Usage) -> dict[str, Any]:
-    def money(amounts: dict[str, Decimal]) -> dict[str, str]:
-        return {currency: str(amount) for currency, amount in sorted(amounts.items())}
-
-    return {
-        "sessions": u.sessions, "energy_Wh": u.energy_Wh, "revenue": money(u.revenue),
-        "average_power_W": None if u.average_power_W is None else round(u.average_power_W),
-        "peak_power_W": None if u.peak_power_W is None else round(u.peak_power_W),
-        "plugged_s": round(u.plugged_s), "drawing_s": round(u.drawing_s),
-        "idle_after_charging_s": round(u.idle_after_charging_s),
-        "unique_cards": u.unique_cards, "turned_away": u.turned_away,
-        "days": [{"date": d.day.isoformat(), "sessions": d.sessions, "energy_Wh": d.energy_Wh,
-                  "revenue": money(d.revenue)} for d in u.days],
-        "hour_of_week_occupancy": [round(x, 4) for x in u.hour_of_week_occupancy],
-        "hour_of_week_arrivals": [round(x, 3) for x in u.hour_of_week_arrivals],
-    }
-
-
 def build_report(conn: sqlite3.Connection, connectors: int, start: datetime, end: datetime,
                  zone: tzinfo = UTC, currency: str = "EUR") -> dict[str, Any]:
     since, until = start.astimezone(UTC).isoformat(timespec="microseconds"), end.astimezone(
         UTC).isoformat(timespec="microseconds")
     exclusions = [Exclusion(datetime.fromisoformat(x.start), datetime.fromisoformat(x.end), x.connector_id, x.reason)
                   for x in _history.exclusions(conn, since, until)]
-    sessions = _sessions(conn, since, until)
-    ports, used = analyse(stream_events(conn, since, until), _usage_sessions(conn, since, until, currency),
-                          exclusions, connectors, start, end, zone)
-    total = charger_availability(ports)
-    all_sessions = (sum(s for s, _ in sessions.values()), sum(e for _, e in sessions.values()))
-    return {
-        "from": _iso(start), "to": _iso(end),
-        "connectors": [{"id": a.connector_id, **_figures(a, sessions.get(a.connector_id, (0, 0)))} for a in ports],
-        "charger": _figures(total, all_sessions),
-        "usage": _usage_figures(used),
-    }
+    return period_report(stream_events(conn, since, until), _usage_sessions(conn, since, until, currency),
+                         exclusions, connectors, start, end, zone)
 
 
 def _hours(seconds: float) -> str:
