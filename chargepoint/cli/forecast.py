@@ -22,10 +22,13 @@ import click
 from chargepoint.analytics.forecast import DayDemand, Forecast, forecast
 from chargepoint.analytics.period import analyse
 from chargepoint.analytics.usage import Session
+from chargepoint.cli import charts_html, charts_svg, charts_text
+from chargepoint.cli.charts_data import WEEKDAYS, band
 from chargepoint.cli.common import _load, read_database
-from chargepoint.cli.report import _usage_sessions, stream_events
+from chargepoint.cli.report import _usage_sessions, stream_events, write_html
 
 PROFILE_WEEKS = 4
+PLOT_HISTORY_WEEKS = 4
 EXIT_USAGE = 2
 
 config_option = click.option(
@@ -65,11 +68,12 @@ def daily_history(sessions: list[Session], zone: tzinfo, first: date, last: date
 
 
 def build_forecast(conn: sqlite3.Connection, connectors: int, zone: tzinfo, country: str, threshold: float,
-                   weeks: int, now: datetime) -> tuple[Forecast, int]:
+                   weeks: int, now: datetime) -> tuple[Forecast, list[DayDemand]]:
+    """The forecast, and the daily history it was made from (oldest first)."""
     today = now.astimezone(zone).date()
     sessions = _usage_sessions(conn, "", "~", "EUR")
     if not sessions:
-        return forecast([], frozenset(), weeks, [0.0] * 168, [0.0] * 168, 0.0, connectors, threshold), 0
+        return forecast([], frozenset(), weeks, [0.0] * 168, [0.0] * 168, 0.0, connectors, threshold), []
     first = min(s.start for s in sessions).astimezone(zone).date()
     history = daily_history([s for s in sessions if s.start.astimezone(zone).date() < today], zone, first,
                             today - timedelta(days=1))
@@ -87,7 +91,7 @@ def build_forecast(conn: sqlite3.Connection, connectors: int, zone: tzinfo, coun
     plugged_h = (sum((s.stop - s.start).total_seconds() for s in chosen) / len(chosen) / 3600) if chosen else 0.0
     result = forecast(history, holidays, weeks, recent.hour_of_week_arrivals, recent.hour_of_week_occupancy,
                       plugged_h, connectors, threshold)
-    return result, len(history)
+    return result, history
 
 
 def to_json(result: Forecast, history_days: int) -> dict[str, Any]:
@@ -109,7 +113,28 @@ def to_json(result: Forecast, history_days: int) -> dict[str, Any]:
     }
 
 
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+def _summary(data: dict[str, Any]) -> list[str]:
+    """The back-test and the capacity advice, in words."""
+    lines = []
+    b = data["backtest"]
+    if b["mape_percent"] is None:
+        lines.append("Back-test: not enough history yet (three weeks are needed)")
+    else:
+        lines.append(f"Back-test over {b['weeks']} weeks: sessions off by {b['mape_percent']} % a day on average "
+                     f"(same weekday last week: {b['baseline_mape_percent']} %)")
+    c = data["capacity"]
+    if c["peak_hour_of_week"] is None:
+        lines.append("Capacity: no sessions in the last four weeks to judge by")
+        return lines
+    peak = c["peak_hour_of_week"]
+    lines.append(f"Capacity: busiest hour {WEEKDAYS[peak // 24]} {peak % 24:02d}:00, {c['arrivals_per_hour_at_peak']} "
+                 f"arrivals an hour staying {c['mean_plugged_h']} h: a driver finds all {c['connectors']} connectors "
+                 f"busy with probability {c['busy_probability_at_peak']:.1%} (threshold {c['threshold']:.0%})")
+    if c["exceeded_on"] is None:
+        lines.append("  not expected to pass the threshold within two years")
+    else:
+        lines.append(f"  add connectors by {c['exceeded_on']}: the threshold is passed from then on")
+    return lines
 
 
 def _print(data: dict[str, Any]) -> None:
@@ -117,43 +142,68 @@ def _print(data: dict[str, Any]) -> None:
     for d in data["daily"]:
         weekday = WEEKDAYS[date.fromisoformat(d["date"]).weekday()]
         click.echo(f"  {d['date']} {weekday}  {d['sessions']:6.1f} sessions  {d['energy_Wh'] / 1000:8.1f} kWh")
-    b = data["backtest"]
-    if b["mape_percent"] is None:
-        click.echo("Back-test: not enough history yet (three weeks are needed)")
-    else:
-        click.echo(f"Back-test over {b['weeks']} weeks: sessions off by {b['mape_percent']} % a day on average "
-                   f"(same weekday last week: {b['baseline_mape_percent']} %)")
-    c = data["capacity"]
-    if c["peak_hour_of_week"] is None:
-        click.echo("Capacity: no sessions in the last four weeks to judge by")
-        return
-    peak = c["peak_hour_of_week"]
-    click.echo(f"Capacity: busiest hour {WEEKDAYS[peak // 24]} {peak % 24:02d}:00, {c['arrivals_per_hour_at_peak']} "
-               f"arrivals an hour staying {c['mean_plugged_h']} h: a driver finds all {c['connectors']} connectors "
-               f"busy with probability {c['busy_probability_at_peak']:.1%} (threshold {c['threshold']:.0%})")
-    if c["exceeded_on"] is None:
-        click.echo("  not expected to pass the threshold within two years")
-    else:
-        click.echo(f"  add connectors by {c['exceeded_on']}: the threshold is passed from then on")
+    for line in _summary(data):
+        click.echo(line)
+
+
+def _chart_series(data: dict[str, Any], history: list[DayDemand]
+                  ) -> tuple[list[tuple[str, float]], list[tuple[str, float]], tuple[list[float], list[float]] | None]:
+    """The sessions of the last weeks of history (as many as are forecast, at least four), the forecast's, and its
+    band: the forecast +- its back-tested error."""
+    shown = history[-max(PLOT_HISTORY_WEEKS, len(data["daily"]) // 7) * 7:]
+    past = [(d.day.isoformat(), d.sessions) for d in shown]
+    ahead = [(d["date"], float(d["sessions"])) for d in data["daily"]]
+    return past, ahead, band([v for _, v in ahead], data["backtest"]["mape_percent"])
+
+
+def text_chart(data: dict[str, Any], history: list[DayDemand], width: int, lines: int) -> str:
+    past, ahead, error_band = _chart_series(data, history)
+    dates = iter(charts_text.short_dates([d for d, _ in past + ahead]))
+    past = [(next(dates), v) for _, v in past]
+    ahead = [(next(dates), v) for _, v in ahead]
+    return charts_text.forecast_chart(past, ahead, error_band, "Sessions per day: history and forecast", width,
+                                      charts_text.plot_height(lines))
+
+
+def html_forecast(data: dict[str, Any], history: list[DayDemand]) -> str:
+    past, ahead, error_band = _chart_series(data, history)
+    fragments = [
+        charts_html.paragraph(f"From {data['history_days']} days of history. The shaded band is the forecast +- its "
+                              "back-tested error.", "note"),
+        charts_html.figure(charts_svg.forecast_chart(past, ahead, error_band, "Sessions per day", "sessions")),
+        *(charts_html.paragraph(line) for line in _summary(data)),
+        charts_html.table(("date", "weekday", "sessions", "energy"), [
+            (d["date"], WEEKDAYS[date.fromisoformat(d["date"]).weekday()], f"{d['sessions']:.1f}",
+             f"{d['energy_Wh'] / 1000:.1f} kWh") for d in data["daily"]]),
+    ]
+    return charts_html.page("Demand forecast and capacity", fragments)
 
 
 @click.command(name="forecast")
 @config_option
 @click.option("--weeks", default=4, show_default=True, type=click.IntRange(1, 26), help="Weeks to forecast.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def forecast_command(config_path: Path, weeks: int, as_json: bool) -> None:
+@click.option("--no-plot", "no_plot", is_flag=True, help="Leave the chart out of the text output.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the forecast with its chart as a standalone HTML file.")
+def forecast_command(config_path: Path, weeks: int, as_json: bool, no_plot: bool, html_path: Path | None) -> None:
     """Sessions and energy per day for the coming weeks, the forecast's tested error, and capacity advice."""
     config = _load(config_path)
     zone = ZoneInfo(config.pricing.time_zone)
     f = config.forecast
     try:
-        (result, days), _ = read_database(config_path, "the history", lambda conn: build_forecast(
+        (result, history), _ = read_database(config_path, "the history", lambda conn: build_forecast(
             conn, config.charger.connectors, zone, f.country, f.busy_threshold, weeks, datetime.now(UTC)))
     except click.UsageError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(EXIT_USAGE)
-    data = to_json(result, days)
+    data = to_json(result, len(history))
     if as_json:
         click.echo(json.dumps(data))
     else:
         _print(data)
+        if not no_plot:
+            click.echo()
+            click.echo(text_chart(data, history, *charts_text.terminal_size()))
+    if html_path is not None:
+        write_html(html_path, html_forecast(data, history))

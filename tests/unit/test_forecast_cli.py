@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -96,3 +98,32 @@ def test_the_text_forecast_says_when_to_add_connectors_or_that_it_need_not(tmp_p
     assert done.returncode == 0, done.stderr
     assert "Back-test over 4 weeks" in done.stdout and "busiest hour" in done.stdout
     assert ("add connectors by" in done.stdout) or ("not expected to pass the threshold" in done.stdout)
+
+
+def test_the_text_forecast_draws_the_history_the_forecast_and_its_band_unless_told_not_to(tmp_path: Path) -> None:
+    config = charger(tmp_path, "")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}  # a pipe: 80 x 24
+    done = subprocess.run([sys.executable, "-m", "chargepoint", "forecast", "--weeks", "2", "--config", str(config)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    chart = done.stdout[done.stdout.index("Sessions per day: history and forecast"):]
+    assert "• history   o forecast   · +- back-tested error" in chart
+    assert max(len(line) for line in chart.splitlines()) <= 80 and "\x1b" not in chart
+    quiet = cli(config, "forecast", "--weeks", "2", "--no-plot")
+    assert quiet.returncode == 0 and "Back-test over 4 weeks" in quiet.stdout
+    assert "Sessions per day" not in quiet.stdout and "•" not in quiet.stdout
+    assert forecast(config, "--weeks", "2") == forecast(config, "--weeks", "2", "--no-plot")
+
+
+def test_html_writes_the_forecast_with_its_band(tmp_path: Path) -> None:
+    config = charger(tmp_path, "")
+    page = tmp_path / "forecast.html"
+    done = cli(config, "forecast", "--weeks", "2", "--html", str(page))
+    assert done.returncode == 0, done.stderr
+    text = page.read_text(encoding="utf-8")
+    root = ET.fromstring(text.removeprefix("<!DOCTYPE html>\n"))
+    svg = "{http://www.w3.org/2000/svg}"
+    assert len(list(root.iter(f"{svg}svg"))) == 1
+    assert [p.get("class") for p in root.iter(f"{svg}polygon")] == ["band"]
+    assert {p.get("class") for p in root.iter(f"{svg}polyline")} == {"history", "forecast"}
+    assert "Back-test over 4 weeks" in text and "<script" not in text

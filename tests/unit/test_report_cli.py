@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -118,3 +120,78 @@ def test_an_unknown_exclusion_reason_is_refused(charger_day: Path) -> None:
     done = cli(charger_day, "availability", "exclude", "--from", "2026-11-02T00:00:00Z", "--to",
                "2026-11-02T01:00:00Z", "--reason", "weather")
     assert done.returncode == 2 and "'weather' is not one of" in done.stderr
+
+
+# ----------------------------------------------------------------- pictures: terminal charts and the HTML file
+
+PLOT_TITLES = ("Energy per day, kWh", "Occupancy by hour of the week", "Availability, one character = ")
+
+
+def cli_not_a_terminal(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """As ``cli``, with no $COLUMNS/$LINES: the output is a pipe, so the charts take 80 x 24."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    return subprocess.run([sys.executable, "-m", "chargepoint", *args, "--config", str(config)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+
+
+DAY_ARGS = ("report", "--from", "2026-11-02T00:00:00Z", "--to", "2026-11-03T00:00:00Z")
+
+
+def test_the_text_report_draws_energy_occupancy_and_availability(charger_day: Path) -> None:
+    done = cli_not_a_terminal(charger_day, *DAY_ARGS)
+    assert done.returncode == 0, done.stderr
+    assert "91.67 %" in done.stdout
+    for title in PLOT_TITLES:
+        assert title in done.stdout
+    charts = done.stdout[done.stdout.index(PLOT_TITLES[0]):]
+    assert max(len(line) for line in charts.splitlines()) <= 80
+    assert "one character = 1 h from 2026-11-02T00:00+00:00" in done.stdout
+    # Connector 2: up, faulted 10-12 (counted), the grid's outage 20-21 (not counted), up again.
+    assert "connector 2  " + "█" * 10 + "XX" + "█" * 8 + "░" + "█" * 3 in done.stdout
+    assert "connector 1  " + "█" * 20 + "░" + "█" * 3 in done.stdout
+    assert "\x1b" not in done.stdout
+
+
+def test_no_plot_leaves_the_charts_out(charger_day: Path) -> None:
+    done = cli_not_a_terminal(charger_day, *DAY_ARGS, "--no-plot")
+    assert done.returncode == 0, done.stderr
+    assert "91.67 %" in done.stdout and "Faulted:GroundFailure" in done.stdout
+    assert not any(title in done.stdout for title in PLOT_TITLES)
+    assert "█" not in done.stdout
+
+
+def test_json_has_no_charts_and_its_fields_are_unchanged(charger_day: Path) -> None:
+    done = cli_not_a_terminal(charger_day, *DAY_ARGS, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) == {"from", "to", "connectors", "charger", "usage"}
+    assert done.stdout == cli_not_a_terminal(charger_day, *DAY_ARGS, "--json", "--no-plot").stdout
+
+
+def test_an_empty_period_draws_without_failing(charger_day: Path) -> None:
+    done = cli_not_a_terminal(charger_day, "report", "--from", "2025-01-01T00:00:00Z", "--to",
+                              "2025-01-08T00:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert all(title in done.stdout for title in PLOT_TITLES)
+    assert "connector 1  " + "·" * 56 + "\n" in done.stdout  # 3-hour steps; not yet installed
+
+
+def test_html_writes_a_standalone_page_with_a_chart_per_picture_and_the_uptime(charger_day: Path,
+                                                                               tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    done = cli_not_a_terminal(charger_day, *DAY_ARGS, "--json", "--html", str(page))
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)) == {"from", "to", "connectors", "charger", "usage"}  # stdout as before
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    root = ET.fromstring(text.removeprefix("<!DOCTYPE html>\n"))
+    svgs = list(root.iter("{http://www.w3.org/2000/svg}svg"))
+    assert len(svgs) == text.count("<svg") == 3  # availability timeline, energy per day, occupancy
+    assert "91.67 %" in text and "100.00 %" in text and "Faulted:GroundFailure" in text
+    assert "<script" not in text and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in text
+
+
+def test_html_to_a_place_that_cannot_be_written_is_a_clear_error(charger_day: Path, tmp_path: Path) -> None:
+    done = cli_not_a_terminal(charger_day, *DAY_ARGS, "--html", str(tmp_path / "no" / "such" / "dir.html"))
+    assert done.returncode != 0 and "dir.html" in done.stderr
