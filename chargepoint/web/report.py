@@ -1,5 +1,5 @@
 """The dashboard's availability and use figures: the same as ``chargepoint report --json`` for a period, read from the
-charger's database on a read-only connection of its own.
+charger's database on a read-only connection of its own, computed by :mod:`chargepoint.analytics.period_report`.
 
 Its own connection, not the store's: the store has one worker thread for every write of the running charger, and a
 dashboard reload must never queue a session's record behind a month of history. SQLite in WAL mode lets a reader run
@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chargepoint.analytics.availability import Exclusion
-from chargepoint.analytics.period import analyse
-from chargepoint.analytics.report import period_report
+from chargepoint.analytics.period_report import period_report
 from chargepoint.analytics.timeline import Mark
 from chargepoint.analytics.usage import Session
 from chargepoint.store import history as _history
@@ -39,22 +38,9 @@ def _text(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _session_totals(conn: sqlite3.Connection, since: str, until: str) -> dict[int, tuple[int, int]]:
-    """{connector: (sessions, energy_Wh)} of the charger's own and imported sessions started in the period."""
-    totals: dict[int, tuple[int, int]] = {}
-    rows = conn.execute(
-        "SELECT connector_id, COUNT(*), COALESCE(SUM(COALESCE(meter_stop_Wh, last_meter_Wh) - meter_start_Wh), 0) "
-        "FROM sessions WHERE started_at >= ? AND started_at < ? GROUP BY connector_id", (since, until)).fetchall()
-    imported = conn.execute(
-        "SELECT connector_id, COUNT(*), COALESCE(SUM(energy_Wh), 0) FROM imported_sessions "
-        "WHERE start_utc >= ? AND start_utc < ? GROUP BY connector_id", (since, until)).fetchall()
-    for connector_id, count, energy in (*rows, *imported):
-        sessions, energy_Wh = totals.get(connector_id, (0, 0))
-        totals[connector_id] = (sessions + count, energy_Wh + energy)
-    return totals
-
-
 def _usage_sessions(conn: sqlite3.Connection, since: str, until: str, currency: str) -> list[Session]:
+    """The sessions started in the period, own and imported: the query of ``chargepoint report`` (``cli/report.py``,
+    which an adapter may not import); tests/unit/test_web_report.py holds the two to the same figures."""
     own = conn.execute(
         "SELECT s.started_at, COALESCE(s.stopped_at, s.last_meter_at), s.connector_id, "
         "COALESCE(s.meter_stop_Wh, s.last_meter_Wh) - s.meter_start_Wh, s.id_tag, COALESCE(p.csms_cost, p.cost), "
@@ -80,9 +66,8 @@ def period_figures(conn: sqlite3.Connection, connectors: int, start: datetime, e
     since, until = _text(start), _text(end)
     exclusions = [Exclusion(datetime.fromisoformat(x.start), datetime.fromisoformat(x.end), x.connector_id, x.reason)
                   for x in _history.exclusions(conn, since, until)]
-    ports, used = analyse(_marks(conn, since, until), _usage_sessions(conn, since, until, currency), exclusions,
-                          connectors, start, end, zone)
-    return period_report(ports, used, _session_totals(conn, since, until), start, end)
+    return period_report(_marks(conn, since, until), _usage_sessions(conn, since, until, currency), exclusions,
+                         connectors, start, end, zone)
 
 
 @dataclass(frozen=True, slots=True)

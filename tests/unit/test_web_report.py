@@ -1,4 +1,4 @@
-"""The dashboard's report (chargepoint/web/report.py, chargepoint/analytics/report.py) is the one
+"""The dashboard's report (chargepoint/web/report.py, with chargepoint/analytics/period_report.py) is the one
 ``chargepoint report --json`` prints: the same figures from the same database, read on a connection of its own."""
 
 from __future__ import annotations
