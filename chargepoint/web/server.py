@@ -17,6 +17,7 @@ their ``Host`` header, so a web page elsewhere cannot read the dashboard through
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from chargepoint.config.schema import MonitoringSettings
 from chargepoint.web import metrics, svg
@@ -62,17 +63,18 @@ class ChargerReadings:
 def credentials_match(header: str | None, password: str) -> bool:
     """Whether an ``Authorization`` header carries user ``operator`` and ``password``; both compared in constant time
     (as digests, so not even the length of the password shows in the timing)."""
-    if not header:
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "basic":
         return False
     try:
-        given = BasicAuth.decode(header, encoding="utf-8")
-    except ValueError:
+        user, colon, given = base64.b64decode(token.strip(), validate=True).decode("utf-8").partition(":")
+    except ValueError:  # not base64, not UTF-8
         return False
 
     def same(a: str, b: str) -> bool:
         return hmac.compare_digest(hashlib.sha256(a.encode()).digest(), hashlib.sha256(b.encode()).digest())
 
-    return same(given.login, USER) & same(given.password, password)
+    return bool(colon) & same(user, USER) & same(given, password)
 
 
 def host_allowed(host: str, bind: str) -> bool:
