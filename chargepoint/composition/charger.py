@@ -1,13 +1,15 @@
 """Build the charger's application from its config, devices and store, with its adapters attached.
 
 The OCPP adapter is imported only when the config has an ``[ocpp]`` section: the protocol library and its schema
-validation cost a standalone charger memory it would never use.
+validation cost a standalone charger memory it would never use. Likewise the dashboard (aiohttp, prometheus-client)
+only with ``[monitoring] enabled``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chargepoint import __version__
 from chargepoint.composition.devices import station_of
 from chargepoint.config.schema import Config
 from chargepoint.runtime.app import ChargerApp
@@ -16,6 +18,7 @@ from hal.hardware import Hardware
 
 if TYPE_CHECKING:
     from chargepoint.ocpp.file_transfer import FirmwareInstaller
+    from chargepoint.web.server import MonitoringServer
 
 
 def firmware_installer(config: Config, hardware: Hardware | None = None) -> FirmwareInstaller:
@@ -40,3 +43,23 @@ def build_charger(config: Config, hardware: Hardware, store: Store,
 
         app.attach_csms(OcppClient(config, store, app, firmware_installer(config, hardware)))
     return app
+
+
+def build_monitoring(config: Config, app: ChargerApp, store: Store) -> MonitoringServer | None:
+    """The local dashboard and /metrics (``[monitoring]``), reading ``app`` and ``store``; None unless enabled.
+
+    Built here, not started: the daemon starts it once the charger is ready and stops it with the charger."""
+    if not config.monitoring.enabled:
+        return None
+    from zoneinfo import ZoneInfo
+
+    from chargepoint.web.report import ReportSettings
+    from chargepoint.web.server import ChargerReadings, MonitoringServer
+
+    readings = ChargerReadings(
+        status=app.status, recent_sessions=app.recent_sessions, fault_listing=app.fault_listing,
+        outbox_len=store.outbox_len, started_at=app.started_at,
+        version=config.identity.firmware_version or __version__)
+    report = ReportSettings(config.storage.database_path, config.charger.connectors,
+                            ZoneInfo(config.pricing.time_zone), config.pricing.currency)
+    return MonitoringServer(config.monitoring, readings, report)

@@ -17,7 +17,7 @@ import signal
 import time
 from decimal import Decimal
 
-from chargepoint.composition.charger import build_charger
+from chargepoint.composition.charger import build_charger, build_monitoring
 from chargepoint.composition.devices import create_hardware_for, payment_simulator_of, station_of
 from chargepoint.composition.watchdogs import SafetyFeeder, open_hardware_watchdog
 from chargepoint.config.loader import redacted_json
@@ -105,12 +105,15 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
     control = ControlServer(config.storage.control_socket_path, ChargerControl(app, _sim_actions(hardware)).dispatch)
     hardware_watchdog = open_hardware_watchdog(*_watchdog_device(config))
     feeder = SafetyFeeder(app.connectors, systemd=watchdog_interval_s() is not None, hardware=hardware_watchdog)
+    monitoring = build_monitoring(config, app, store)  # [monitoring] enabled: the dashboard and /metrics
 
     async def ready() -> None:
         await control.start()
         app.on_safety_tick = feeder.tick  # systemd's and the hardware watchdog: fed from the safety loop only
         sd_notify("READY=1")
         log.info("ready: %d connector(s), control socket %s", len(app.connectors), control.path)
+        if monitoring is not None:
+            await monitoring.start()  # a port it cannot bind is logged: the charger runs on without it
 
     try:
         await app.run(stop, ready=ready)
@@ -121,6 +124,8 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
         app.on_safety_tick = None
         if hardware_watchdog is not None:
             hardware_watchdog.close()  # a clean stop disarms it (unless the kernel has nowayout)
+        if monitoring is not None:
+            await monitoring.stop()
         await control.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
