@@ -110,9 +110,15 @@ function connectorCard(c) {
     : "none";
 }
 
+let seen = null;  // the sessions and faults last shown: when they change, their tables are read again soon
 async function refreshStatus() {
   const s = await getJson("/api/status");
   for (const c of s.connectors) connectorCard(c);
+  const now = JSON.stringify(s.connectors.map((c) => [c.session && c.session.session_id, c.faults]));
+  if (seen !== null && now !== seen) {
+    setTimeout(() => { refreshSessions().catch(() => {}); refreshFaults().catch(() => {}); }, 1000);
+  }
+  seen = now;
   $("link").textContent = s.csms_connected ? "CSMS connected" : "CSMS not connected";
   $("since").textContent = "running since " + stamp(s.started_at);
   const storage = s.storage || {};
