@@ -64,7 +64,7 @@ AREAS: dict[str, Area] = {
                   r"^chargepoint\.store\.store\.(x__enqueue|xǁStoreǁ(enqueue|outbox_\w+))__mutmut",
     ),
     "meters": Area(
-        files=("hal/drivers/sdm630.py", "hal/drivers/iskra_wm3m4c.py"),
+        files=("hal/drivers/modbus_link.py", "hal/drivers/sdm630.py", "hal/drivers/iskra_wm3m4c.py"),
         tests=("tests/integration/test_sdm630_driver.py", "tests/integration/test_sdm630_rtu.py",
                "tests/integration/test_sdm630_settings.py", "tests/integration/test_iskra_*.py"),
     ),

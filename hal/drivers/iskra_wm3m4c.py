@@ -16,24 +16,20 @@ import asyncio
 import json
 import logging
 import math
-import termios
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
-from pymodbus import ModbusException
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.pdu import ModbusPDU
 
 from chargepoint.core.metering import MeterReading, SignedMeterData
+from hal.drivers.modbus_link import Client, ModbusLink
 from hal.errors import HalTimeout, MeterError
 from hal.protocols import OcmfIdentification
 
 _log = logging.getLogger(__name__)
-
-_Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 
 METER_NAME: Final = "Iskra WM3M4C"
 
@@ -102,16 +98,6 @@ SIGNATURE_ALGORITHM: Final = "ECDSA-secp256r1-SHA256"
 # After a firmware restart the metadata of the open transaction is lost; the meter still needs some to sign its end.
 MINIMAL_METADATA: Final = b'{"FV":"1.0","IS":false,"IT":"NONE"}'
 
-_PYMODBUS_LOGGER: Final = "pymodbus"
-
-
-def _quiet_pymodbus() -> None:
-    """Keep pymodbus's per-frame chatter out of the journal, unless someone configured its logger."""
-    logger = logging.getLogger(_PYMODBUS_LOGGER)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.ERROR)
-
-
 def status_name(status: int) -> str:
     return STATUS_NAMES.get(status, "unknown status")
 
@@ -160,31 +146,14 @@ class IskraWm3m4cMeter:
     requests). The public key and serial number are read once.
     """
 
-    def __init__(
-        self,
-        make_client: Callable[[], _Client],
-        *,
-        device_id: int,
-        timeout_s: float,
-        signing_timeout_s: float,
-        description: str,
-    ) -> None:
-        if not 1 <= device_id <= 247:
-            raise ValueError(f"Modbus device id must be 1..247, got {device_id}")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+    def __init__(self, link: ModbusLink, *, signing_timeout_s: float) -> None:
         if signing_timeout_s <= 0:
             raise ValueError(f"signing_timeout_s must be positive, got {signing_timeout_s}")
-        _quiet_pymodbus()
-        self._make_client = make_client
-        self._client: _Client | None = None
-        self._device_id = device_id
-        self._timeout_s = timeout_s
+        self._link = link
+        self._device_id = link.device_id
         self._signing_timeout_s = signing_timeout_s
-        self._name = f"{METER_NAME} {description}"
-        self._bus = asyncio.Lock()
+        self._name = link.name
         self._transaction = asyncio.Lock()
-        self._closed = False
         self._serial: str | None = None
         self._public_key_hex: str | None = None
         self._last_metadata: bytes | None = None  # what the meter was given for the transaction it holds
@@ -194,13 +163,7 @@ class IskraWm3m4cMeter:
         cls, host: str, port: int, device_id: int = 33, timeout_s: float = 1.0, signing_timeout_s: float = 10.0
     ) -> IskraWm3m4cMeter:
         """A meter behind a Modbus TCP gateway (or the simulator)."""
-
-        def make_client() -> AsyncModbusTcpClient:
-            # Our own deadline always fires first; pymodbus's would log and retry.
-            return AsyncModbusTcpClient(host, port=port, timeout=timeout_s * 2 + 1, retries=0, reconnect_delay=0)
-
-        return cls(make_client, device_id=device_id, timeout_s=timeout_s, signing_timeout_s=signing_timeout_s,
-                   description=f"tcp://{host}:{port}/{device_id}")
+        return cls(ModbusLink.tcp(METER_NAME, host, port, device_id, timeout_s), signing_timeout_s=signing_timeout_s)
 
     @classmethod
     def rtu(
@@ -213,47 +176,13 @@ class IskraWm3m4cMeter:
         signing_timeout_s: float = 10.0,
     ) -> IskraWm3m4cMeter:
         """A meter on an RS-485 line (Iskra's factory Modbus id: 33)."""
-        if parity not in ("N", "E", "O"):
-            raise ValueError(f"parity must be 'N', 'E' or 'O', got {parity!r}")
-
-        def make_client() -> AsyncModbusSerialClient:
-            return AsyncModbusSerialClient(serial_port, baudrate=baudrate, parity=parity, bytesize=8, stopbits=1,
-                                           timeout=timeout_s * 2 + 1, retries=0, reconnect_delay=0)
-
-        return cls(make_client, device_id=device_id, timeout_s=timeout_s, signing_timeout_s=signing_timeout_s,
-                   description=f"rtu://{serial_port}@{baudrate}{parity}/{device_id}")
+        return cls(ModbusLink.rtu(METER_NAME, serial_port, baudrate, parity, device_id, timeout_s),
+                   signing_timeout_s=signing_timeout_s)
 
     # --- the bus -----------------------------------------------------------------------------------
 
-    async def _request(self, send: Callable[[_Client], Awaitable[ModbusPDU]]) -> ModbusPDU:
-        """One Modbus exchange; connection and answer must both fit in ``timeout_s``."""
-        if self._closed:
-            raise MeterError(f"{self._name}: meter is closed")
-        async with self._bus:
-            if self._client is None:
-                self._client = self._make_client()
-            client = self._client
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    if not client.connected:
-                        _log.debug("connecting to %s", self._name)
-                        if not await client.connect():
-                            raise MeterError(f"{self._name}: cannot connect")
-                    response = await send(client)
-            except TimeoutError as exc:
-                # A half-answered request leaves the transaction state unknown: start afresh.
-                client.close()
-                raise HalTimeout(f"{self._name}: no answer within {self._timeout_s:g} s") from exc
-            except MeterError:
-                client.close()
-                raise
-            except (ModbusException, OSError, termios.error) as exc:
-                # termios.error: a serial line that refuses its settings (an adapter without that parity or speed).
-                client.close()
-                raise MeterError(f"{self._name}: {exc}") from exc
-        if response.isError():  # an exception response: the meter refused the request
-            raise MeterError(f"{self._name}: exception response (code {response.exception_code})")
-        return response
+    async def _request(self, send: Callable[[Client], Awaitable[ModbusPDU]]) -> ModbusPDU:
+        return await self._link.request(send)
 
     async def _read(self, address: int, count: int, *, holding: bool) -> list[int]:
         """``count`` registers from ``address``, in as many requests as Modbus's limit per request needs."""
@@ -437,6 +366,4 @@ class IskraWm3m4cMeter:
         return SignedMeterData(ocmf=f"OCMF|{payload}|{signature_section}", public_key_hex=await self.public_key_hex())
 
     async def aclose(self) -> None:
-        self._closed = True
-        if self._client is not None:
-            self._client.close()
+        self._link.close()

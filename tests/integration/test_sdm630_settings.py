@@ -186,10 +186,10 @@ async def test_a_tcp_meter_that_never_answers_times_out_after_the_default_second
 
 
 async def test_connecting_is_logged_at_debug_naming_the_meter(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="hal.drivers.sdm630")
+    caplog.set_level(logging.DEBUG, logger="hal.drivers.modbus_link")
     async with serving(_values()) as server:
         await _read(Sdm630Meter.tcp(server.host, server.port))
-    messages = [r.getMessage() for r in caplog.records if r.name == "hal.drivers.sdm630"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "hal.drivers.modbus_link"]
     assert f"connecting to SDM630 tcp://127.0.0.1:{server.port}/1" in messages
 
 
