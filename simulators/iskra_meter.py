@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from simulators.meter_server import MeterValues, free_tcp_port
+from simulators.meter_server import MeterValues, ModbusTcpSim
 
 if TYPE_CHECKING:
     # Imported when the server starts: the daemon reaches its safe state before paying for pymodbus.
@@ -119,7 +119,7 @@ class _Signing:
     ends: bool  # an 'r': a power cut before it is done leaves the transaction open
 
 
-class IskraMeterServer:
+class IskraMeterServer(ModbusTcpSim):
     """One WM3M4C on its own TCP port. Measurements are taken from ``measure`` on every request, as with
     ``MeterServer``; the signing state lives here and is copied into the holding registers on every request."""
 
@@ -476,22 +476,3 @@ class IskraMeterServer:
             if register in current:
                 registers[offset] = current[register]
         return None
-
-    async def start(self) -> None:
-        if self._server is not None:
-            return
-        self.port = self.requested_port or free_tcp_port(self.host)
-        from pymodbus.server import ModbusTcpServer
-
-        server = ModbusTcpServer(self._device(), address=(self.host, self.port), ignore_missing_devices=True)
-        await server.serve_forever(background=True)
-        self._server = server
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            # What ModbusBaseServer.shutdown() does (it is untyped): end serving, close the listener and every
-            # open connection.
-            if not server.serving.done():
-                server.serving.set_result(True)
-            server.close()

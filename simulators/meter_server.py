@@ -59,7 +59,39 @@ def _float_registers(value: float) -> tuple[int, int]:
     return high, low
 
 
-class MeterServer:
+class ModbusTcpSim:
+    """A simulated Modbus device alone on a TCP port of its own; subclasses give ``_device()`` and set ``host``,
+    ``requested_port`` (0: any free) and ``_server = None``."""
+
+    host: str
+    requested_port: int
+    port: int
+    _server: ModbusTcpServer | None
+
+    def _device(self) -> SimDevice:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        self.port = self.requested_port or free_tcp_port(self.host)
+        from pymodbus.server import ModbusTcpServer
+
+        server = ModbusTcpServer(self._device(), address=(self.host, self.port), ignore_missing_devices=True)
+        await server.serve_forever(background=True)
+        self._server = server
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            # What ModbusBaseServer.shutdown() does (it is untyped): end serving, close the listener and every
+            # open connection.
+            if not server.serving.done():
+                server.serving.set_result(True)
+            server.close()
+
+
+class MeterServer(ModbusTcpSim):
     """One SDM630 on its own TCP port; registers are refreshed from ``measure`` on every request.
 
     Lazy refresh means every answer is exact at the instant it is sent, with no polling task.
@@ -144,26 +176,3 @@ class MeterServer:
         put(REG_EXPORT_KWH, 0.0)
         put(REG_TOTAL_KWH, values.energy_Wh_import / 1000.0)
         return None
-
-    async def start(self) -> None:
-        if self._server is not None:
-            return
-        self.port = self.requested_port or free_tcp_port(self.host)
-        from pymodbus.server import ModbusTcpServer
-
-        server = ModbusTcpServer(
-            self._device(),
-            address=(self.host, self.port),
-            ignore_missing_devices=True,
-        )
-        await server.serve_forever(background=True)
-        self._server = server
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            # What ModbusBaseServer.shutdown() does (it is untyped): end serving, close the
-            # listener and every open connection.
-            if not server.serving.done():
-                server.serving.set_result(True)
-            server.close()
