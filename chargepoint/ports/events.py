@@ -21,6 +21,10 @@ class StatusChanged:
     status: ConnectorStatus
     error_code: str  # OCPP ChargePointErrorCode; "NoError" unless faulted
     at: datetime
+    causes: tuple[str, ...] = ()
+    """Our own codes behind a Faulted or Unavailable status, the deciding one first: Faulted, the connector's active
+    faults (``chargepoint.core.commands.Fault``: ContactorWelded, GroundFailure, RcdTestFailed ...; the first is the
+    one ``error_code`` reports); Unavailable, why (MainsLost, StorageFull, Inoperative). Empty otherwise."""
 
 
 @dataclass(frozen=True, slots=True)

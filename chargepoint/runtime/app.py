@@ -429,7 +429,14 @@ class ChargerApp:
         level = logging.WARNING if status is ConnectorStatus.Faulted else logging.INFO
         log.log(level, "connector %d: %s (%s)", c.connector_id, status, error_code)
         now = datetime.now(UTC)
-        self._publish(StatusChanged(c.connector_id, status, error_code, now))
+        causes: tuple[str, ...] = ()
+        if status is ConnectorStatus.Faulted:
+            causes = tuple(str(f) for f in sorted(c.core.active_faults))  # sorted as the core picks error_code
+        elif status is ConnectorStatus.Unavailable:
+            facts = c.core.facts
+            causes = (("MainsLost",) if not facts.mains_present else ("StorageFull",) if self.storage.refusing
+                      else ("Inoperative",) if not facts.operative else ())
+        self._publish(StatusChanged(c.connector_id, status, error_code, now, causes))
         if error_code != c.reported_error_code:
             if c.reported_error_code != "NoError":
                 self._publish(FaultCleared(c.connector_id, c.reported_error_code, now))

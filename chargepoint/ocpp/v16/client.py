@@ -255,8 +255,8 @@ class OcppClient:
 
     def charger_event(self, event: ChargerEvent) -> None:
         match event:
-            case StatusChanged(connector_id=connector_id, status=status, error_code=error_code):
-                self.status.status_changed(connector_id, status, error_code)
+            case StatusChanged(connector_id=connector_id, status=status, error_code=error_code, causes=causes):
+                self.status.status_changed(connector_id, status, error_code, causes)
                 if status is ConnectorStatus.Available and connector_id in self._unplug_pending:
                     self._send_unplugged(connector_id)
             case TransactionStarted():

@@ -3,20 +3,61 @@
 A status is sent once it has held for ``MinimumStatusDuration`` (a fault at once), after the transaction
 messages queued before it (within limits), and never queued while offline: every status is sent again after
 each registration.
+
+A Faulted or Unavailable connector says why: ``vendorErrorCode`` is our own code (the fault that decided
+``errorCode``: ContactorWelded, GroundFailure, RcdTestFailed ...; MainsLost, StorageFull or Inoperative for
+Unavailable), ``info`` a short text for a person (both CiString50), left out when there is nothing to say.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
-from chargepoint.core.commands import ConnectorStatus
+from chargepoint.core.commands import ConnectorStatus, Fault
 from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.v16.connection import CsmsConnection
 from chargepoint.ocpp.v16.wire import wire_time
 from chargepoint.ports.charger import ChargerPort
 
 STATUS_WAIT_FOR_OUTBOX_S = 3.0
+CI_STRING_50 = 50
+
+# ``info`` for each of our codes: what a technician reading the CSMS should know. At most 32 characters, so that
+# "(latched)" and "+N more" still fit in 50.
+CAUSE_TEXTS: dict[str, str] = {
+    Fault.GroundFailure: "RCD tripped (residual current)",
+    Fault.PilotShort: "Control pilot shorted",
+    Fault.PilotNegative: "Control pilot: -12 V missing",
+    Fault.DiodeFailure: "No EV diode on the control pilot",
+    Fault.PowerSwitchFailure: "Contactor does not switch",
+    Fault.ContactorWelded: "Contactor welded",
+    Fault.PowerMeterFailure: "Energy meter does not answer",
+    Fault.ConnectorLockFailure: "Connector lock failed",
+    Fault.OverCurrentFailure: "EV drew more than offered",
+    Fault.PilotLost: "Control pilot readings lost",
+    Fault.RcdTestFailed: "RCD self-test failed",
+    Fault.PilotTestFailed: "Control pilot self-test failed",
+    "MainsLost": "Mains power lost",
+    "StorageFull": "Disk full, no new sessions",
+    "Inoperative": "Set inoperative",
+}
+CAUSE_TEXT_MAX = 32
+LATCHED_ALWAYS = frozenset(f.value for f in Fault if f.always_latched)
+
+
+def cause_fields(status: ConnectorStatus, causes: tuple[str, ...]) -> dict[str, str]:
+    """``vendorErrorCode`` and ``info`` of a StatusNotification: for Faulted or Unavailable with a cause, else none."""
+    if status not in (ConnectorStatus.Faulted, ConnectorStatus.Unavailable) or not causes:
+        return {}
+    code = causes[0]
+    info = CAUSE_TEXTS.get(code, code)[:CAUSE_TEXT_MAX]
+    if code in LATCHED_ALWAYS:
+        info += " (latched)"  # until a technician clears it: 'chargepoint fault clear'
+    if len(causes) > 1:
+        info += f" +{len(causes) - 1} more"
+    return {"vendorErrorCode": code[:CI_STRING_50], "info": info[:CI_STRING_50]}
 
 
 class StatusReporter:
@@ -28,9 +69,14 @@ class StatusReporter:
         self._outbox_drained = outbox_drained
         self._sent: dict[int, tuple[str, str]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        # Per connector: the causes of its latest status, with that status (a later send of the same status says
+        # the same; the charger's view has no causes to ask for).
+        self._causes: dict[int, tuple[ConnectorStatus, str, tuple[str, ...]]] = {}
 
-    def status_changed(self, connector_id: int, status: ConnectorStatus, error_code: str) -> None:
+    def status_changed(self, connector_id: int, status: ConnectorStatus, error_code: str,
+                       causes: tuple[str, ...] = ()) -> None:
         """A connector changed status. Sent after MinimumStatusDuration if it still holds; never queued."""
+        self._causes[connector_id] = (status, error_code, causes)
         old = self._tasks.pop(connector_id, None)
         if old is not None:
             old.cancel()
@@ -68,14 +114,19 @@ class StatusReporter:
                     await self._outbox_drained.wait()
         await self.send(connector_id, status, error_code)
 
+    def _causes_of(self, connector_id: int, status: ConnectorStatus, error_code: str) -> tuple[str, ...]:
+        known = self._causes.get(connector_id)
+        if known is None or known[:2] != (status, error_code):
+            return ()
+        return known[2]
+
     async def send(self, connector_id: int, status: ConnectorStatus, error_code: str, *,
                    triggered: bool = False) -> None:
-        reply = await self.connection.call(
-            "StatusNotification",
-            {"connectorId": connector_id, "status": status.value, "errorCode": error_code,
-             "timestamp": wire_time(self.connection.clock.now())},
-            triggered=triggered,
-        )
+        payload: dict[str, Any] = {
+            "connectorId": connector_id, "status": status.value, "errorCode": error_code,
+            **cause_fields(status, self._causes_of(connector_id, status, error_code)),
+            "timestamp": wire_time(self.connection.clock.now())}
+        reply = await self.connection.call("StatusNotification", payload, triggered=triggered)
         if reply is not None:
             self._sent[connector_id] = (status.value, error_code)
 
