@@ -31,6 +31,7 @@ from chargepoint.ocpp.v16.connection import CredentialsFallback, CsmsConnection
 from chargepoint.ocpp.v16.diagnostics import Diagnostics
 from chargepoint.ocpp.v16.firmware import FirmwareManager
 from chargepoint.ocpp.v16.handlers import ChargePointHandlers
+from chargepoint.ocpp.v16.kpi import DailyKpi
 from chargepoint.ocpp.v16.link import Link
 from chargepoint.ocpp.v16.meter_values import MeterValues
 from chargepoint.ocpp.v16.outbox import Outbox
@@ -120,6 +121,8 @@ class OcppClient:
         self.outbox = Outbox(self.keys, store, self.connection, charger, self.authorization, self.smart)
         self.status = StatusReporter(self.keys, self.connection, charger, self.outbox.drained)
         self.meter_values = MeterValues(self.keys, self.connection, charger, self.outbox)
+        self.kpi = (DailyKpi(self.settings.kpi_vendor_id, store, config.pricing.time_zone, config.charger.connectors,
+                             self.outbox.enqueue) if self.settings.kpi_vendor_id else None)
         self.firmware = FirmwareManager(self.connection, charger, self.keys, self.outbox.drained,
                                         config.storage.dir / "firmware", installer, store,
                                         lambda: self.certificate_store.roots(RootKind.ManufacturerRootCertificate),
@@ -213,6 +216,8 @@ class OcppClient:
                 tg.create_task(self.smart.run())
                 tg.create_task(self.security_events.run())
                 tg.create_task(self.triggers.run())
+                if self.kpi is not None:
+                    tg.create_task(self.kpi.run())
         finally:
             await self.firmware.aclose()
             await self.diagnostics.aclose()

@@ -26,6 +26,7 @@ from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.v16.authorization import OcppAuthorization
 from chargepoint.ocpp.v16.connection import CsmsConnection
 from chargepoint.ocpp.v16.cost_and_price import connector_unplugged_payload
+from chargepoint.ocpp.v16.kpi import is_kpi
 from chargepoint.ocpp.v16.link import CallFailed
 from chargepoint.ocpp.v16.smart_charging import SmartCharging
 from chargepoint.ocpp.v16.wire import energy_value, wire_reason, wire_time
@@ -139,6 +140,12 @@ class Outbox:
             # hold up a transaction message.
             log.warning("the CSMS refused SecurityEventNotification %s (%s): not sent again",
                         row.payload.get("type"), exc)
+            await self.store.outbox_delivered(row.seq)
+            return
+        if is_kpi(row.action, row.payload):
+            # A CSMS that does not take our daily summary: it is a report, not a record; never retried ahead of a
+            # transaction message.
+            log.warning("the CSMS refused the daily KPI summary (%s): not sent again", exc)
             await self.store.outbox_delivered(row.seq)
             return
         attempts = row.attempts + 1
