@@ -25,7 +25,9 @@ from chargepoint.analytics.usage import Session
 from chargepoint.cli import charts_html, charts_svg, charts_text
 from chargepoint.cli.charts_data import WEEKDAYS, band
 from chargepoint.cli.common import _load, read_database
-from chargepoint.cli.report import _usage_sessions, stream_events, write_html
+from chargepoint.cli.report import write_html
+from chargepoint.store.period import marks
+from chargepoint.store.period import sessions as period_sessions
 
 PROFILE_WEEKS = 4
 PLOT_HISTORY_WEEKS = 4
@@ -71,7 +73,7 @@ def build_forecast(conn: sqlite3.Connection, connectors: int, zone: tzinfo, coun
                    weeks: int, now: datetime) -> tuple[Forecast, list[DayDemand]]:
     """The forecast, and the daily history it was made from (oldest first)."""
     today = now.astimezone(zone).date()
-    sessions = _usage_sessions(conn, "", "~", "EUR")
+    sessions = period_sessions(conn, "", "~", "EUR")
     if not sessions:
         return forecast([], frozenset(), weeks, [0.0] * 168, [0.0] * 168, 0.0, connectors, threshold), []
     first = min(s.start for s in sessions).astimezone(zone).date()
@@ -86,7 +88,7 @@ def build_forecast(conn: sqlite3.Connection, connectors: int, zone: tzinfo, coun
         recent_start = recent_end - timedelta(days=1)
     since = recent_start.astimezone(UTC).isoformat(timespec="microseconds")
     until = recent_end.astimezone(UTC).isoformat(timespec="microseconds")
-    _, recent = analyse(stream_events(conn, since, until), sessions, [], connectors, recent_start, recent_end, zone)
+    _, recent = analyse(marks(conn, since, until), sessions, [], connectors, recent_start, recent_end, zone)
     chosen = [s for s in sessions if recent_start <= s.start < recent_end]
     plugged_h = (sum((s.stop - s.start).total_seconds() for s in chosen) / len(chosen) / 3600) if chosen else 0.0
     result = forecast(history, holidays, weeks, recent.hour_of_week_arrivals, recent.hour_of_week_occupancy,

@@ -10,24 +10,21 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 
-from chargepoint.analytics.availability import Exclusion
-from chargepoint.analytics.period_report import iso, period_report
-from chargepoint.analytics.timeline import Mark
-from chargepoint.analytics.usage import Session
+from chargepoint.analytics.period_report import iso
 from chargepoint.cli import charts_html, charts_svg, charts_text
 from chargepoint.cli.charts_data import report_timeline, week_grid
 from chargepoint.cli.common import _load, read_database
 from chargepoint.store import history as _history
 from chargepoint.store.history import EXCLUSION_REASONS
+from chargepoint.store.period import period_figures
 
 DEFAULT_DAYS = 30
 
@@ -55,33 +52,9 @@ def _iso(at: datetime) -> str:
     return iso(at)
 
 
-def stream_events(conn: sqlite3.Connection, since: str, until: str) -> Iterator[Mark]:
-    return _history.stream_rows(conn, since, until, lambda _cursor, row: Mark(*row))
-
-
-def _usage_sessions(conn: sqlite3.Connection, since: str, until: str, currency: str) -> list[Session]:
-    own = conn.execute(
-        "SELECT s.started_at, COALESCE(s.stopped_at, s.last_meter_at), s.connector_id, "
-        "COALESCE(s.meter_stop_Wh, s.last_meter_Wh) - s.meter_start_Wh, s.id_tag, COALESCE(p.csms_cost, p.cost), "
-        "p.currency FROM sessions s LEFT JOIN session_pricing p ON p.session_id = s.session_id "
-        "WHERE s.started_at >= ? AND s.started_at < ?", (since, until)).fetchall()
-    sessions = [Session(datetime.fromisoformat(a), datetime.fromisoformat(b), c, e, tag,
-                        None if cost is None else Decimal(cost), currency)
-                for a, b, c, e, tag, cost, currency in own]
-    for i in _history.imported_sessions(conn, since, until):
-        sessions.append(Session(datetime.fromisoformat(i.start), datetime.fromisoformat(i.stop), i.connector_id,
-                                i.energy_Wh, i.id_tag, i.cost, currency))  # imported costs: the charger's currency
-    return sessions
-
-
 def build_report(conn: sqlite3.Connection, connectors: int, start: datetime, end: datetime,
                  zone: tzinfo = UTC, currency: str = "EUR") -> dict[str, Any]:
-    since, until = start.astimezone(UTC).isoformat(timespec="microseconds"), end.astimezone(
-        UTC).isoformat(timespec="microseconds")
-    exclusions = [Exclusion(datetime.fromisoformat(x.start), datetime.fromisoformat(x.end), x.connector_id, x.reason)
-                  for x in _history.exclusions(conn, since, until)]
-    return period_report(stream_events(conn, since, until), _usage_sessions(conn, since, until, currency),
-                         exclusions, connectors, start, end, zone)
+    return period_figures(conn, connectors, start, end, zone, currency)
 
 
 def _hours(seconds: float) -> str:

@@ -14,60 +14,18 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from chargepoint.analytics.availability import Exclusion
-from chargepoint.analytics.period_report import period_report
-from chargepoint.analytics.timeline import Mark
-from chargepoint.analytics.usage import Session
-from chargepoint.store import history as _history
+from chargepoint.store.period import period_figures
 
 log = logging.getLogger(__name__)
 
 REPORT_DAYS = 30
 CACHE_S = 60.0
-
-
-def _text(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _usage_sessions(conn: sqlite3.Connection, since: str, until: str, currency: str) -> list[Session]:
-    """The sessions started in the period, own and imported: the query of ``chargepoint report`` (``cli/report.py``,
-    which an adapter may not import); tests/unit/test_web_report.py holds the two to the same figures."""
-    own = conn.execute(
-        "SELECT s.started_at, COALESCE(s.stopped_at, s.last_meter_at), s.connector_id, "
-        "COALESCE(s.meter_stop_Wh, s.last_meter_Wh) - s.meter_start_Wh, s.id_tag, COALESCE(p.csms_cost, p.cost), "
-        "p.currency FROM sessions s LEFT JOIN session_pricing p ON p.session_id = s.session_id "
-        "WHERE s.started_at >= ? AND s.started_at < ?", (since, until)).fetchall()
-    sessions = [Session(datetime.fromisoformat(a), datetime.fromisoformat(b), c, e, tag,
-                        None if cost is None else Decimal(cost), money)
-                for a, b, c, e, tag, cost, money in own]
-    for i in _history.imported_sessions(conn, since, until):
-        sessions.append(Session(datetime.fromisoformat(i.start), datetime.fromisoformat(i.stop), i.connector_id,
-                                i.energy_Wh, i.id_tag, i.cost, currency))  # imported costs: the charger's currency
-    return sessions
-
-
-def _marks(conn: sqlite3.Connection, since: str, until: str) -> Iterator[Mark]:
-    return _history.stream_rows(conn, since, until, lambda _cursor, row: Mark(*row))
-
-
-def period_figures(conn: sqlite3.Connection, connectors: int, start: datetime, end: datetime,
-                   zone: tzinfo = UTC, currency: str = "EUR") -> dict[str, Any]:
-    """Availability and use of ``[start, end)`` from ``conn`` (rows as :class:`sqlite3.Row`), as
-    ``chargepoint report --json`` prints them."""
-    since, until = _text(start), _text(end)
-    exclusions = [Exclusion(datetime.fromisoformat(x.start), datetime.fromisoformat(x.end), x.connector_id, x.reason)
-                  for x in _history.exclusions(conn, since, until)]
-    return period_report(_marks(conn, since, until), _usage_sessions(conn, since, until, currency), exclusions,
-                         connectors, start, end, zone)
 
 
 @dataclass(frozen=True, slots=True)
