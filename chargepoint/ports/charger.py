@@ -92,6 +92,11 @@ class ChargerPort(Protocol):
         (a paid QR code's idTag must be valid, unused and for that connector; it is used up here)."""
         ...
 
+    def start_refused(self, connector_id: int, why: str) -> None:
+        """A remote start turned down because no connector could take it (busy, faulted, unavailable; connector 0:
+        none named or free): the usage reports count such attempts as drivers turned away."""
+        ...
+
     def start_remotely(self, connector_id: int, id_tag: str, pre_authorized: bool) -> None:
         """Start a session for ``id_tag`` when the EV is (or gets) plugged in; authorize it first unless
         ``pre_authorized``."""

@@ -536,6 +536,9 @@ class ChargerApp:
     def qr_text(self, c: ConnectorRuntime) -> str | None:
         return self.mobile.text_for(c)
 
+    def start_refused(self, connector_id: int, why: str) -> None:
+        self.history.attempt_refused(connector_id, why)
+
     def start_remotely(self, connector_id: int, id_tag: str, pre_authorized: bool) -> None:
         c = self.connectors.get(connector_id)
         if c is not None:

@@ -169,6 +169,9 @@ class ChargePointHandlers(Link):
             connector_id = candidates[0] if candidates else None
         c = None if connector_id is None or connector_id == 0 else self._connector(connector_id)
         if c is None or c.session is not None or c.status not in _STARTABLE:
+            if connector_id is None or c is not None:  # a connector that exists, or none free: a driver turned away
+                self.charger.start_refused(connector_id or 0, "remote start: no connector free"
+                                           if c is None else f"remote start: connector {c.status}")
             return call_result.RemoteStartTransaction(status="Rejected")
         assert connector_id is not None
         reservation = self.charger.reservation_on(connector_id)
