@@ -249,6 +249,10 @@ class ZvtTerminalSimulator:
         self._cards.put_nowait(card)
         return card
 
+    def connection_count(self) -> int:
+        """ECR connections the terminal is serving (one it has not yet seen go is still counted)."""
+        return len(self._connections)
+
     def open_pre_authorisations(self) -> list[PreAuthorisation]:
         return [p for p in self.pre_authorisations.values() if p.state == "open"]
 
@@ -413,6 +417,8 @@ class ZvtTerminalSimulator:
             if not card.done():
                 card.cancel()
         if closed.done() and not abort.done():
+            if card.done() and not card.cancelled():
+                self._cards.put_nowait(card.result())  # the ECR went away with the card: it stays for the next
             raise _Closed
         if card.done() and not card.cancelled() and not abort.done():
             return card.result()

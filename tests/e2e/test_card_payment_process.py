@@ -174,7 +174,10 @@ async def test_kill_9_while_the_terminal_waits_for_a_card_reserves_nothing(tmp_p
         await until(lambda: payments(config_path) != [] and payments(config_path)[0]["status"] == "preauth_requested",
                     what="the pre-authorisation asked for")
         await asyncio.to_thread(daemon.stop, signal.SIGKILL)  # the charger dies while the terminal waits for a card
-        terminal.present_card("TOKEN-LATE")  # the card comes too late for that request: it stays for the next
+        # The card comes once the terminal has seen the charger go (a card presented before that would be taken for
+        # the dead request, as on a real terminal): too late for that request, it stays for the next.
+        await until(lambda: terminal.connection_count() == 0, what="the terminal noticing the charger went")
+        terminal.present_card("TOKEN-LATE")
         daemon = Daemon(config_path)
         await asyncio.to_thread(daemon.start)
         await until(lambda: any(p["status"] == "failed" for p in payments(config_path)),
