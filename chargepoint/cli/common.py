@@ -3,7 +3,6 @@ asking the running daemon over its control socket."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -43,6 +42,8 @@ def _load_for_daemon(config_path: Path) -> Config:
 
 
 def _request(config: Config, payload: dict[str, Any]) -> dict[str, Any]:
+    import asyncio  # only the commands that talk to the daemon need it
+
     from chargepoint.cli.control_client import request
 
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -10,16 +9,8 @@ from typing import Any
 
 import click
 
-from chargepoint.cli.board_sim import board_sim
 from chargepoint.cli.common import EXIT_CONFIG, _load, _load_for_daemon, _request
-from chargepoint.cli.events import events_command
-from chargepoint.cli.faults import faults_command
-from chargepoint.cli.forecast import forecast_command
-from chargepoint.cli.history import history_group
-from chargepoint.cli.ledger import ledger_group
-from chargepoint.cli.payments import payments_command
-from chargepoint.cli.qr import qr_command
-from chargepoint.cli.report import availability_group, report_command
+from chargepoint.cli.lazy import LazyGroup
 from chargepoint.config.loader import load_config_for_service, redacted_json
 from chargepoint.errors import ConfigError, ControlError
 
@@ -39,7 +30,23 @@ config_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands in modules of their own, imported only when run (or listed by --help): a command pays in start-up time
+# and memory only for what it uses, which a small board and a report's memory target notice.
+LAZY_COMMANDS = {
+    "board-sim": "chargepoint.cli.board_sim:board_sim",
+    "ledger": "chargepoint.cli.ledger:ledger_group",
+    "report": "chargepoint.cli.report:report_command",
+    "availability": "chargepoint.cli.report:availability_group",
+    "history": "chargepoint.cli.history:history_group",
+    "forecast": "chargepoint.cli.forecast:forecast_command",
+    "faults": "chargepoint.cli.faults:faults_command",
+    "qr": "chargepoint.cli.qr:qr_command",
+    "events": "chargepoint.cli.events:events_command",
+    "payments": "chargepoint.cli.payments:payments_command",
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="chargepoint")
 def cli() -> None:
     """Firmware and technician tool for the chargepoint AC charger."""
@@ -134,6 +141,8 @@ def _status_held_safe(config_path: Path, exc: ConfigError, as_json: bool) -> Non
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         raw = {}
     try:
+        import asyncio
+
         reply = asyncio.run(request(socket_path(raw), {"op": "status"}))
     except ControlError:
         click.echo("no daemon is answering", err=True)
@@ -322,18 +331,6 @@ def demo(keep: bool, charge_seconds: float, card: bool) -> None:
     from chargepoint.cli.demo import run_demo
 
     sys.exit(run_demo(keep=keep, charge_seconds=charge_seconds, card=card))
-
-
-cli.add_command(board_sim)
-cli.add_command(ledger_group)
-cli.add_command(report_command)
-cli.add_command(availability_group)
-cli.add_command(history_group)
-cli.add_command(forecast_command)
-cli.add_command(faults_command)
-cli.add_command(qr_command)
-cli.add_command(events_command)
-cli.add_command(payments_command)
 
 
 def main() -> None:
