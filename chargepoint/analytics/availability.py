@@ -21,15 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from chargepoint.analytics.timeline import CHARGER_OFF, Event, Mark, Segment, Timeline, to_datetime
+from chargepoint.analytics.tally import UP_STATUSES, Tally, tally
+from chargepoint.analytics.timeline import CHARGER_OFF, Event, to_datetime
 
-__all__ = ["CHARGER_OFF", "UP_STATUSES", "AvailabilityCounter", "ConnectorAvailability", "Event", "Exclusion",
-           "Outage", "charger_availability", "connector_availability"]
-
-UP_STATUSES = frozenset({"Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing",
-                         "Reserved"})
+__all__ = ["CHARGER_OFF", "UP_STATUSES", "ConnectorAvailability", "Event", "Exclusion", "Outage", "availability",
+           "charger_availability", "connector_availability"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,70 +82,45 @@ class ConnectorAvailability:
         return None if not counted else sum(o.duration_s - o.excluded_s for o in counted) / len(counted)
 
 
-class AvailabilityCounter:
-    """Takes the timeline's segments and the events as they stream past; ``result`` once the stream has ended."""
-
-    def __init__(self, connector_ids: Iterable[int], exclusions: Iterable[Exclusion], start: float,
-                 end: float) -> None:
-        self.start, self.end = start, end
-        self.ports = {c: ConnectorAvailability(c) for c in connector_ids}
-        self._status_s: dict[int, dict[str, float]] = {c: {} for c in self.ports}
-        declared = [(x.start.timestamp(), x.end.timestamp(), x.connector_id) for x in exclusions]
-        self._declared = {c: [(a, b) for a, b, n in declared if n in (0, c)] for c in self.ports}
-        self._outages: dict[int, list[list[Any]]] = {c: [] for c in self.ports}  # [start, end, cause, excluded]
-
-    def segment(self, seg: Segment) -> None:
-        seconds = seg.end - seg.start
-        spent = self._status_s[seg.connector_id]
-        spent[seg.status] = spent.get(seg.status, 0.0) + seconds
-        if seg.status in UP_STATUSES:
-            return
-        if seg.cause == "mains":  # the grid's: excluded whole
-            excluded = seconds
+def _union(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping exclusions as one: time declared twice is excluded once."""
+    joined: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if joined and a <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], b))
         else:
-            overlap = sum(max(0.0, min(seg.end, b) - max(seg.start, a)) for a, b in self._declared[seg.connector_id])
-            excluded = min(seconds, overlap)
-        a = self.ports[seg.connector_id]
-        a.outage_s += seconds
-        a.excluded_s += excluded
-        label = f"{seg.status}:{seg.cause}" if seg.cause else seg.status
-        outages = self._outages[seg.connector_id]
-        if outages and outages[-1][1] == seg.start and outages[-1][2] == label:
-            outages[-1][1] = seg.end
-            outages[-1][3] += excluded
-        else:
-            outages.append([seg.start, seg.end, label, excluded])
+            joined.append((a, b))
+    return joined
 
-    def event(self, e: Mark) -> None:
-        a = self.ports.get(e.connector_id)
-        if a is None or not self.start <= e.at < self.end:
-            return
-        if e.kind == "fault" and e.detail == "raised":
-            a.faults += 1
-        elif e.kind == "attempt" and e.value == "refused":
-            a.failed_starts += 1
 
-    def result(self, in_service: float | None) -> list[ConnectorAvailability]:
-        for c, a in self.ports.items():
-            a.period_s = 0.0 if in_service is None else self.end - in_service
-            a.status_s = self._status_s[c]
-            a.outages = [Outage(to_datetime(o[0]), to_datetime(o[1]), o[2], o[3]) for o in self._outages[c]]
-        return list(self.ports.values())
+def availability(t: Tally, exclusions: Iterable[Exclusion]) -> list[ConnectorAvailability]:
+    """Each connector's figures from the tally of a period and the exclusions declared in it."""
+    declared = [(x.start.timestamp(), x.end.timestamp(), x.connector_id) for x in exclusions]
+    ports = []
+    for c, port in t.ports.items():
+        spans = _union((a, b) for a, b, n in declared if n in (0, c))
+        a = ConnectorAvailability(c, period_s=0.0 if t.in_service is None else t.end - t.in_service,
+                                  status_s=dict(port.status_s), faults=port.faults,
+                                  failed_starts=port.failed_starts)
+        for run in port.outages:
+            seconds = run.end - run.start
+            if run.cause == "mains":  # the grid's: excluded whole
+                excluded = seconds
+            else:
+                excluded = sum(max(0.0, min(run.end, y) - max(run.start, x)) for x, y in spans)
+            a.outage_s += seconds
+            a.excluded_s += excluded
+            a.outages.append(Outage(to_datetime(run.start), to_datetime(run.end),
+                                    f"{run.status}:{run.cause}" if run.cause else run.status, excluded))
+        ports.append(a)
+    return ports
 
 
 def connector_availability(events: Sequence[Event], exclusions: Iterable[Exclusion], connector_id: int,
                            start: datetime, end: datetime) -> ConnectorAvailability:
     """One connector's figures from events in any order (for callers that hold them; reports stream instead)."""
-    t0, t1 = start.timestamp(), end.timestamp()
-    timeline = Timeline([connector_id], t0, t1)
-    counter = AvailabilityCounter([connector_id], exclusions, t0, t1)
-    for mark in sorted((e.mark() for e in events), key=lambda m: m.at):
-        for seg in timeline.feed(mark):
-            counter.segment(seg)
-        counter.event(mark)
-    for seg in timeline.finish():
-        counter.segment(seg)
-    return counter.result(timeline.in_service)[0]
+    marks = sorted((e.mark() for e in events), key=lambda m: m.at)
+    return availability(tally(marks, [connector_id], start.timestamp(), end.timestamp()), exclusions)[0]
 
 
 def charger_availability(per_connector: Sequence[ConnectorAvailability]) -> ConnectorAvailability:

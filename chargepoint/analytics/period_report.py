@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from chargepoint.analytics.availability import ConnectorAvailability, Exclusion, charger_availability
-from chargepoint.analytics.period import analyse
-from chargepoint.analytics.timeline import Mark
+from chargepoint.analytics.period import analyse_tally
+from chargepoint.analytics.tally import Tally, tally
+from chargepoint.analytics.timeline import Mark, to_datetime
 from chargepoint.analytics.usage import Session, Usage
 
 
@@ -59,23 +60,24 @@ def usage_figures(u: Usage) -> dict[str, Any]:
     }
 
 
-def period_report(events: Iterable[Mark], sessions: Sequence[Session], exclusions: Sequence[Exclusion],
+def period_report(events: Iterable[Mark], sessions: Iterable[Session], exclusions: Sequence[Exclusion],
                   connectors: int, start: datetime, end: datetime, zone: tzinfo = UTC) -> dict[str, Any]:
     """Per connector and for the charger: uptime, outages, time per status, faults, sessions and energy; and the
-    period's use. ``sessions``: those started in ``[start, end)`` (others are left out)."""
-    t0, t1 = start.timestamp(), end.timestamp()
-    started = [s for s in sessions if t0 <= s.start.timestamp() < t1]
-    per_connector: dict[int, tuple[int, int]] = {}
-    for s in started:
-        count, energy_Wh = per_connector.get(s.connector_id, (0, 0))
-        per_connector[s.connector_id] = (count + 1, energy_Wh + s.energy_Wh)
-    ports, used = analyse(events, started, exclusions, connectors, start, end, zone)
+    period's use. ``events`` in time order, the state the period began in first; ``sessions`` in any order, those
+    started in ``[start, end)`` counted (others are left out)."""
+    t = tally(events, range(1, connectors + 1), start.timestamp(), end.timestamp())
+    return tally_report(t, sessions, exclusions, connectors, zone)
+
+
+def tally_report(t: Tally, sessions: Iterable[Session], exclusions: Sequence[Exclusion], connectors: int,
+                 zone: tzinfo = UTC) -> dict[str, Any]:
+    """``period_report`` from the tally of the period; ``sessions`` are taken in one pass."""
+    ports, used = analyse_tally(t, sessions, exclusions, connectors, zone)
     total = charger_availability(ports)
-    all_sessions = (len(started), sum(s.energy_Wh for s in started))
     return {
-        "from": iso(start), "to": iso(end),
-        "connectors": [{"id": a.connector_id, **availability_figures(a, per_connector.get(a.connector_id, (0, 0)))}
+        "from": iso(to_datetime(t.start)), "to": iso(to_datetime(t.end)),
+        "connectors": [{"id": a.connector_id, **availability_figures(a, used.per_connector.get(a.connector_id, (0, 0)))}
                        for a in ports],
-        "charger": availability_figures(total, all_sessions),
+        "charger": availability_figures(total, (used.sessions, used.energy_Wh)),
         "usage": usage_figures(used),
     }

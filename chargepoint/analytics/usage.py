@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
-from chargepoint.analytics.timeline import Event, Mark, Segment, Timeline, to_datetime
+from chargepoint.analytics.tally import QUARTER_S, Tally, tally
+from chargepoint.analytics.timeline import Event, to_datetime
 
-PLUGGED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
-IDLE_AFTER_CHARGING = frozenset({"SuspendedEV", "Finishing"})
 HOURS_PER_WEEK = 168
 
 
@@ -58,6 +58,7 @@ class Usage:
     hour_of_week_arrivals: list[float]  # sessions started per week in each hour (mean over the weeks seen)
     unique_cards: int
     turned_away: int
+    per_connector: dict[int, tuple[int, int]] = field(default_factory=dict)  # sessions, energy_Wh
 
 
 def card_token(id_tag: str) -> str:
@@ -85,106 +86,83 @@ class _LocalHours:
         # The epoch began on a Thursday: hour 72 of a week that starts on Monday.
         return (int((at + self.offset_s(at)) // 3600) + 72) % HOURS_PER_WEEK
 
-    def spread(self, start: float, end: float, into: list[float]) -> None:
-        """Add the seconds of [start, end) to the hour-of-week bins they fall in."""
-        at = start
-        while at < end:
-            local = at + self.offset_s(at)
-            until = min(end, at + (3600.0 - local % 3600.0))
-            into[(int(local // 3600) + 72) % HOURS_PER_WEEK] += until - at
-            at = until
+
+def _drawing_s(charging: array[float]) -> tuple[array[float], array[float], array[float]]:
+    """Starts, ends and the running sum of durations (one more than segments) of a connector's Charging segments;
+    arrays, not lists: a year of a busy charger has some 160,000 segments."""
+    starts, ends = charging[0::2], charging[1::2]
+    before = array("d", [0.0])
+    total = 0.0
+    for a, b in zip(starts, ends, strict=True):
+        total += b - a
+        before.append(total)
+    return starts, ends, before
 
 
-class UsageCounter:
-    """Takes the timeline's segments and the events as they stream past, with the period's sessions;
-    ``result`` once the stream has ended."""
-
-    def __init__(self, sessions: Iterable[Session], connectors: int, start: float, end: float, zone: tzinfo) -> None:
-        self.start, self.end, self.zone, self.connectors = start, end, zone, connectors
-        self.hours = _LocalHours(zone)
-        self.sessions = sorted((s for s in sessions if start <= s.start.timestamp() < end), key=lambda s: s.start)
-        self._spans: dict[int, list[tuple[float, float, int]]] = {}  # per connector: (start, stop, session number)
-        for n, s in enumerate(self.sessions):
-            self._spans.setdefault(s.connector_id, []).append((s.start.timestamp(), s.stop.timestamp(), n))
-        # Sessions of one connector never overlap, so their stops are in order as their starts are.
-        self._stops = {c: [stop for _, stop, _ in spans] for c, spans in self._spans.items()}
-        self._drawing = [0.0] * len(self.sessions)
-        self.occupied = [0.0] * HOURS_PER_WEEK
-        self.plugged_s = self.drawing_s = self.idle_s = 0.0
-        self.turned_away = 0
-
-    def segment(self, seg: Segment) -> None:
-        status = seg.status
-        if status not in PLUGGED:
-            return
-        seconds = seg.end - seg.start
-        self.plugged_s += seconds
-        self.hours.spread(seg.start, seg.end, self.occupied)
-        if status in IDLE_AFTER_CHARGING:
-            self.idle_s += seconds
-        elif status == "Charging":
-            self.drawing_s += seconds
-            spans = self._spans.get(seg.connector_id)
-            if spans:
-                n = bisect.bisect_right(self._stops[seg.connector_id], seg.start)
-                while n < len(spans) and spans[n][0] < seg.end:
-                    begun, stopped, number = spans[n]
-                    self._drawing[number] += max(0.0, min(seg.end, stopped) - max(seg.start, begun))
-                    n += 1
-
-    def event(self, e: Mark, statuses: dict[int, str]) -> None:
-        """``statuses``: every connector's status once ``e`` is taken into account."""
-        if (e.kind == "attempt" and e.value == "refused" and self.start <= e.at < self.end
-                and all(value != "Available" for value in statuses.values())):
-            self.turned_away += 1
-
-    def result(self) -> Usage:
-        zone = self.zone
-        days: dict[date, Day] = {}
-        day = to_datetime(self.start).astimezone(zone).date()
-        last = to_datetime(self.end - 1e-6).astimezone(zone).date()
-        while day <= last:
-            days[day] = Day(day)
-            day += timedelta(days=1)
-        revenue: dict[str, Decimal] = {}
-        arrivals = [0.0] * HOURS_PER_WEEK
-        powers: list[float] = []
-        for n, s in enumerate(self.sessions):
-            d = days[s.start.astimezone(zone).date()]
-            d.sessions += 1
-            d.energy_Wh += s.energy_Wh
-            if s.cost is not None and s.currency is not None:
-                d.revenue[s.currency] = d.revenue.get(s.currency, Decimal(0)) + s.cost
-                revenue[s.currency] = revenue.get(s.currency, Decimal(0)) + s.cost
-            arrivals[self.hours.index(s.start.timestamp())] += 1
-            seconds = self._drawing[n] or (s.stop - s.start).total_seconds()
-            if seconds > 0 and s.energy_Wh > 0:
-                powers.append(s.energy_Wh * 3600.0 / seconds)
-        # Every hour-of-week bin is met once per week of the period: seconds become a mean share of connectors.
-        weeks = (self.end - self.start) / (7 * 24 * 3600)
-        return Usage(
-            days=list(days.values()), sessions=len(self.sessions),
-            energy_Wh=sum(s.energy_Wh for s in self.sessions), revenue=revenue,
-            average_power_W=None if not powers else sum(powers) / len(powers),
-            peak_power_W=None if not powers else max(powers),
-            plugged_s=self.plugged_s, drawing_s=self.drawing_s, idle_after_charging_s=self.idle_s,
-            hour_of_week_occupancy=[min(1.0, x / (3600.0 * self.connectors * weeks)) for x in self.occupied],
-            hour_of_week_arrivals=[count / weeks for count in arrivals],
-            unique_cards=len({card_token(s.id_tag) for s in self.sessions if s.id_tag}),
-            turned_away=self.turned_away,
-        )
+def usage_from_tally(t: Tally, sessions: Iterable[Session], connectors: int, zone: tzinfo) -> Usage:
+    """The figures of the tally's period, with the sessions started in it (others are left out), taken in one pass
+    in any order: a year of them need not sit in memory."""
+    hours = _LocalHours(zone)
+    days: dict[date, Day] = {}
+    day = to_datetime(t.start).astimezone(zone).date()
+    last = to_datetime(t.end - 1e-6).astimezone(zone).date()
+    while day <= last:
+        days[day] = Day(day)
+        day += timedelta(days=1)
+    segments = {c: _drawing_s(port.charging) for c, port in t.ports.items()}
+    revenue: dict[str, Decimal] = {}
+    per_connector: dict[int, tuple[int, int]] = {}
+    arrivals = [0.0] * HOURS_PER_WEEK
+    powers, power_sum, peak = 0, 0.0, 0.0
+    cards: set[str] = set()
+    for s in sessions:
+        begun, stopped = s.start.timestamp(), s.stop.timestamp()
+        if not t.start <= begun < t.end:
+            continue
+        d = days[s.start.astimezone(zone).date()]
+        d.sessions += 1
+        d.energy_Wh += s.energy_Wh
+        count, energy_Wh = per_connector.get(s.connector_id, (0, 0))
+        per_connector[s.connector_id] = (count + 1, energy_Wh + s.energy_Wh)
+        if s.cost is not None and s.currency is not None:
+            d.revenue[s.currency] = d.revenue.get(s.currency, Decimal(0)) + s.cost
+            revenue[s.currency] = revenue.get(s.currency, Decimal(0)) + s.cost
+        if s.id_tag:
+            cards.add(card_token(s.id_tag))
+        arrivals[hours.index(begun)] += 1
+        drawing = 0.0
+        if s.connector_id in segments:
+            starts, ends, before = segments[s.connector_id]
+            first, after = bisect.bisect_right(ends, begun), bisect.bisect_left(starts, stopped)
+            if first < after:  # the Charging segments that overlap the session, clipped to it
+                drawing = (before[after] - before[first] - max(0.0, begun - starts[first])
+                           - max(0.0, ends[after - 1] - stopped))
+        seconds = drawing or (stopped - begun)
+        if seconds > 0 and s.energy_Wh > 0:
+            power = s.energy_Wh * 3600.0 / seconds
+            powers += 1
+            power_sum += power
+            peak = max(peak, power)
+    occupied = [0.0] * HOURS_PER_WEEK
+    for n, seconds in enumerate(t.occupied):
+        if seconds:
+            occupied[hours.index((t.quarter0 + n) * QUARTER_S)] += seconds
+    # Every hour-of-week bin is met once per week of the period: seconds become a mean share of connectors.
+    weeks = (t.end - t.start) / (7 * 24 * 3600)
+    return Usage(
+        days=list(days.values()), sessions=sum(n for n, _ in per_connector.values()),
+        energy_Wh=sum(e for _, e in per_connector.values()), revenue=revenue,
+        average_power_W=None if not powers else power_sum / powers, peak_power_W=None if not powers else peak,
+        plugged_s=t.plugged_s, drawing_s=t.drawing_s, idle_after_charging_s=t.idle_s,
+        hour_of_week_occupancy=[min(1.0, x / (3600.0 * connectors * weeks)) for x in occupied],
+        hour_of_week_arrivals=[count / weeks for count in arrivals],
+        unique_cards=len(cards), turned_away=t.turned_away, per_connector=per_connector,
+    )
 
 
 def usage(sessions: Sequence[Session], events: Sequence[Event], connectors: int, start: datetime, end: datetime,
           zone: tzinfo) -> Usage:
     """The figures from sessions and events in any order (for callers that hold them; reports stream instead)."""
-    t0, t1 = start.timestamp(), end.timestamp()
-    timeline = Timeline(range(1, connectors + 1), t0, t1)
-    counter = UsageCounter(sessions, connectors, t0, t1, zone)
-    for mark in sorted((e.mark() for e in events), key=lambda m: m.at):
-        for seg in timeline.feed(mark):
-            counter.segment(seg)
-        counter.event(mark, timeline.status)
-    for seg in timeline.finish():
-        counter.segment(seg)
-    return counter.result()
+    marks = sorted((e.mark() for e in events), key=lambda m: m.at)
+    t = tally(marks, range(1, connectors + 1), start.timestamp(), end.timestamp())
+    return usage_from_tally(t, sessions, connectors, zone)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,15 @@ from zoneinfo import ZoneInfo
 import click
 
 from chargepoint.analytics.forecast import DayDemand, Forecast, forecast
-from chargepoint.analytics.period import analyse
+from chargepoint.analytics.period import analyse_tally
 from chargepoint.analytics.usage import Session
 from chargepoint.cli import charts_html, charts_svg, charts_text
 from chargepoint.cli.charts_data import WEEKDAYS, band
 from chargepoint.cli.common import _load, read_database
 from chargepoint.cli.report import write_html
-from chargepoint.store.period import marks
+from chargepoint.store.period import iter_sessions
 from chargepoint.store.period import sessions as period_sessions
+from chargepoint.store.rollup import period_tally
 
 PROFILE_WEEKS = 4
 PLOT_HISTORY_WEEKS = 4
@@ -53,32 +55,34 @@ def holiday_dates(country: str, years: range) -> frozenset[date]:
     return frozenset(found.keys())
 
 
-def daily_history(sessions: list[Session], zone: tzinfo, first: date, last: date) -> list[DayDemand]:
-    """One figure per local day from ``first`` to ``last`` inclusive, days without sessions included as zero."""
+def daily_history(sessions: Iterable[Session], zone: tzinfo, today: date) -> tuple[date | None, list[DayDemand]]:
+    """The day of the first session, and one figure per local day from it to the day before ``today``, days without
+    sessions included as zero; the sessions taken in one pass (years of them need not sit in memory)."""
     by_day: dict[date, list[float]] = {}
+    first: date | None = None
     for s in sessions:
-        figures = by_day.setdefault(s.start.astimezone(zone).date(), [0.0, 0.0])
-        figures[0] += 1
-        figures[1] += s.energy_Wh
+        day = s.start.astimezone(zone).date()
+        first = day if first is None or day < first else first
+        if day < today:
+            figures = by_day.setdefault(day, [0.0, 0.0])
+            figures[0] += 1
+            figures[1] += s.energy_Wh
     days = []
-    day = first
-    while day <= last:
+    day = first or today
+    while day < today:
         sessions_n, energy_Wh = by_day.get(day, [0.0, 0.0])
         days.append(DayDemand(day, sessions_n, energy_Wh))
         day += timedelta(days=1)
-    return days
+    return first, days
 
 
 def build_forecast(conn: sqlite3.Connection, connectors: int, zone: tzinfo, country: str, threshold: float,
                    weeks: int, now: datetime) -> tuple[Forecast, list[DayDemand]]:
     """The forecast, and the daily history it was made from (oldest first)."""
     today = now.astimezone(zone).date()
-    sessions = period_sessions(conn, "", "~", "EUR")
-    if not sessions:
+    first, history = daily_history(iter_sessions(conn, "", "~", "EUR"), zone, today)
+    if first is None:
         return forecast([], frozenset(), weeks, [0.0] * 168, [0.0] * 168, 0.0, connectors, threshold), []
-    first = min(s.start for s in sessions).astimezone(zone).date()
-    history = daily_history([s for s in sessions if s.start.astimezone(zone).date() < today], zone, first,
-                            today - timedelta(days=1))
     holidays = holiday_dates(country, range(first.year, today.year + 3))
     # The busiest hour and how long drivers stay, from the recent weeks (what the site is like now).
     recent_start = max(datetime.combine(first, datetime.min.time(), zone),
@@ -86,14 +90,17 @@ def build_forecast(conn: sqlite3.Connection, connectors: int, zone: tzinfo, coun
     recent_end = datetime.combine(today, datetime.min.time(), zone)
     if recent_start >= recent_end:
         recent_start = recent_end - timedelta(days=1)
-    since = recent_start.astimezone(UTC).isoformat(timespec="microseconds")
-    until = recent_end.astimezone(UTC).isoformat(timespec="microseconds")
-    _, recent = analyse(marks(conn, since, until), sessions, [], connectors, recent_start, recent_end, zone)
-    chosen = [s for s in sessions if recent_start <= s.start < recent_end]
+    chosen = period_sessions(conn, _utc_text(recent_start), _utc_text(recent_end), "EUR")
+    t = period_tally(conn, connectors, recent_start.timestamp(), recent_end.timestamp())
+    _, recent = analyse_tally(t, chosen, [], connectors, zone)
     plugged_h = (sum((s.stop - s.start).total_seconds() for s in chosen) / len(chosen) / 3600) if chosen else 0.0
     result = forecast(history, holidays, weeks, recent.hour_of_week_arrivals, recent.hour_of_week_occupancy,
                       plugged_h, connectors, threshold)
     return result, history
+
+
+def _utc_text(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def to_json(result: Forecast, history_days: int) -> dict[str, Any]:

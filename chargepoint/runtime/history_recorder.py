@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from chargepoint import __version__
 from chargepoint.core.commands import ConnectorStatus
+from chargepoint.errors import StoreError
 from chargepoint.ports.events import ChargerEvent, FaultCleared, FaultRaised, StatusChanged, TransactionStarted
 from chargepoint.runtime.connector import ConnectorRuntime
 from chargepoint.store import HistoryEvent, Store
@@ -32,6 +33,8 @@ FLUSH_S = 1.0
 ALIVE_S = 60.0  # how stale the "last known alive" of an outage may be
 LINK_POLL_S = 5.0
 PRUNE_S = 24 * 3600.0
+ROLL_UP_S = 600.0  # how often to look for whole days without their tally (a new day, or one whose events changed)
+ROLL_UP_BATCH = 7  # days tallied per store call: a year to catch up never holds the store's thread for long
 
 KV_BOOT = "history.boot"
 KV_ALIVE = "history.alive_at"
@@ -81,8 +84,9 @@ class HistoryRecorder:
         await self.store.set_kv(KV_ALIVE, _now_text())
 
     async def run(self) -> None:
-        last_alive = last_link = last_prune = time.monotonic()
+        last_alive = last_link = last_prune = last_roll_up = time.monotonic()
         await self._prune()
+        await self.roll_up()
         while True:
             await asyncio.sleep(FLUSH_S)
             now = time.monotonic()
@@ -96,6 +100,9 @@ class HistoryRecorder:
             if now - last_prune >= PRUNE_S:
                 last_prune = now
                 await self._prune()
+            if now - last_roll_up >= ROLL_UP_S:
+                last_roll_up = now
+                await self.roll_up()
 
     async def stop(self, reason: str) -> None:
         """A clean stop: no outage is guessed at the next boot."""
@@ -119,6 +126,25 @@ class HistoryRecorder:
         if dropped:
             log.info("history: %d events older than %d days or over %d rows dropped", dropped, self.keep_days,
                      self.max_rows)
+
+    async def roll_up(self) -> int:
+        """Keep the tally of every whole UTC day of the kept history that lacks one (reports read them instead of
+        the events: store/rollup.py); how many were made. A failure costs reports speed, never the history."""
+        today = datetime.now(UTC).date()
+        made = 0
+        try:
+            while True:
+                done = await self.store.history_roll_up(len(self.connectors), today - timedelta(days=self.keep_days),
+                                                        today - timedelta(days=1), ROLL_UP_BATCH)
+                made += len(done)
+                if len(done) < ROLL_UP_BATCH:
+                    break
+                await asyncio.sleep(0)
+        except (StoreError, ValueError) as exc:
+            log.warning("history: could not tally the days for reports (%s); they read the events instead", exc)
+        if made:
+            log.info("history: %d whole days tallied for reports", made)
+        return made
 
     def _check_link(self) -> None:
         assert self.link_up is not None

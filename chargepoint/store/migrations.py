@@ -254,6 +254,19 @@ CREATE TABLE imported_sessions (
 CREATE INDEX imported_sessions_start ON imported_sessions (start_utc);
 """
 
+# The tally of each UTC day of history (store/rollup.py): what a report of a year reads instead of every event; and
+# the index that finds the state a period began in (the last status of each connector ...) without a scan.
+_0013_HISTORY_DAYS: Final = """
+CREATE INDEX history_group ON history (connector_id, kind, at);
+CREATE TABLE history_days (
+    day          TEXT    PRIMARY KEY,
+    version      INTEGER NOT NULL,
+    connectors   INTEGER NOT NULL,
+    summary      TEXT    NOT NULL,
+    charging     BLOB    NOT NULL
+);
+"""
+
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _0001_SESSIONS),
     (2, _0002_KV),
@@ -267,6 +280,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (10, _0010_PAYMENTS),
     (11, _0011_SIGNED_METER_DATA),
     (12, _0012_HISTORY),
+    (13, _0013_HISTORY_DAYS),
 )
 """(number, sql) pairs in the order they are applied."""
 

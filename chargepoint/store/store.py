@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -49,6 +49,7 @@ from chargepoint.store import history as _history
 from chargepoint.store import ledger as _ledger
 from chargepoint.store import payments as _payments
 from chargepoint.store import pricing as _pricing
+from chargepoint.store import rollup as _rollup
 from chargepoint.store import security_log as _security_log
 from chargepoint.store.faults import FaultChange
 from chargepoint.store.history import Exclusion, HistoryEvent, ImportedSession
@@ -929,6 +930,11 @@ class Store:
 
     async def history_prune(self, older_than: datetime, max_rows: int) -> int:
         return await self._run(lambda conn: _history.prune(conn, _to_text(older_than), max_rows))
+
+    async def history_roll_up(self, connectors: int, first: date, last: date, most: int) -> list[date]:
+        """Keep the tally of at most ``most`` whole days from ``first`` to ``last`` (UTC) that lack one; the days
+        done (see store/rollup.py)."""
+        return await self._run(lambda conn: _rollup.roll_up(conn, connectors, first, last, most))
 
     async def add_exclusion(self, connector_id: int, start: datetime, end: datetime, reason: str,
                             note: str = "") -> Exclusion:
