@@ -14,7 +14,10 @@ REDACTED = "********"
 # whichever of the two comes first; in any case, as keys are case-insensitive (CiString) and the charger takes
 # "authorizationkey" too.
 _Q = r"""["']"""
-_STRING = r"""(["'])((?:\\.|(?!\2).)*)"""
+# A quoted string: an escape pair, or any character but a backslash or the closing quote. The two alternatives never
+# match the same text, so a frame full of backslashes cannot make the regex backtrack exponentially (it did: 20
+# escaped backslashes in a hostile ChangeConfiguration held the event loop for over a minute).
+_STRING = r"""(["'])((?:\\.|(?!\2)[^\\])*)"""
 _KEY_IS_AUTHORIZATION_KEY = rf"{_Q}key{_Q}\s*:\s*{_Q}AuthorizationKey{_Q}"
 _SECRET_VALUE_AFTER = re.compile(rf"({_KEY_IS_AUTHORIZATION_KEY}\s*,\s*{_Q}value{_Q}\s*:\s*){_STRING}", re.IGNORECASE)
 _SECRET_VALUE_BEFORE = re.compile(rf"({_Q}value{_Q}\s*:\s*){_STRING}(?=\2\s*,\s*{_KEY_IS_AUTHORIZATION_KEY})",
