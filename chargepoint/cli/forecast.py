@@ -9,10 +9,14 @@ the last four weeks.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import json
 import sqlite3
 import sys
-from collections.abc import Iterable
+import types
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -44,15 +48,38 @@ config_option = click.option(
 def holiday_dates(country: str, years: range) -> frozenset[date]:
     if not country:
         return frozenset()
-    import holidays  # only here: its data is large and only the forecast needs it
-
     code, _, subdivision = country.partition("-")
     try:
-        found = holidays.country_holidays(code, subdiv=subdivision or None, years=list(years))
+        calendar = _country_calendar(code)
+        found = calendar(subdiv=subdivision or None, years=list(years))
     except NotImplementedError:
         raise click.UsageError(f"[forecast] country = {country!r}: the holidays package knows no such country "
                                "(ISO 3166 code, e.g. DE or DE-BY)") from None
     return frozenset(found.keys())
+
+
+def _country_calendar(code: str) -> Callable[..., Mapping[date, str]]:
+    """The holidays package's class for one country, its module imported alone: the package's ``countries`` imports
+    every country (8 MiB, a sixth of what a forecast may use on a small board). Should the package's layout change,
+    it is asked the usual way."""
+    import holidays  # only here: its data is large and only the forecast needs it
+    from holidays import registry
+
+    found = next(((module, entity) for module, (entity, *codes) in registry.COUNTRIES.items() if code in codes), None)
+    if found is None:
+        raise NotImplementedError(code)
+    if "holidays.countries" not in sys.modules:
+        spec = importlib.util.find_spec("holidays.countries")
+        if spec is not None and spec.submodule_search_locations:
+            package = types.ModuleType("holidays.countries")
+            package.__path__ = list(spec.submodule_search_locations)
+            sys.modules["holidays.countries"] = package
+    try:
+        calendar: Callable[..., Mapping[date, str]] = getattr(
+            importlib.import_module(f"holidays.countries.{found[0]}"), found[1])
+    except (ImportError, AttributeError):
+        return functools.partial(holidays.country_holidays, code)
+    return calendar
 
 
 def daily_history(sessions: Iterable[Session], zone: tzinfo, today: date) -> tuple[date | None, list[DayDemand]]:

@@ -127,3 +127,21 @@ def test_html_writes_the_forecast_with_its_band(tmp_path: Path) -> None:
     assert [p.get("class") for p in root.iter(f"{svg}polygon")] == ["band"]
     assert {p.get("class") for p in root.iter(f"{svg}polyline")} == {"history", "forecast"}
     assert "Back-test over 4 weeks" in text and "<script" not in text
+
+
+def test_one_country_module_gives_the_holidays_the_package_gives() -> None:
+    """The forecast imports only the configured country's module (memory on a small board): the same dates as the
+    package's usual way, which imports every country (each asked in a Python of its own)."""
+    countries = ("DE", "DE-BY", "US", "FR", "GB", "JP", "IN", "AT-9")
+    light = ("import json, sys\nfrom chargepoint.cli.forecast import holiday_dates\n"
+             f"print(json.dumps({{c: sorted(map(str, holiday_dates(c, range(2025, 2028)))) for c in {countries!r}}}))\n"
+             "print(len([m for m in sys.modules if m.startswith('holidays.countries.')]))\n")
+    usual = ("import json, holidays\n"
+             f"print(json.dumps({{c: sorted(map(str, holidays.country_holidays(c.partition('-')[0], "
+             f"subdiv=c.partition('-')[2] or None, years=range(2025, 2028)))) for c in {countries!r}}}))\n")
+    light_out = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, check=True).stdout
+    usual_out = subprocess.run([sys.executable, "-c", usual], capture_output=True, text=True, check=True).stdout
+    light_dates, modules = light_out.splitlines()
+    assert json.loads(light_dates) == json.loads(usual_out)
+    assert len(json.loads(light_dates)["DE-BY"]) > len(json.loads(light_dates)["DE"]) > 20
+    assert int(modules) < 30  # the seven countries asked (and any they build on), not all 200 and more
