@@ -43,6 +43,7 @@ LAZY_COMMANDS = {
     "qr": "chargepoint.cli.qr:qr_command",
     "events": "chargepoint.cli.events:events_command",
     "payments": "chargepoint.cli.payments:payments_command",
+    "logs": "chargepoint.cli.logs:logs_group",
 }
 
 
