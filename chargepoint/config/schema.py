@@ -395,9 +395,23 @@ class StorageSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    """Logging to stdout (journald under systemd)."""
+    """The daemon's log (journald's own protocol under systemd, one text line per record on stderr otherwise) and
+    the OCPP message log."""
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level (stdout/journald)")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level (journald/stderr)")
+    ocpp_log: bool = Field(
+        True, description="Write every OCPP frame in and out (secrets masked) to ocpp.log in the storage directory; "
+        "read it with 'chargepoint logs ocpp [--follow]'"
+    )
+    ocpp_log_max_bytes: int = Field(
+        2_097_152, ge=65_536, le=1_073_741_824,
+        description="Size at which ocpp.log is rotated: it becomes ocpp.log.1, .1 becomes .2 and so on"
+    )
+    ocpp_log_backups: int = Field(
+        4, ge=0, le=100,
+        description="Rotated OCPP logs kept besides ocpp.log (0: none); the disk holds at most (1 + backups) x "
+        "ocpp_log_max_bytes"
+    )
 
 
 class OcppSettings(_Section):
