@@ -105,7 +105,7 @@ class RfidSettings(NamedTuple):
 
 class MeterSettings(NamedTuple):
     backend: str = "sdm630"
-    transport: str = "tcp"
+    transport: str = "rtu"  # as the config's default: RS-485, with or without a [hardware.meter] table
     host: str = "127.0.0.1"
     port: int = 502
     serial_port: str = "/dev/ttyUSB0"
@@ -128,7 +128,7 @@ SIGNING_METERS: Final = frozenset({"iskra_wm3m4c"})
 
 # Without a [hardware.meter] table the board reads an SDM630 on the Pi's USB RS-485 adapter (9600 8N1, id 1:
 # the meter's factory settings), the usual wiring of a one-connector box.
-DEFAULT_METER = MeterSettings(transport="rtu")
+DEFAULT_METER = MeterSettings()
 
 
 class RpiSettings(NamedTuple):

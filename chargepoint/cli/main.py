@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from chargepoint.cli.common import EXIT_CONFIG, _load, _load_for_daemon, _request
+from chargepoint.cli.common import EXIT_CONFIG, _load_for_daemon, _request
 from chargepoint.cli.lazy import LazyGroup
-from chargepoint.config.loader import load_config_for_service, redacted_json
+from chargepoint.config.loader import load_config_for_service
 from chargepoint.errors import ConfigError, ControlError
 
 DEFAULT_CONFIG = Path("/etc/chargepoint/config.toml")
@@ -44,6 +44,8 @@ LAZY_COMMANDS = {
     "events": "chargepoint.cli.events:events_command",
     "payments": "chargepoint.cli.payments:payments_command",
     "logs": "chargepoint.cli.logs:logs_group",
+    "config": "chargepoint.cli.config_cmd:config_group",
+    "reload": "chargepoint.cli.config_cmd:reload_command",
 }
 
 
@@ -60,34 +62,6 @@ def run(config_path: Path) -> None:
     from chargepoint.composition.boot import main as boot_main
 
     sys.exit(boot_main(["--config", str(config_path)]))
-
-
-@cli.group(name="config")
-def config_group() -> None:
-    """Check or show the configuration."""
-
-
-@config_group.command()
-@config_option
-def validate(config_path: Path) -> None:
-    """Check the file; exit 0 when valid, 2 with one line per problem otherwise."""
-    _load(config_path)
-    click.echo(f"{config_path}: valid")
-
-
-@config_group.command()
-@config_option
-def show(config_path: Path) -> None:
-    """Print the effective configuration with defaults filled in and secrets redacted."""
-    click.echo(redacted_json(_load(config_path)))
-
-
-@config_group.command()
-def reference() -> None:
-    """Print a config file documenting every key with its default."""
-    from chargepoint.config.reference import reference_toml
-
-    click.echo(reference_toml(), nl=False)
 
 
 @cli.command()
@@ -108,6 +82,9 @@ def status(config_path: Path, as_json: bool) -> None:
         return
     click.echo(f"CSMS connected: {'yes' if data['csms_connected'] else 'no'}    mode: {data['mode']}"
                f"    hardware: {data['hardware']}")
+    if data.get("restart_needed"):
+        click.echo(f"config: changed keys wait for a restart: {', '.join(data['restart_needed'])} "
+                   "(chargepoint config diff)")
     for c in data["connectors"]:
         line = (f"connector {c['id']}: {c['status']}"
                 + (f" ({c['error_code']})" if c["error_code"] != "NoError" else "")

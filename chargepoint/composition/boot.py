@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 import tomllib
@@ -100,7 +101,7 @@ async def _boot(path: Path, t0: float) -> int:
         # The raw values differ from the validated ones (a default, a coercion): rebuild from the latter.
         await hardware.aclose()
         hardware = None
-    return await run_daemon(config, hardware, t0, pricing_problems=pricing_problems)
+    return await run_daemon(config, hardware, t0, pricing_problems=pricing_problems, config_path=path)
 
 
 def main(argv: list[str]) -> int:
@@ -109,6 +110,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", type=Path, default=Path(os.environ.get("CHARGEPOINT_CONFIG", DEFAULT_CONFIG)),
                         help="configuration file (TOML)")
     args = parser.parse_args(argv)
+    # SIGHUP (systemctl reload) reloads the config once the daemon runs; before that it must not kill the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     code = asyncio.run(_boot(args.config, t0))
     from chargepoint.composition.daemon import EXIT_REEXEC

@@ -16,9 +16,11 @@ import logging
 import signal
 import time
 from decimal import Decimal
+from pathlib import Path
 
 from chargepoint.composition.charger import build_charger, build_monitoring
 from chargepoint.composition.devices import create_hardware_for, payment_simulator_of, station_of
+from chargepoint.composition.reload import ConfigReloader
 from chargepoint.composition.watchdogs import SafetyFeeder, open_hardware_watchdog
 from chargepoint.config.loader import redacted_json
 from chargepoint.config.schema import Config
@@ -50,7 +52,7 @@ def configure_logging(level: str) -> None:
 
 
 async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float | None = None,
-                     pricing_problems: list[str] | None = None) -> int:
+                     pricing_problems: list[str] | None = None, config_path: Path | None = None) -> int:
     """Run until SIGTERM/SIGINT. ``hardware`` may come already built and safe (see ``boot``)."""
     t0 = time.monotonic() if t0 is None else t0
     try:
@@ -70,7 +72,7 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
                                  min_free_bytes=config.storage.min_free_bytes,
                                  ledger_signer=LedgerSigner.load_or_create(config.storage.dir / LEDGER_KEY_FILE))
         try:
-            reexec = await _serve(config, hardware, store, pricing_problems or [])
+            reexec = await _serve(config, hardware, store, pricing_problems or [], config_path)
         finally:
             await store.close()
         if reexec and station is not None:
@@ -94,7 +96,8 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
         log.info("stopped; hardware safe")
 
 
-async def _serve(config: Config, hardware: Hardware, store: Store, pricing_problems: list[str]) -> bool:
+async def _serve(config: Config, hardware: Hardware, store: Store, pricing_problems: list[str],
+                 config_path: Path | None = None) -> bool:
     """Run the app until stopped; True if it asked to be restarted in place (OCPP Reset)."""
     app = build_charger(config, hardware, store, pricing_problems=pricing_problems)
     stop = asyncio.Event()
@@ -102,7 +105,12 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _terminate, stop, terminated)
-    control = ControlServer(config.storage.control_socket_path, ChargerControl(app, _sim_actions(hardware)).dispatch)
+    # SIGHUP (systemctl reload, chargepoint reload): the keys that need no restart, no session ended.
+    reloader = None if config_path is None else ConfigReloader(config_path, app)
+    if reloader is not None:
+        loop.add_signal_handler(signal.SIGHUP, reloader.on_sighup)
+    control = ControlServer(config.storage.control_socket_path,
+                            ChargerControl(app, _sim_actions(hardware), reloader).dispatch)
     hardware_watchdog = open_hardware_watchdog(*_watchdog_device(config))
     feeder = SafetyFeeder(app.connectors, systemd=watchdog_interval_s() is not None, hardware=hardware_watchdog)
     monitoring = build_monitoring(config, app, store)  # [monitoring] enabled: the dashboard and /metrics
@@ -127,7 +135,7 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
         if monitoring is not None:
             await monitoring.stop()
         await control.stop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
     # A SIGTERM that came while a reset was stopping the charger means "stop": no restart in place.
     return app.reexec_requested and not terminated

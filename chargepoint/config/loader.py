@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from chargepoint.config import site
 from chargepoint.config.schema import Config
 from chargepoint.errors import ConfigError
 
@@ -49,7 +50,11 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     except ValidationError as exc:
         problems = [f"{path}: {_key_of(err['loc'])}: {_reason(err)}" for err in exc.errors()]
         raise ConfigError(str(path), problems) from None
-    return _resolve_paths(config, path.parent)
+    config = _resolve_paths(config, path.parent)
+    problems = site.errors(config, path)
+    if problems:
+        raise ConfigError(str(path), problems)
+    return config
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

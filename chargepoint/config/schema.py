@@ -12,13 +12,25 @@ from __future__ import annotations
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Serial speeds a UART and the devices on it agree on: a rate a digit off (9601) would garble every frame.
+METER_BAUDRATES: Final = (1200, 2400, 4800, 9600, 19200, 38400)
+BOARD_BAUDRATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+AUTHORIZATION_KEY_MIN_CHARS: Final = 16  # OCPP 1.6 security whitepaper: 16 to 40 characters
+
+
+def _standard_rate(value: int, rates: tuple[int, ...]) -> int:
+    if value not in rates:
+        raise ValueError(f"{value} is not a standard serial speed: use one of {', '.join(map(str, rates))}")
+    return value
 
 
 class IdentitySettings(_Section):
@@ -95,11 +107,15 @@ class MeterSettings(_Section):
         "sdm630", description="Meter driver: sdm630 (Eastron SDM630), iskra_wm3m4c (Iskra WM3M4C, signs its readings: "
         "OCMF for German calibration law)"
     )
-    transport: Literal["tcp", "rtu"] = Field("tcp", description="Modbus TCP or RTU (RS-485)")
+    transport: Literal["tcp", "rtu"] = Field(
+        "rtu", description="rtu: Modbus RTU over RS-485 (serial_port); tcp: Modbus TCP (host, port). The default is "
+        "the same with or without this table"
+    )
     host: str = Field("127.0.0.1", description="TCP host (transport = tcp)")
     port: int = Field(502, ge=1, le=65535, description="TCP port (transport = tcp)")
     serial_port: str = Field("/dev/ttyUSB0", description="Serial device (transport = rtu)")
-    baudrate: int = Field(9600, description="Serial speed (transport = rtu)")
+    baudrate: int = Field(9600, description="Serial speed (transport = rtu): 1200, 2400, 4800, 9600, 19200 or 38400 "
+                          "(what the meters offer)")
     parity: Literal["N", "E", "O"] = Field("N", description="Serial parity (transport = rtu)")
     device_id: int | None = Field(
         None, ge=1, le=247, description="Modbus unit id; absent: the meter's factory id (SDM630 1, Iskra WM3M4C 33)"
@@ -108,6 +124,11 @@ class MeterSettings(_Section):
     signing_timeout_s: float = Field(
         10.0, gt=0, le=60, description="How long a signing meter may take to sign a begin or end reading"
     )
+
+    @field_validator("baudrate")
+    @classmethod
+    def _standard_baudrate(cls, value: int) -> int:
+        return _standard_rate(value, METER_BAUDRATES)
 
 
 class GpioContactorSettings(_Section):
@@ -221,7 +242,8 @@ class BoardSettings(_Section):
     )
     link: str = Field("/dev/serial0", min_length=1, description="Serial device of the board (UART or RS-485 adapter)")
     baudrate: int | None = Field(
-        None, ge=1200, le=1_000_000, description="Serial speed; default: the board's (openevse 115200, evse-din 9600)"
+        None, description="Serial speed; default: the board's (openevse 115200, evse-din 9600); a standard rate from "
+        "1200 to 115200"
     )
     device_id: int = Field(1, ge=1, le=247, description="Modbus unit id (evse-din)")
     supervision_s: int | None = Field(
@@ -242,6 +264,11 @@ class BoardSettings(_Section):
     max_current_A: float | None = Field(
         None, ge=6.0, le=80.0, description="Most the board and its relay may switch (openevse also reads its own)"
     )
+
+    @field_validator("baudrate")
+    @classmethod
+    def _standard_baudrate(cls, value: int | None) -> int | None:
+        return None if value is None else _standard_rate(value, BOARD_BAUDRATES)
 
     @model_validator(mode="after")
     def _supervision(self) -> BoardSettings:
@@ -304,7 +331,8 @@ class HardwareSettings(_Section):
     )
     board: BoardSettings | None = Field(None, description="EVSE controller board (board backend)")
     meter: MeterSettings | None = Field(
-        None, description="Energy meter (rpi backend; absent = SDM630 RTU on /dev/ttyUSB0); sim uses its Modbus server"
+        None, description="Energy meter (rpi and board backends; absent: an SDM630 over RS-485 on /dev/ttyUSB0, as a "
+        "table with every key left out); sim uses its own Modbus server"
     )
     contactor: GpioContactorSettings = Field(
         default_factory=lambda: GpioContactorSettings(), description="Contactor relay and mirror contact (rpi backend)"
@@ -344,11 +372,11 @@ class HardwareSettings(_Section):
         if self.backend == "board" and self.board is None:
             raise ValueError('backend = "board" needs a [hardware.board] table (hardware.board.kind, '
                              "hardware.board.link)")
-        meter_port = "/dev/ttyUSB0" if self.meter is None else self.meter.serial_port  # absent: SDM630 RTU there
-        meter_on_serial = self.meter is None or self.meter.transport == "rtu"
-        if self.backend == "board" and self.board is not None and meter_on_serial and self.board.link == meter_port:
-            raise ValueError(f"hardware.board.link {meter_port} is the energy meter's serial port too: give the board "
-                             "a line of its own")
+        meter = self.meter or MeterSettings()
+        if self.backend == "board" and self.board is not None and meter.transport == "rtu" and (
+                self.board.link == meter.serial_port):
+            raise ValueError(f"hardware.board.link {meter.serial_port} is the energy meter's serial port too: give "
+                             "the board a line of its own")
         return self
 
 
@@ -477,6 +505,11 @@ class OcppSettings(_Section):
             raise ValueError("security_profile 3 needs client_cert_file and client_key_file")
         if self.security_profile in (1, 2) and self.authorization_key is None:
             raise ValueError("security_profile 1 and 2 need authorization_key")
+        if self.security_profile in (1, 2) and self.authorization_key is not None and not (
+                AUTHORIZATION_KEY_MIN_CHARS <= len(self.authorization_key.get_secret_value()) <= 40):
+            raise ValueError(f"authorization_key: security profiles 1 and 2 need {AUTHORIZATION_KEY_MIN_CHARS} to 40 "
+                             f"characters (OCPP 1.6 security whitepaper), got "
+                             f"{len(self.authorization_key.get_secret_value())}")
         return self
 
 

@@ -18,7 +18,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -100,6 +100,12 @@ DELIVER_ON_STOP_S = 3.0
 UNLOCK_TIMEOUT_S = 5.0  # the actuator's own time, on top of a gentle stop's stop_wait_s
 
 
+def _fraud_settings(config: Config) -> FraudSettings:
+    f = config.fraud
+    return FraudSettings(f.unknown_card_taps_max, f.unknown_card_window_s, f.unknown_card_lockout_s,
+                         f.refuse_card_in_use, f.idle_energy_threshold_Wh, f.clock_jump_threshold_s)
+
+
 class ChargerApp:
     def __init__(self, config: Config, hardware: Hardware, store: Store,
                  pricing_problems: list[str] | None = None) -> None:
@@ -151,10 +157,7 @@ class ChargerApp:
         self.writer = SessionWriter(store, self.connectors, self.signed if self.signed.meters else None)
         self.reservations = Reservations(store, self.connectors, self.post, self.spawn)
         self.pricing = PricingService(config, store, self, rejected=pricing_problems)
-        f = config.fraud
-        self.fraud = FraudWatch(FraudSettings(
-            f.unknown_card_taps_max, f.unknown_card_window_s, f.unknown_card_lockout_s, f.refuse_card_in_use,
-            f.idle_energy_threshold_Wh, f.clock_jump_threshold_s), self.connectors, self._publish)
+        self.fraud = FraudWatch(_fraud_settings(config), self.connectors, self._publish)
         self._listeners.append(self.fraud)
         self.mobile = MobilePayment(config, self.connectors, lambda: self.csms, self.pricing.show_idle,
                                     self.pricing.screen.show, self._publish)
@@ -172,6 +175,20 @@ class ChargerApp:
         self.storage = StorageMonitor(store, self.connectors, self.faults, self.post, self._publish, self.spawn)
         self.tests = selftest.SelfTests(self.connectors, self.post, hardware)
         self._handled = asyncio.Event()
+
+    async def reconfigure(self, running: Config, live: Iterable[str]) -> None:
+        """Take the keys of a reloaded file that apply without a restart (``chargepoint.config.keys.LIVE_KEYS``);
+        ``running``: the configuration in force from now on. No session ends."""
+        live = set(live)
+        self.config = running
+        if "charger.allowed_id_tags" in live:
+            self.allow_list = LocalAllowList(running.charger.allowed_id_tags)
+        if any(key.startswith("history.") for key in live):
+            self.history.keep_days, self.history.max_rows = running.history.keep_days, running.history.max_events
+        if any(key.startswith("fraud.") for key in live):
+            self.fraud.settings = _fraud_settings(running)
+        if any(key.startswith("pricing.") for key in live):
+            await self.pricing.reconfigure(running)
 
     def attach_csms(self, adapter: CsmsAdapter) -> None:
         """The adapter that connects the charger to its CSMS (before ``run``); it hears every event too."""

@@ -14,8 +14,9 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from chargepoint.config.keys import plain
 from chargepoint.runtime.app import ChargerApp
 
 log = logging.getLogger(__name__)
@@ -79,17 +80,32 @@ class ControlServer:
 
 
 
+class Reloader(Protocol):
+    """The composition root's: it knows the file and owns the logging."""
+
+    restart_needed: list[str]  # keys changed in the file that wait for a restart
+
+    async def reload(self) -> dict[str, Any]:
+        """Read the file again and apply what needs no restart: {"ok", "applied", "restart_needed"} or
+        {"ok": False, "error", "problems"}."""
+        ...
+
+
 class ChargerControl:
     """The ops of a running charger: status, sessions, prepaid, faults and, on simulators, sim stimuli."""
 
-    def __init__(self, app: ChargerApp, sim: SimActions | None = None) -> None:
+    def __init__(self, app: ChargerApp, sim: SimActions | None = None, reloader: Reloader | None = None) -> None:
         self.app = app
         self.sim = sim
+        self.reloader = reloader
 
     async def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "status":
-            return {"ok": True, "status": self.app.status()}
+            status = self.app.status()
+            if self.reloader is not None and self.reloader.restart_needed:
+                status["restart_needed"] = list(self.reloader.restart_needed)
+            return {"ok": True, "status": status}
         if op == "sessions":
             await self.app.flush_store()
             return {"ok": True, "sessions": await self.app.recent_sessions(int(request.get("limit", 20)))}
@@ -108,6 +124,13 @@ class ChargerControl:
             return {"ok": True, **cleared}
         if op == "sim":
             return self._sim(request)
+        if op == "config":
+            pending = [] if self.reloader is None else list(self.reloader.restart_needed)
+            return {"ok": True, "config": plain(self.app.config), "restart_needed": pending}
+        if op == "reload":
+            if self.reloader is None:
+                return {"ok": False, "error": "this daemon was started without a configuration file to read again"}
+            return await self.reloader.reload()
         if op == "qr":
             c = self.app.connectors.get(int(request.get("connector", 1)))
             if c is None:

@@ -166,6 +166,15 @@ class PricingService:
             return
         log.error("the [pricing] section is invalid: the last valid prices stay in force until it is fixed")
 
+    async def reconfigure(self, config: Config) -> None:
+        """New prices from a reloaded file: sessions that start from now on use them; a running session keeps the
+        tariff it started with. They become the last valid prices."""
+        self.config = config
+        self.rejected = []
+        self._apply(config.pricing)
+        await self._keep_last_valid_prices()
+        self.prices_changed()
+
     async def load(self) -> None:
         """Cached CSMS prices and prepaid balances, so sessions started offline after a restart are priced."""
         await self._keep_last_valid_prices()

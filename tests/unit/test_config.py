@@ -82,7 +82,7 @@ def test_relative_storage_dir_is_relative_to_the_file(tmp_path: Path) -> None:
 
 def test_secrets_are_redacted(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[ocpp]\ncsms_url = 'ws://h'\ncharge_point_id = 'CP1'\n"
-                                         "security_profile = 1\nauthorization_key = 'hunter2hunter2'\n"))
+                                         "security_profile = 1\nauthorization_key = 'hunter2hunter2hunter2'\n"))
     shown = redacted_json(config)
     assert "hunter2" not in shown
     assert "********" in shown
@@ -114,10 +114,10 @@ def test_cli_config_validate_exit_codes(tmp_path: Path) -> None:
 
 def test_cli_config_show_redacts(tmp_path: Path) -> None:
     path = write(tmp_path, "[ocpp]\ncsms_url = 'ws://h'\ncharge_point_id = 'CP1'\nsecurity_profile = 1\n"
-                           "authorization_key = 'topsecretkey123'\n")
+                           "authorization_key = 'topsecretkey12345'\n")
     result = run_cli("config", "show", "--config", str(path))
     assert result.returncode == 0
-    assert "topsecretkey123" not in result.stdout
+    assert "topsecretkey12345" not in result.stdout
     assert '"charge_point_id": "CP1"' in result.stdout
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
+from chargepoint.config.keys import CSMS_KV_PREFIX
 from chargepoint.config.schema import Config
 from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.ocpp_auth import Authorizer
@@ -55,7 +56,7 @@ from chargepoint.store import OutboxMessage, SessionRecord, Store
 
 log = logging.getLogger(__name__)
 
-KV_KEY_PREFIX = "ocpp.key."
+KV_KEY_PREFIX = CSMS_KV_PREFIX  # the config package names it: `chargepoint config show` reads these
 CLOCK_PLAUSIBLE_FROM_YEAR = 2024
 
 
