@@ -40,12 +40,11 @@ def rotated_paths(path: Path, backups: int) -> list[Path]:
     return [path] + [path.with_name(f"{path.name}.{n}") for n in range(1, backups + 1)]
 
 
-def format_line(direction: str, frame: str, at: datetime | None = None, total_chars: int | None = None) -> str:
-    """One line of the log (without its newline); ``total_chars``: the length of the whole frame when ``frame``
-    is its beginning only."""
+def format_line(direction: str, frame: str, at: datetime | None = None, missing_chars: int = 0) -> str:
+    """One line of the log (without its newline); ``missing_chars``: how much of the frame was cut off already."""
     at = datetime.now(UTC) if at is None else at.astimezone(UTC)
+    missing = missing_chars + max(0, len(frame) - FRAME_MAX_CHARS)
     frame = frame[:FRAME_MAX_CHARS]
-    missing = max(0, (total_chars or 0) - len(frame))
     if missing:
         frame = f"{frame} [cut: {missing} more characters]"
     text = frame.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
@@ -80,13 +79,13 @@ class MessageLog:
         self._thread = threading.Thread(target=self._run, name="ocpp-message-log", daemon=True)
         self._thread.start()
 
-    def write(self, direction: str, frame: str, total_chars: int | None = None) -> None:
-        """Queue one frame (``IN`` or ``OUT``), or its first ``len(frame)`` of ``total_chars`` characters; never
-        blocks, never raises."""
+    def write(self, direction: str, frame: str, missing_chars: int = 0) -> None:
+        """Queue one frame (``IN`` or ``OUT``; ``missing_chars``: how much of it was cut off already); never blocks,
+        never raises."""
         if self._thread is None:
             return
         try:
-            self._queue.put_nowait(format_line(direction, frame, total_chars=total_chars))
+            self._queue.put_nowait(format_line(direction, frame, missing_chars=missing_chars))
         except queue.Full:
             with self._dropped_lock:
                 self._dropped += 1

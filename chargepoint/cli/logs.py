@@ -96,44 +96,67 @@ def last_lines(path: Path, count: int, current: BinaryIO | None = None, end: int
 
 
 def follow_lines(path: Path, current: BinaryIO | None, position: int) -> Iterator[str]:
-    """The lines added to the log from ``position`` of ``current`` on, forever, across rotations."""
+    """The lines added to the log from ``position`` of ``current`` on, forever, across rotations: when the file
+    read is rotated, the rest of it is read, then each newer file in turn (even those rotated away meanwhile)."""
     pending = b""
     file = current
     if file is not None:
         file.seek(position)
     while True:
         data = file.read() if file is not None else b""
-        if data:
-            pending += data
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                yield raw.decode("utf-8", "replace")
-            continue
-        if _replaced(path, file):
+        if not data:
+            newer = _newer_file(path, file)
+            if newer is None:
+                time.sleep(POLL_S)
+                continue
             if file is not None:
-                pending += file.read()  # what was written between the last read and the rotation
+                data = file.read()  # what was written between the last read and the rotation
                 file.close()
-                *complete, pending = pending.split(b"\n")
-                for raw in complete:
-                    yield raw.decode("utf-8", "replace")
-            if pending:
-                yield pending.decode("utf-8", "replace")  # the old file ended without a newline
-                pending = b""
-            file = _open(path)
+            file = newer
+        pending += data
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            yield raw.decode("utf-8", "replace")
+
+
+def _newer_file(path: Path, file: BinaryIO | None) -> BinaryIO | None:
+    """The file that follows ``file`` in the log (opened at its start), or None while ``file`` is the newest.
+
+    The files are matched by inode, as they are renamed under the reader: ``file`` may be ``ocpp.log.3`` by now,
+    and ``ocpp.log.2`` is next. A file cut shorter than read (truncated in place) starts again from its start."""
+    for _ in range(10):  # the names may shift while we look: look again
+        chain = []
+        for candidate in reversed([path, *rotated(path)]):  # oldest first
+            try:
+                stat = candidate.stat()
+            except OSError:
+                continue
+            chain.append((candidate, (stat.st_dev, stat.st_ino)))
+        if not chain:
+            return None
+        if file is None:
+            wanted = chain[-1]
+        else:
+            mine = os.fstat(file.fileno())
+            ids = [file_id for _, file_id in chain]
+            if (mine.st_dev, mine.st_ino) not in ids:
+                wanted = chain[0]  # ours was deleted: every file left is newer
+            else:
+                at = ids.index((mine.st_dev, mine.st_ino))
+                if at == len(chain) - 1:
+                    if mine.st_size < file.tell():
+                        file.seek(0)  # truncated in place
+                    return None
+                wanted = chain[at + 1]
+        try:
+            opened = wanted[0].open("rb")
+        except OSError:
             continue
-        time.sleep(POLL_S)
-
-
-def _replaced(path: Path, file: BinaryIO | None) -> bool:
-    """True when ``path`` is now another file than ``file`` (rotated, recreated) or was cut shorter than read."""
-    try:
-        now = path.stat()
-    except OSError:
-        return False  # between the rotation's rename and the first new frame: keep reading the old file
-    if file is None:
-        return True
-    mine = os.fstat(file.fileno())
-    return (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino) or now.st_size < file.tell()
+        stat = os.fstat(opened.fileno())
+        if (stat.st_dev, stat.st_ino) == wanted[1]:
+            return opened
+        opened.close()
+    return None
 
 
 def _open(path: Path) -> BinaryIO | None:

@@ -19,6 +19,8 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chargepoint.composition.logging_setup import configure_early_logging, configure_logging
+
 if TYPE_CHECKING:
     from hal.hardware import Hardware
 
@@ -76,16 +78,14 @@ async def _boot(path: Path, t0: float) -> int:
     if hardware is not None:
         log.info("safe state reached %.1f ms after start: contactors open, pilots at +12 V",
                  (time.monotonic() - t0) * 1000)
-    from chargepoint.composition.daemon import configure_logging, run_daemon
+    from chargepoint.composition.daemon import run_daemon
     from chargepoint.composition.devices import matches
     from chargepoint.config.loader import load_config_for_service
     from chargepoint.errors import ConfigError
 
     try:
         config, pricing_problems = load_config_for_service(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
+    except ConfigError as exc:  # safe mode logs its problems, one record each
         from chargepoint.composition.safe_mode import run_safe_mode
 
         try:
@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     # SIGHUP (systemctl reload) reloads the config once the daemon runs; before that it must not kill the process.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    configure_early_logging()  # journald's own protocol under systemd, one text line per record otherwise
     code = asyncio.run(_boot(args.config, t0))
     from chargepoint.composition.daemon import EXIT_REEXEC
 

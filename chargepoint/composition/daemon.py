@@ -19,13 +19,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from chargepoint.composition.charger import build_charger, build_monitoring
+from chargepoint.composition.config_summary import config_summary
 from chargepoint.composition.devices import create_hardware_for, payment_simulator_of, station_of
+from chargepoint.composition.logging_setup import close_message_log, open_message_log
 from chargepoint.composition.reload import ConfigReloader
 from chargepoint.composition.watchdogs import SafetyFeeder, open_hardware_watchdog
-from chargepoint.config.loader import redacted_json
 from chargepoint.config.schema import Config
-from chargepoint.logbook import keep_recent_log
-from chargepoint.redaction import RedactSecrets
 from chargepoint.runtime.control import ChargerControl, ControlServer, SimActions
 from chargepoint.runtime.notify import sd_notify, watchdog_interval_s
 from chargepoint.store import LedgerSigner, Store
@@ -40,17 +39,6 @@ SIM_STATE_FILE = "sim-state.json"
 EXIT_REEXEC = 75  # internal: the CSMS asked for a reset; boot re-executes the process in place
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # pymodbus logs every retry at INFO/ERROR; our meter loop reports what matters.
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    # The recent past for the diagnostics bundle, with the same masking as the message log.
-    keep_recent_log([RedactSecrets()])
-
-
 async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float | None = None,
                      pricing_problems: list[str] | None = None, config_path: Path | None = None) -> int:
     """Run until SIGTERM/SIGINT. ``hardware`` may come already built and safe (see ``boot``)."""
@@ -61,9 +49,10 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
             await hardware.force_safe()
             log.info("safe state reached %.1f ms after start: contactors open, pilots at +12 V",
                      (time.monotonic() - t0) * 1000)
-        log.info("effective configuration:\n%s", redacted_json(config))
+        log.info("%s", config_summary(config))
         await hardware.start()
         config.storage.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        open_message_log(config)
         sim_state = config.storage.dir / SIM_STATE_FILE
         station = station_of(hardware)
         if station is not None and station.restore(sim_state):
@@ -93,6 +82,7 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
             await hardware.force_safe()
             with contextlib.suppress(Exception):
                 await hardware.aclose()
+        close_message_log()
         log.info("stopped; hardware safe")
 
 

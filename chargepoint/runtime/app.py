@@ -64,6 +64,7 @@ from chargepoint.core.events import (
 from chargepoint.core.pilot import PilotState
 from chargepoint.core.reservation import Reservation
 from chargepoint.core.session import Connector, ConnectorSettings
+from chargepoint.logfields import log_fields
 from chargepoint.ports.charger import SessionPolicy
 from chargepoint.ports.csms import CsmsAdapter
 from chargepoint.ports.events import (
@@ -417,7 +418,8 @@ class ChargerApp:
         if self.cards is not None and self.cards.session_began(c, id_tag, started_at):
             c.session.payment_method = method = "card"
             c.session.preauthorized = self.cards.preauthorized_of(c.connector_id)
-        log.info("connector %d: session started for %s at %d Wh", c.connector_id, id_tag, meter_start_Wh)
+        log.info("connector %d: session started for %s at %d Wh", c.connector_id, id_tag, meter_start_Wh,
+                 extra=log_fields(connector=c.connector_id))
         if reservation_id is not None:
             self.reservations.forget(reservation_id)
         active = c.core.facts.session
@@ -436,7 +438,9 @@ class ChargerApp:
             self.cards.session_ended(c)
         if session is not None:
             log.info("connector %d: session of %s ended (%s), %d Wh", c.connector_id,
-                     session.id_tag, reason, meter_stop_Wh - session.meter_start_Wh)
+                     session.id_tag, reason, meter_stop_Wh - session.meter_start_Wh,
+                     extra=log_fields(connector=c.connector_id, session=session.session_id,
+                                      transaction=session.csms_transaction_id))
             self._publish(TransactionEnded(c.connector_id, session.session_id, session.id_tag, reason, meter_stop_Wh,
                                            ev_unplugged=c.pilot_state is PilotState.A, at=stopped_at))
         self.writer.put(c.connector_id, "end", meter_stop_Wh=meter_stop_Wh, stopped_at=stopped_at, reason=reason,
@@ -444,7 +448,9 @@ class ChargerApp:
 
     def _report_status(self, c: ConnectorRuntime, status: ConnectorStatus, error_code: str) -> None:
         level = logging.WARNING if status is ConnectorStatus.Faulted else logging.INFO
-        log.log(level, "connector %d: %s (%s)", c.connector_id, status, error_code)
+        session = c.session
+        log.log(level, "connector %d: %s (%s)", c.connector_id, status, error_code,
+                extra=log_fields(connector=c.connector_id, session=None if session is None else session.session_id))
         now = datetime.now(UTC)
         causes: tuple[str, ...] = ()
         if status is ConnectorStatus.Faulted:
@@ -484,7 +490,8 @@ class ChargerApp:
         blocked = self.pricing.prepaid_blocks(id_tag)
         log.info("connector %d: card %s %s", c.connector_id, id_tag,
                  "rejected (prepaid balance used up)" if blocked else
-                 "accepted" if accepted else "rejected (not in allowed_id_tags)")
+                 "accepted" if accepted else "rejected (not in allowed_id_tags)",
+                 extra=log_fields(connector=c.connector_id))
         accepted = accepted and not blocked
         if accepted:
             self._authorized_otherwise(c)
@@ -524,7 +531,8 @@ class ChargerApp:
             log.info("connector %d: card %s accepted by the CSMS but its prepaid balance is used up", c.connector_id,
                      id_tag)
             accepted = False
-        log.info("connector %d: card %s %s", c.connector_id, id_tag, "accepted" if accepted else "rejected")
+        log.info("connector %d: card %s %s", c.connector_id, id_tag, "accepted" if accepted else "rejected",
+                 extra=log_fields(connector=c.connector_id))
         if accepted:
             self._authorized_otherwise(c)
             self.pricing.show_authorized(c, id_tag, parent)

@@ -18,6 +18,7 @@ from typing import Any
 
 from chargepoint.core.commands import Fault
 from chargepoint.core.events import Event, FaultsCleared, PilotChanged, TimerExpired
+from chargepoint.logfields import log_fields
 from chargepoint.runtime.connector import ConnectorRuntime
 from chargepoint.store import FaultChange, Store
 
@@ -82,7 +83,8 @@ class FaultBook:
             codes = tuple(code for code, _ in stored.get(c.connector_id, []))
             if codes:
                 log.warning("connector %d: latched faults from before the restart: %s (clear them with "
-                            "'chargepoint fault clear' once the cause is repaired)", c.connector_id, ", ".join(codes))
+                            "'chargepoint fault clear' once the cause is repaired)", c.connector_id, ", ".join(codes),
+                            extra=log_fields(connector=c.connector_id))
                 restored[c.connector_id] = codes
         return restored
 
@@ -102,7 +104,8 @@ class FaultBook:
                     for f in sorted(before_active - active)]
         for change in changes:
             level = logging.INFO if change.action == "cleared" else logging.WARNING
-            log.log(level, "connector %d: fault %s %s (%s)", c.connector_id, change.code, change.action, change.source)
+            log.log(level, "connector %d: fault %s %s (%s)", c.connector_id, change.code, change.action, change.source,
+                    extra=log_fields(connector=c.connector_id))
         self._spawn(self.store.record_faults(c.connector_id, changes, sorted(str(f) for f in latched)))
 
     def raise_charger(self, fault: ChargerFault, source: str, detail: str) -> bool:
@@ -118,7 +121,7 @@ class FaultBook:
         """Clear a charger fault; True if it was active."""
         if self.charger.pop(fault, None) is None:
             return False
-        log.info("charger: fault %s cleared (%s)", fault, source)
+        log.info("charger: fault %s cleared (%s)", fault, source, extra=log_fields(connector=CHARGER))
         self._record_charger([FaultChange(datetime.now(UTC).isoformat(), CHARGER, str(fault), "cleared", source)])
         return True
 

@@ -28,6 +28,7 @@ from chargepoint.core.events import (
     TagPresented,
 )
 from chargepoint.core.pilot import PilotReading, PilotState, classify
+from chargepoint.logfields import log_fields
 from chargepoint.ports.events import ChargerEvent, MeterRead
 from chargepoint.runtime.connector import ConnectorRuntime
 from hal.errors import HalError
@@ -65,7 +66,7 @@ async def pilot_loop(c: ConnectorRuntime, post: Post, stopping: Callable[[], boo
                     lost = True
                     c.pilot_state = None
                     reason = f"no pilot sample for {timeout_s * 1000:.0f} ms"
-                    log.error("connector %d: %s", c.connector_id, reason)
+                    log.error("connector %d: %s", c.connector_id, reason, extra=log_fields(connector=c.connector_id))
                     post(c.connector_id, PilotFailed(reason, time.monotonic()))
                 continue
             try:
@@ -144,11 +145,12 @@ async def meter_loop(c: ConnectorRuntime, post: Post, publish: Callable[[Charger
         except HalError as exc:
             failures += 1
             if failures == METER_FAILURES_BEFORE_FAULT:
-                log.error("connector %d: energy meter lost: %s", c.connector_id, exc)
+                log.error("connector %d: energy meter lost: %s", c.connector_id, exc,
+                          extra=log_fields(connector=c.connector_id))
                 post(c.connector_id, MeterFailed(str(exc), time.monotonic()))
         else:
             if failures >= METER_FAILURES_BEFORE_FAULT:
-                log.info("connector %d: energy meter back", c.connector_id)
+                log.info("connector %d: energy meter back", c.connector_id, extra=log_fields(connector=c.connector_id))
             failures = 0
             c.last_reading = reading
             post(

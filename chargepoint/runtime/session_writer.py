@@ -8,14 +8,18 @@ shutdown, so a write once queued is never dropped.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chargepoint.logfields import log_fields
 from chargepoint.ports.csms import TransactionJournal
 from chargepoint.runtime.connector import ConnectorRuntime
 from chargepoint.runtime.signed_metering import SignedMetering
 from chargepoint.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class SessionWriter:
             if reservation_id is not None:
                 await self.store.reservation_delete(reservation_id)
             session_ids[op.connector_id] = record.session_id
+            log.info("connector %d: session %s recorded", op.connector_id, record.session_id,
+                     extra=log_fields(connector=op.connector_id, session=record.session_id))
             if c.session is not None and c.session.started_at == op.args["started_at"]:
                 c.session.session_id = record.session_id
         elif op.kind == "meter" and op.connector_id in session_ids:

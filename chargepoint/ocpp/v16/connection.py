@@ -8,9 +8,8 @@ forgotten at each start (``load``), so a restart or reset registers again. Heart
 
 New credentials (an AuthorizationKey at profile 1 or 2, a higher SecurityProfile, a new charge point certificate at
 profile 3) are tried on the next connection; if that fails, the previous ones are restored and the client is told, to
-persist them and record security events. The certificates the CSMS installed (``CertificateStore``) take
-precedence: its charge point certificate over the config file's client certificate, and its
-CentralSystemRootCertificates are trusted besides the config file's CA.
+persist them and record security events. The certificates the CSMS installed (``CertificateStore``) come first: its
+charge point certificate over the config file's, its CentralSystemRootCertificates trusted besides the config's CA.
 
 ``call`` sends a message that is not queued (status, heartbeat, authorize ...) only while registered, or while
 Pending when a TriggerMessage asked for it (OCPP 1.6 4.2); the outbox sends transaction messages through ``link``.
@@ -34,6 +33,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from chargepoint import __version__
 from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.config.schema import IdentitySettings, OcppSettings
+from chargepoint.logfields import log_fields
 from chargepoint.ocpp.certificates import CertificateStore
 from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.transport import (
@@ -480,10 +480,10 @@ class CsmsConnection:
             reply = await link.call_raw(action, payload)
             raise_if_cancelling()
             return reply
-        except CallFailed as exc:
-            log.warning("%s refused by the CSMS: %s", action, exc)
-        except (TimeoutError, ConnectionClosed) as exc:
-            log.warning("%s not answered: %s", action, str(exc) or type(exc).__name__)
+        except (CallFailed, TimeoutError, ConnectionClosed) as exc:  # CallFailed and CallTimedOut name the CALL
+            how = "refused by the CSMS" if isinstance(exc, CallFailed) else "not answered"
+            log.warning("%s %s: %s", action, how, str(exc) or type(exc).__name__,
+                        extra=log_fields(ocpp_message_id=getattr(exc, "unique_id", None), ocpp_action=action))
         return None
 
 

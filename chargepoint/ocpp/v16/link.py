@@ -31,6 +31,8 @@ from ocpp.v16 import ChargePoint as _LibChargePoint
 from websockets.exceptions import ConnectionClosed
 
 from chargepoint.logbook import RECENT_FRAMES
+from chargepoint.logfields import log_fields
+from chargepoint.message_log import FRAME_MAX_CHARS, IN, OCPP_MESSAGE_LOG, OUT
 from chargepoint.redaction import RedactSecrets, redact
 
 log = logging.getLogger(__name__)
@@ -72,13 +74,23 @@ def _call_error(unique_id: str, error: Exception) -> CallError:
 
 
 class CallFailed(Exception):
-    """The CSMS answered a CALL with CALLERROR."""
+    """The CSMS answered a CALL with CALLERROR (or with a CALLRESULT that does not validate)."""
 
-    def __init__(self, code: str, description: str, details: Any) -> None:
+    def __init__(self, code: str, description: str, details: Any, unique_id: str | None = None) -> None:
         self.code = code
         self.description = description
         self.details = details
+        self.unique_id = unique_id  # of the CALL, for the log's ocpp_message_id
         super().__init__(f"{code}: {description}")
+
+
+class CallTimedOut(TimeoutError):
+    """The CSMS did not answer a CALL in time."""
+
+    def __init__(self, action: str, unique_id: str, timeout_s: float) -> None:
+        self.action = action
+        self.unique_id = unique_id  # of the CALL, for the log's ocpp_message_id
+        super().__init__(f"no answer within {timeout_s:g} s")
 
 
 class _NotReading(Exception):
@@ -127,7 +139,7 @@ class _BoundedWarnings:
         self._logged = 0
         self._suppressed = 0
 
-    def warning(self, msg: str, *args: object) -> None:
+    def warning(self, msg: str, *args: object, extra: dict[str, object] | None = None) -> None:
         now_s = time.monotonic()
         if now_s - self._window_start_s >= self.window_s:
             if self._suppressed:
@@ -135,7 +147,7 @@ class _BoundedWarnings:
             self._window_start_s, self._logged, self._suppressed = now_s, 0, 0
         if self._logged < self.per_window:
             self._logged += 1
-            log.warning(msg, *args)
+            log.warning(msg, *args, extra=extra)
         else:
             self._suppressed += 1
 
@@ -162,24 +174,37 @@ class _TokenBucket:
         return True
 
 
-# Frames go to the message log at DEBUG, cut to this many characters: a hostile CSMS must not fill the disk.
+# Frames go to the debug log and to the recent frames of the diagnostics bundle cut to this many characters (a
+# hostile CSMS must not fill the disk); the OCPP message log file keeps them up to message_log.FRAME_MAX_CHARS.
 FRAME_LOG_MAX_CHARS = 500
 _frames = logging.getLogger(f"{__name__}.frames")
+_VERBS = {OUT: "send", IN: "receive message"}
 
 
 class _FrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """The logger handed to the library: its per-frame INFO lines ("send ...", "receive message ...") become
-    truncated DEBUG lines of the message log; its warnings and errors stay what they are."""
+    the message log's lines and truncated DEBUG lines; its warnings and errors stay what they are."""
 
     def info(self, msg: object, *args: object, **kwargs: object) -> None:
-        _frame(str(msg) % args if args else str(msg))
+        if len(args) == 2 and msg in ("%s: send %s", "%s: receive message %s"):
+            _frame(OUT if msg == "%s: send %s" else IN, str(args[0]), args[1])
+        else:
+            _frame_text(redact((str(msg) % args if args else str(msg))[:8 * FRAME_LOG_MAX_CHARS]))
 
 
-def _frame(text: str) -> None:
-    """One frame for the message log (DEBUG) and the recent frames of the diagnostics bundle."""
-    # Redacted before the cut, which could part a key's name from its value; a first rough cut keeps huge
-    # frames cheap (a key's name and value sit side by side in ChangeConfiguration).
-    text = redact(text[:8 * FRAME_LOG_MAX_CHARS])[:FRAME_LOG_MAX_CHARS]
+def _frame(direction: str, charge_point_id: str, frame: object) -> None:
+    """One frame in or out: to the OCPP message log, the recent frames of the diagnostics bundle and DEBUG."""
+    whole = frame if isinstance(frame, str | bytes) else str(frame)
+    head = whole[:FRAME_MAX_CHARS]
+    # Masked before any cut that could part a key's name from its value (they sit side by side in
+    # ChangeConfiguration); the cut at the file's limit keeps a huge frame cheap.
+    masked = redact(head if isinstance(head, str) else str(head))
+    OCPP_MESSAGE_LOG.write(direction, masked, len(whole) - len(head))
+    _frame_text(f"{charge_point_id}: {_VERBS[direction]} {masked[:FRAME_LOG_MAX_CHARS]}")
+
+
+def _frame_text(text: str) -> None:
+    text = text[:FRAME_LOG_MAX_CHARS]
     RECENT_FRAMES.add(text)
     if _frames.isEnabledFor(logging.DEBUG):
         _frames.debug("%s", text)
@@ -213,16 +238,18 @@ class Link(_LibChargePoint):
             try:
                 await self._send(call.to_json())
                 response = await self._reply_or_loss(call.unique_id)
+            except TimeoutError as exc:
+                raise CallTimedOut(action, call.unique_id, self._response_timeout) from exc
             finally:
                 self._call_in_flight = None
         if response.message_type_id == MessageType.CallError:
-            raise CallFailed(response.error_code, response.error_description, response.error_details)
+            raise CallFailed(response.error_code, response.error_description, response.error_details, call.unique_id)
         response.action = action
         try:
             await validate_payload(response, self._ocpp_version)
         except OCPPError as exc:
             # The CSMS answered, but with something invalid: treat it like a CALLERROR of that kind.
-            raise CallFailed(type(exc).__name__, str(exc), None) from exc
+            raise CallFailed(type(exc).__name__, str(exc), None, call.unique_id) from exc
         payload_out = response.payload
         assert isinstance(payload_out, dict)
         return payload_out
@@ -257,7 +284,7 @@ class Link(_LibChargePoint):
             while True:
                 raw = await self._connection.recv()
                 if isinstance(raw, str) and _REPLY_FRAME.match(raw):
-                    _frame(f"{self.id}: receive message {raw[:8 * FRAME_LOG_MAX_CHARS]}")
+                    _frame(IN, self.id, raw)
                     await self.route_message(raw)
                 elif self._admission.take():
                     try:
@@ -288,7 +315,7 @@ class Link(_LibChargePoint):
     async def _handle_calls(self) -> None:
         while True:
             raw = await self._calls.get()
-            _frame(f"{self.id}: receive message {raw[:8 * FRAME_LOG_MAX_CHARS]!s}")
+            _frame(IN, self.id, raw)
             await self.route_message(raw)
 
     async def _send_refusals(self) -> None:
@@ -341,7 +368,8 @@ class Link(_LibChargePoint):
                 await self._send(CallError(msg.unique_id, _FORMAT_ERROR, "payload must be an object", {}).to_json())
                 return
             self.current_payload = msg.payload
-            log.info("CSMS calls %.60s (%.40s)", msg.action, msg.unique_id)  # the one INFO line of a CALL
+            fields = log_fields(ocpp_message_id=msg.unique_id[:100], ocpp_action=msg.action[:60])
+            log.info("CSMS calls %.60s (%.40s)", msg.action, msg.unique_id, extra=fields)  # the one INFO line of a CALL
             if not _finite(msg.payload):
                 await self._send(CallError(msg.unique_id, _FORMAT_ERROR, "NaN and Infinity are not JSON numbers",
                                            {}).to_json())
@@ -351,14 +379,15 @@ class Link(_LibChargePoint):
             except ArithmeticError as error:
                 # A number the schema's checks cannot even compute with (1e308 against multipleOf 0.1).
                 self._warnings.warning("CALL %.60s %.40s refused: a number out of range (%.100s)", msg.action,
-                                       msg.unique_id, error)
+                                       msg.unique_id, error, extra=fields)
                 await self._send(CallError(msg.unique_id, "PropertyConstraintViolation", "a number is out of range",
                                            {}).to_json())
             except OCPPError as error:
-                self._warnings.warning("CALL %.60s %.40s refused: %.300s", msg.action, msg.unique_id, error)
+                self._warnings.warning("CALL %.60s %.40s refused: %.300s", msg.action, msg.unique_id, error,
+                                       extra=fields)
                 await self._send(_call_error(msg.unique_id, error).to_json())
             except Exception as error:  # the one catch-all: a CALL must get an answer (InternalError)
-                log.exception("CALL %.100s %s failed", msg.action, msg.unique_id)
+                log.exception("CALL %.100s %.100s failed", msg.action, msg.unique_id, extra=fields)
                 await self._send(_call_error(msg.unique_id, error).to_json())
             return
         if self._call_in_flight is None or msg.unique_id != self._call_in_flight:

@@ -22,12 +22,13 @@ from websockets.exceptions import ConnectionClosed
 
 from chargepoint.cancellation import raise_if_cancelling
 from chargepoint.core.ocpp_auth import InvalidIdAction, invalid_id_action
+from chargepoint.logfields import log_fields
 from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.v16.authorization import OcppAuthorization
 from chargepoint.ocpp.v16.connection import CsmsConnection
 from chargepoint.ocpp.v16.cost_and_price import connector_unplugged_payload
 from chargepoint.ocpp.v16.kpi import is_kpi
-from chargepoint.ocpp.v16.link import CallFailed
+from chargepoint.ocpp.v16.link import CallFailed, CallTimedOut
 from chargepoint.ocpp.v16.smart_charging import SmartCharging
 from chargepoint.ocpp.v16.wire import energy_value, wire_reason, wire_time
 from chargepoint.ports.charger import ChargerPort
@@ -92,14 +93,15 @@ class Outbox:
             if row.csms_transaction_id is None:
                 # Its StartTransaction was refused for good: the CSMS knows no such transaction.
                 log.error("dropping %s of session %s: the CSMS never confirmed its start",
-                          row.action, row.session_id)
+                          row.action, row.session_id, extra=_fields(row))
                 await self.store.outbox_delivered(row.seq)
                 return
             payload["transactionId"] = row.csms_transaction_id
         elif row.action == "DataTransfer" and row.session_id is not None:
             # ConnectorUnplugged names the transaction inside its data string.
             if row.csms_transaction_id is None:
-                log.error("dropping DataTransfer of session %s: the CSMS never confirmed its start", row.session_id)
+                log.error("dropping DataTransfer of session %s: the CSMS never confirmed its start", row.session_id,
+                          extra=_fields(row))
                 await self.store.outbox_delivered(row.seq)
                 return
             data = json.loads(payload.get("data") or "{}")
@@ -116,7 +118,8 @@ class Outbox:
             return
         except (TimeoutError, ConnectionClosed) as exc:
             # Unknown whether the CSMS got it: keep it, and send it again once the link is trustworthy.
-            log.warning("%s not answered (%s); will resend", row.action, str(exc) or type(exc).__name__)
+            log.warning("%s not answered (%s); will resend", row.action, str(exc) or type(exc).__name__,
+                        extra=_fields(row, exc.unique_id if isinstance(exc, CallTimedOut) else None))
             # This link (not a newer one) can no longer be trusted; the message goes again on the next.
             await link.close()
             await asyncio.sleep(0.1)
@@ -139,26 +142,28 @@ class Outbox:
             # A CSMS without the security extension: the event stays in the security log, and it must never
             # hold up a transaction message.
             log.warning("the CSMS refused SecurityEventNotification %s (%s): not sent again",
-                        row.payload.get("type"), exc)
+                        row.payload.get("type"), exc, extra=_fields(row, exc.unique_id))
             await self.store.outbox_delivered(row.seq)
             return
         if is_kpi(row.action, row.payload):
             # A CSMS that does not take our daily summary: it is a report, not a record; never retried ahead of a
             # transaction message.
-            log.warning("the CSMS refused the daily KPI summary (%s): not sent again", exc)
+            log.warning("the CSMS refused the daily KPI summary (%s): not sent again", exc,
+                        extra=_fields(row, exc.unique_id))
             await self.store.outbox_delivered(row.seq)
             return
         attempts = row.attempts + 1
         limit = self.keys.get_int("TransactionMessageAttempts")
         if attempts >= limit:
-            log.error("%s refused %d times (%s): dropped", row.action, attempts, exc)
+            log.error("%s refused %d times (%s): dropped", row.action, attempts, exc,
+                      extra=_fields(row, exc.unique_id))
             await self.store.outbox_delivered(row.seq)
             if row.action == "StartTransaction" and row.session_id is not None:
                 await self.store.outbox_drop_session(row.session_id)
         else:
             retry_s = self.keys.get_int("TransactionMessageRetryInterval") * attempts
             log.warning("%s refused (%s); attempt %d of %d again in %d s",
-                        row.action, exc, attempts, limit, retry_s)
+                        row.action, exc, attempts, limit, retry_s, extra=_fields(row, exc.unique_id))
             await self.store.outbox_retry_later(row.seq, attempts, time.time() + retry_s)
 
     # ----------------------------------------------------------------- an idTag the CSMS calls invalid
@@ -168,11 +173,14 @@ class Outbox:
         if row.session_id is None:
             return
         self.charger.transaction_confirmed(connector_id, row.session_id, transaction_id)
+        fields = log_fields(connector=connector_id, session=row.session_id, transaction=transaction_id)
+        log.info("connector %d: session %s is transaction %d at the CSMS", connector_id, row.session_id,
+                 transaction_id, extra=fields)
         status = id_tag_info.get("status", "Accepted")
         if status == "Accepted":
             return
         log.warning("the CSMS reports idTag %s of transaction %d as %s", row.payload.get("idTag"), transaction_id,
-                    status)
+                    status, extra=fields)
         c = self.charger.connectors.get(connector_id)
         if c is None or c.session is None or c.session.session_id != row.session_id:
             return
@@ -196,7 +204,7 @@ class Outbox:
             if invalid_id_action(False, self.keys.get_int("MaxEnergyOnInvalidId"), delivered_Wh) is not \
                     InvalidIdAction.Continue:
                 log.warning("connector %d: MaxEnergyOnInvalidId reached (%d Wh): energy delivery suspended",
-                            connector_id, delivered_Wh)
+                            connector_id, delivered_Wh, extra=log_fields(connector=connector_id, session=session_id))
                 del self._invalid_id_sessions[session_id]
                 self.charger.deauthorize(connector_id, stop=False)
 
@@ -260,3 +268,10 @@ class Outbox:
         the transaction's other messages: it ends a billed period, so it must not be lost."""
         payload = connector_unplugged_payload(0, self.connection.clock.on_csms_clock(at))
         await self.enqueue([OutboxMessage("DataTransfer", payload, session_id)])
+
+
+def _fields(row: OutboxRow, unique_id: str | None = None) -> dict[str, object]:
+    """The log fields of an outbox message: its connector, session and transaction where known, its CALL's id."""
+    connector = row.payload.get("connectorId")
+    return log_fields(connector=connector if isinstance(connector, int) else None, session=row.session_id,
+                      transaction=row.csms_transaction_id, ocpp_message_id=unique_id)
