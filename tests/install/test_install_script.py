@@ -229,11 +229,16 @@ def make_root(base: Base, dest: Path) -> Path:
     """A copy of the Debian root with the wheelhouse and an apt-get that only records what it was asked."""
     _copy_tree(base.root, dest)
     shutil.copytree(base.wheels, dest / WHEELS_IN_ROOT.lstrip("/"))
-    stub = dest / "usr/local/sbin/apt-get"
+    _apt_stub(dest)
+    return dest
+
+
+def _apt_stub(root: Path) -> None:
+    """An apt-get ahead of the real one in PATH that records its arguments and succeeds."""
+    stub = root / "usr/local/sbin/apt-get"
     stub.parent.mkdir(parents=True, exist_ok=True)
     stub.write_text(f'#!/bin/sh\necho "$*" >>{APT_LOG}\nexit 0\n')
     stub.chmod(0o755)
-    return dest
 
 
 def copy_release(dest: Path, version: str | None = None) -> Path:
@@ -365,6 +370,22 @@ def test_it_refuses_to_install_over_a_manual_installation(base: Base, tmp_path: 
         assert result.returncode == 1, _output(result)
         assert "a manual installation" in result.stderr and "mv /opt/chargepoint /opt/chargepoint.old" in result.stderr
         assert _passwd(root, "chargepoint") is None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+@needs_root
+def test_it_asks_apt_for_python3_venv_where_debian_left_it_out(base: Base, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _light_copy(base.root, root)
+    shutil.rmtree(root / "usr/lib/python3.11/ensurepip")  # as without Debian's python3.11-venv
+    _apt_stub(root)  # records, installs nothing
+    try:
+        result = install_sh("--from", str(REPO), root=root)
+        assert "python3 cannot create virtual environments here" in result.stdout, _output(result)
+        assert any(call.startswith("install") and call.endswith("python3-venv") for call in _apt_calls(root))
+        assert result.returncode == 1 and "python3 -m venv" in result.stderr  # the stub did not install it
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
