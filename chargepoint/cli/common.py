@@ -79,3 +79,27 @@ def read_database(config_path: Path, what: str, work: Callable[[sqlite3.Connecti
     except sqlite3.Error as exc:
         click.echo(f"error: {database}: cannot read {what} ({exc})", err=True)
         sys.exit(EXIT_UNREADABLE)
+
+
+def ask_daemon(config: Config, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The running daemon's reply; None when none runs (no control socket, or a stale one nobody listens on), for
+    the commands that can do without it. A refusal is an error (exit 1)."""
+    import asyncio
+
+    from chargepoint.cli.control_client import request
+
+    path = config.storage.control_socket_path
+    if not path.exists():
+        return None
+    try:
+        reply = asyncio.run(request(path, payload, timeout_s=30.0))
+    except ControlError as exc:
+        if "stale" in str(exc) or "does not exist" in str(exc):
+            return None
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if not reply.get("ok"):
+        for problem in reply.get("problems") or [reply.get("error", "the daemon refused the request")]:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(EXIT_CONFIG if reply.get("problems") else 1)
+    return reply

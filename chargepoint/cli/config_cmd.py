@@ -16,12 +16,12 @@ from typing import Any
 
 import click
 
-from chargepoint.cli.common import EXIT_CONFIG, _load
+from chargepoint.cli.common import EXIT_CONFIG, _load, ask_daemon
 from chargepoint.config import keys as config_keys
 from chargepoint.config import site
 from chargepoint.config.loader import redacted_json
 from chargepoint.config.schema import Config
-from chargepoint.errors import ConfigError, ControlError
+from chargepoint.errors import ConfigError
 
 EXIT_NOT_RUNNING = 3
 
@@ -271,21 +271,4 @@ def _csms_values(config: Config) -> dict[str, str]:
 
 
 def _ask(payload: dict[str, Any], config: Config) -> dict[str, Any] | None:
-    """The daemon's reply; None when it does not run (no socket, or nobody listening on it)."""
-    import asyncio
-
-    from chargepoint.cli.control_client import request
-
-    path = config.storage.control_socket_path
-    try:
-        reply = asyncio.run(request(path, payload, timeout_s=30.0))
-    except ControlError as exc:
-        if path.exists() and "stale" not in str(exc):
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        return None
-    if not reply.get("ok"):
-        for problem in reply.get("problems") or [reply.get("error", "the daemon refused the request")]:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(EXIT_CONFIG if reply.get("problems") else 1)
-    return reply
+    return ask_daemon(config, payload)

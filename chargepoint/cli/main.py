@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from chargepoint.cli.common import EXIT_CONFIG, _load_for_daemon, _request
+from chargepoint.cli.common import EXIT_CONFIG, _load_for_daemon, _request, ask_daemon, read_database
 from chargepoint.cli.lazy import LazyGroup
 from chargepoint.config.loader import load_config_for_service
 from chargepoint.errors import ConfigError, ControlError
@@ -66,33 +68,69 @@ def run(config_path: Path) -> None:
 
 @cli.command()
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status(config_path: Path, as_json: bool) -> None:
-    """Show the state of the running charger."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with --watch: one a line).")
+@click.option("--watch", is_flag=True, help="Show it again every --interval seconds until Ctrl-C.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.2, 3600), help="Seconds.")
+def status(config_path: Path, as_json: bool, watch: bool, interval: float) -> None:
+    """Show the state of the running charger: each connector's status and why, the meter per phase (stale when
+    it has gone silent), the session, the CSMS link with its last error."""
     try:
         config, problems = load_config_for_service(config_path)
     except ConfigError as exc:
         _status_held_safe(config_path, exc, as_json)
     for problem in problems:
         click.echo(f"warning: {problem} (the charger keeps its last valid prices)", err=True)
-    reply = _request(config, {"op": "status"})
-    data = reply["status"]
-    if as_json:
-        click.echo(json.dumps(data))
-        return
-    click.echo(f"CSMS connected: {'yes' if data['csms_connected'] else 'no'}    mode: {data['mode']}"
-               f"    hardware: {data['hardware']}")
+    while True:
+        data = _request(config, {"op": "status"})["status"]
+        if as_json:
+            click.echo(json.dumps(data))
+        else:
+            if watch:
+                click.clear()
+            click.echo("\n".join(status_lines(data)))
+        if not watch:
+            return
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+
+
+CAUSE_WORDS = {"MainsLost": "mains lost", "StorageFull": "disk full", "Inoperative": "set inoperative"}
+
+
+def status_lines(data: dict[str, Any]) -> list[str]:
+    """``chargepoint status`` as text: what a technician reads to diagnose."""
+    link = data.get("csms")
+    if link is None:
+        csms = "none (standalone)"
+    else:
+        csms = ("connected" if link["connected"] else "NOT connected") + (f" since {link['since']}" if link["since"]
+                                                                          else "")
+        if link.get("last_error") and not link["connected"]:
+            csms += f"; last error {link['last_error_at']}: {link['last_error']}"
+    lines = [f"CSMS: {csms}", f"mode: {data['mode']}    hardware: {data['hardware']}"]
     if data.get("restart_needed"):
-        click.echo(f"config: changed keys wait for a restart: {', '.join(data['restart_needed'])} "
-                   "(chargepoint config diff)")
+        lines.append(f"config: changed keys wait for a restart: {', '.join(data['restart_needed'])} "
+                     "(chargepoint config diff)")
     for c in data["connectors"]:
-        line = (f"connector {c['id']}: {c['status']}"
-                + (f" ({c['error_code']})" if c["error_code"] != "NoError" else "")
+        why = ", ".join(CAUSE_WORDS.get(cause, cause) for cause in c.get("causes", []))
+        line = (f"connector {c['id']}: {c['status']}" + (f" ({why})" if why else "")
+                + (f" [OCPP {c['error_code']}]" if c["error_code"] != "NoError" else "")
                 + f", pilot {c['pilot_state']}, offering {c['offered_current_A']:.1f} A"
                 + f", contactor {'closed' if c['contactor_closed'] else 'open'}")
-        if c["power_W"] is not None:
-            line += f", {c['power_W'] / 1000:.2f} kW"
-        click.echo(line)
+        lines.append(line)
+        meter = c.get("meter")
+        if meter is None:
+            lines.append("  meter: no reading yet")
+        else:
+            phases = "  ".join(
+                f"L{n} {p['voltage_V']:.0f} V {p['current_A']:.1f} A"
+                + ("" if p["power_W"] is None else f" {p['power_W'] / 1000:.2f} kW")
+                for n, p in enumerate(meter["phases"], start=1))
+            state = (f"STALE: no answer for {meter['age_s']:.0f} s, last values shown" if meter["stale"]
+                     else f"{meter['power_W'] / 1000:.2f} kW")
+            lines.append(f"  meter: {state}; {meter['energy_Wh'] / 1000:.3f} kWh; {phases}")
         session = c["session"]
         if session is not None:
             cost = ""
@@ -101,8 +139,9 @@ def status(config_path: Path, as_json: bool) -> None:
                 cost = f", {session['cost']} {session['currency']}{source}"
                 if session.get("tariff_id"):
                     cost += f", tariff {session['tariff_id']}"
-            click.echo(f"  session {session['transaction_id']} for {session['id_tag']}: "
-                       f"{session['energy_Wh'] / 1000:.3f} kWh since {session['started_at']}{cost}")
+            lines.append(f"  session {session['transaction_id']} for {session['id_tag']}: "
+                         f"{session['energy_Wh'] / 1000:.3f} kWh since {session['started_at']}{cost}")
+    return lines
 
 
 def _status_held_safe(config_path: Path, exc: ConfigError, as_json: bool) -> None:
@@ -139,8 +178,13 @@ def _status_held_safe(config_path: Path, exc: ConfigError, as_json: bool) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per session) for a spreadsheet.")
 def sessions(config_path: Path, limit: int, as_json: bool, as_csv: bool) -> None:
-    """List the most recent charging sessions with energy, duration, tariff and cost."""
-    rows = _request(_load_for_daemon(config_path), {"op": "sessions", "limit": limit})["sessions"]
+    """List the most recent charging sessions with energy, duration, tariff and cost (from the database when the
+    daemon is stopped)."""
+    reply = ask_daemon(_load_for_daemon(config_path), {"op": "sessions", "limit": limit})
+    if reply is not None:
+        rows = reply["sessions"]
+    else:
+        rows, _ = read_database(config_path, "the sessions", lambda conn: stored_sessions(conn, limit))
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -153,6 +197,17 @@ def sessions(config_path: Path, limit: int, as_json: bool, as_csv: bool) -> None
         cost = "" if row.get("cost") is None else f"{row['cost']} {row['currency']}"
         click.echo(f"{row['started_at']}  connector {row['connector_id']}  {row['id_tag']:<20} {energy:>12} "
                    f"{duration:>8}  {row.get('tariff_id') or '-':<12} {cost:>12}  {row['stop_reason'] or ''}")
+
+
+def stored_sessions(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """The sessions as the daemon shows them, read from its database (read-only)."""
+    from chargepoint.runtime import views
+    from chargepoint.store import ledger, pricing
+    from chargepoint.store.store import read_recent_sessions
+
+    records = read_recent_sessions(conn, limit)
+    hashes = ledger.session_hashes(conn, [r.session_id for r in records])
+    return [views.session_row(r, pricing.fetch(conn, r.session_id), hashes.get(r.session_id)) for r in records]
 
 
 CSV_COLUMNS = ("session_id", "connector_id", "id_tag", "started_at", "stopped_at", "energy_Wh", "duration_s",

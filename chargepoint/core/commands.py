@@ -29,8 +29,8 @@ class Fault(enum.StrEnum):
     PilotShort = "PilotShort"
     PilotNegative = "PilotNegative"
     DiodeFailure = "DiodeFailure"
-    PowerSwitchFailure = "PowerSwitchFailure"
-    ContactorWelded = "ContactorWelded"
+    ContactorStuckOpen = "ContactorStuckOpen"  # commanded closed, the mirror contact says open
+    ContactorWelded = "ContactorWelded"  # commanded open, the mirror contact says closed
     PowerMeterFailure = "PowerMeterFailure"
     ConnectorLockFailure = "ConnectorLockFailure"
     OverCurrentFailure = "OverCurrentFailure"
@@ -38,16 +38,22 @@ class Fault(enum.StrEnum):
     RcdTestFailed = "RcdTestFailed"  # the RCD module did not trip (or reset) on its test
     PilotTestFailed = "PilotTestFailed"  # the pilot generator's self-test failed (no -12 V half, dead PWM)
 
+    @classmethod
+    def _missing_(cls, value: object) -> Fault | None:
+        # Before the two contactor failures had names of their own, stuck-open was stored as "PowerSwitchFailure".
+        return cls.ContactorStuckOpen if value == "PowerSwitchFailure" else None
+
     @property
     def error_code(self) -> str:
-        """The OCPP 1.6 ChargePointErrorCode this fault reports as."""
+        """The OCPP 1.6 ChargePointErrorCode this fault reports as (both contactor failures: PowerSwitchFailure;
+        StatusNotification's vendorErrorCode tells them apart)."""
         return _ERROR_CODES[self]
 
     @property
     def always_latched(self) -> bool:
         """These latch at once: they stay until a technician clears them. Over-current and RCD trips latch when
         they repeat (``ConnectorSettings``); every other fault clears with its cause."""
-        return self in (Fault.ContactorWelded, Fault.PowerSwitchFailure, Fault.DiodeFailure, Fault.RcdTestFailed,
+        return self in (Fault.ContactorWelded, Fault.ContactorStuckOpen, Fault.DiodeFailure, Fault.RcdTestFailed,
                         Fault.PilotTestFailed)
 
 
@@ -56,7 +62,7 @@ _ERROR_CODES = {
     Fault.PilotShort: "EVCommunicationError",
     Fault.PilotNegative: "EVCommunicationError",
     Fault.DiodeFailure: "EVCommunicationError",
-    Fault.PowerSwitchFailure: "PowerSwitchFailure",
+    Fault.ContactorStuckOpen: "PowerSwitchFailure",
     Fault.ContactorWelded: "PowerSwitchFailure",
     Fault.PowerMeterFailure: "PowerMeterFailure",
     Fault.ConnectorLockFailure: "ConnectorLockFailure",

@@ -18,6 +18,7 @@ class MeterReading:
     voltage_V: tuple[float, float, float]
     current_A: tuple[float, float, float]
     measured_at_s: float
+    phase_power_W: tuple[float, float, float] | None = None  # active power per phase, where the meter gives it
 
 
 @dataclass(frozen=True, slots=True)

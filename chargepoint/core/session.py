@@ -104,7 +104,7 @@ _TRIGGER = {status: f"become_{status.value.lower()}" for status in ConnectorStat
 _FAULT_STOP_REASON = {
     Fault.GroundFailure: "EmergencyStop",
     Fault.ContactorWelded: "EmergencyStop",
-    Fault.PowerSwitchFailure: "EmergencyStop",
+    Fault.ContactorStuckOpen: "EmergencyStop",
     Fault.OverCurrentFailure: "EmergencyStop",
 }
 # Faults during which the pilot is driven to -12 V (state F) so the EV sees "EVSE not available".
@@ -399,8 +399,11 @@ class Connector:
                 self._clear_latched_faults()
             case LatchedFaultsRestored(faults=codes):
                 for code in codes:
-                    if code in Fault.__members__:
-                        self._raise(Fault(code), latch=True)
+                    try:
+                        fault = Fault(code)  # (a name stored by an older firmware reads as today's)
+                    except ValueError:
+                        continue  # a fault this firmware no longer has
+                    self._raise(fault, latch=True)
         self._reconcile(out, event.at_s)
         return out
 
@@ -477,7 +480,7 @@ class Connector:
             # The contactor cannot cut the supply: the upstream breaker's shunt trip is the second means.
             out.append(TripShunt())
         else:
-            self._raise(Fault.PowerSwitchFailure)
+            self._raise(Fault.ContactorStuckOpen)
 
     def _raise(self, fault: Fault, latch: bool = False) -> None:
         self.facts.faults.add(fault)
@@ -516,7 +519,7 @@ class Connector:
         f = self.facts
         still_present = {
             Fault.ContactorWelded: f.feedback_closed and not self.contactor_commanded,
-            Fault.PowerSwitchFailure: f.feedback_closed != self.contactor_commanded,
+            Fault.ContactorStuckOpen: f.feedback_closed != self.contactor_commanded,
             Fault.DiodeFailure: f.pilot is PilotState.DIODE_FAILURE,
             Fault.GroundFailure: f.rcd_tripped,
         }

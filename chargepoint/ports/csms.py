@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chargepoint.ports.events import ChargerListener
 from chargepoint.ports.pricing import CsmsPrices
@@ -46,6 +46,11 @@ class CsmsAdapter(TransactionJournal, ChargerListener, Protocol):
 
     @property
     def prices(self) -> CsmsPrices: ...
+
+    def link_state(self) -> dict[str, Any]:
+        """For ``chargepoint status``: {"connected", "since" (ISO 8601: when it last went up or down),
+        "last_error" (why the link last failed, or None), "last_error_at"}."""
+        ...
 
     async def load(self) -> None:
         """Restore what the adapter persisted (before the charger recovers sessions or starts its loops)."""

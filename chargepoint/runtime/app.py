@@ -98,6 +98,9 @@ from hal.protocols import SelfTestingRcd
 log = logging.getLogger(__name__)
 
 DELIVER_ON_STOP_S = 3.0
+# A reading older than this many polls (plus the meter's own answer time) is shown as stale, not as the present.
+METER_STALE_POLLS = 3
+METER_STALE_GRACE_S = 2.0
 UNLOCK_TIMEOUT_S = 5.0  # the actuator's own time, on top of a gentle stop's stop_wait_s
 
 
@@ -446,20 +449,23 @@ class ChargerApp:
         self.writer.put(c.connector_id, "end", meter_stop_Wh=meter_stop_Wh, stopped_at=stopped_at, reason=reason,
                         stop_id_tag=stopped_by, pricing=self.pricing.end(c, meter_stop_Wh, stopped_at))
 
+    def _causes(self, c: ConnectorRuntime, status: ConnectorStatus) -> tuple[str, ...]:
+        """Why a connector is Faulted (its faults) or Unavailable (mains lost, disk full, set inoperative)."""
+        if status is ConnectorStatus.Faulted:
+            return tuple(str(f) for f in sorted(c.core.active_faults))  # sorted as the core picks error_code
+        if status is ConnectorStatus.Unavailable:
+            facts = c.core.facts
+            return (("MainsLost",) if not facts.mains_present else ("StorageFull",) if self.storage.refusing
+                    else ("Inoperative",) if not facts.operative else ())
+        return ()
+
     def _report_status(self, c: ConnectorRuntime, status: ConnectorStatus, error_code: str) -> None:
         level = logging.WARNING if status is ConnectorStatus.Faulted else logging.INFO
         session = c.session
         log.log(level, "connector %d: %s (%s)", c.connector_id, status, error_code,
                 extra=log_fields(connector=c.connector_id, session=None if session is None else session.session_id))
         now = datetime.now(UTC)
-        causes: tuple[str, ...] = ()
-        if status is ConnectorStatus.Faulted:
-            causes = tuple(str(f) for f in sorted(c.core.active_faults))  # sorted as the core picks error_code
-        elif status is ConnectorStatus.Unavailable:
-            facts = c.core.facts
-            causes = (("MainsLost",) if not facts.mains_present else ("StorageFull",) if self.storage.refusing
-                      else ("Inoperative",) if not facts.operative else ())
-        self._publish(StatusChanged(c.connector_id, status, error_code, now, causes))
+        self._publish(StatusChanged(c.connector_id, status, error_code, now, self._causes(c, status)))
         if error_code != c.reported_error_code:
             if c.reported_error_code != "NoError":
                 self._publish(FaultCleared(c.connector_id, c.reported_error_code, now))
@@ -657,6 +663,7 @@ class ChargerApp:
     # ----------------------------------------------------------------- views (control socket, diagnostics)
 
     def status(self) -> dict[str, Any]:
+        stale_after_s = METER_STALE_POLLS * self.config.charger.meter_poll_interval_s + METER_STALE_GRACE_S
         return {
             "csms_connected": self.csms is not None and self.csms.connected,
             "mode": "free-vend" if self.config.free_vend else "allow-list",
@@ -664,7 +671,9 @@ class ChargerApp:
             "started_at": self.started_at.isoformat(),
             "config_errors": [],
             "enclosure_open": None if self.hardware.tamper is None else self.hardware.tamper.opened(),
-            "connectors": [views.connector_status(c, self.pricing.status(c)) for c in self.connectors.values()],
+            "csms": None if self.csms is None else self.csms.link_state(),
+            "connectors": [views.connector_status(c, self.pricing.status(c), self._causes(c, c.core.status),
+                                                  stale_after_s=stale_after_s) for c in self.connectors.values()],
             "storage": self.storage.status(),
         }
 

@@ -3,14 +3,35 @@ and the diagnostics show them: plain JSON values, field names as documented in t
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from chargepoint.core.metering import MeterReading
 from chargepoint.runtime.connector import ConnectorRuntime
 from chargepoint.store import PrepaidAccount, PricingRow, SessionRecord
 
 
-def connector_status(c: ConnectorRuntime, session_pricing: dict[str, Any]) -> dict[str, Any]:
+def meter_status(reading: MeterReading | None, now_s: float, stale_after_s: float) -> dict[str, Any] | None:
+    """The meter's last reading, per phase, with its age: ``stale`` once it is older than a few polls (a silent
+    meter's last values are history, not the present)."""
+    if reading is None:
+        return None
+    age_s = max(0.0, now_s - reading.measured_at_s)
+    phase_power = reading.phase_power_W or (None, None, None)
+    return {
+        "energy_Wh": reading.energy_Wh_import,
+        "power_W": round(reading.power_W, 1),
+        "phases": [{"voltage_V": round(v, 1), "current_A": round(i, 2), "power_W": None if p is None else round(p, 1)}
+                   for v, i, p in zip(reading.voltage_V, reading.current_A, phase_power, strict=True)],
+        "age_s": round(age_s, 1),
+        "stale": age_s > stale_after_s,
+    }
+
+
+def connector_status(c: ConnectorRuntime, session_pricing: dict[str, Any], causes: tuple[str, ...] = (),
+                     now_s: float | None = None, stale_after_s: float = 5.0) -> dict[str, Any]:
+    """``causes``: why the connector is Faulted or Unavailable (its faults; MainsLost, StorageFull, Inoperative)."""
     session = None
     if c.session is not None:
         energy_Wh = 0
@@ -29,18 +50,22 @@ def connector_status(c: ConnectorRuntime, session_pricing: dict[str, Any]) -> di
             "meter_start_Wh": c.session.meter_start_Wh,
         }
     reading = c.last_reading
+    meter = meter_status(reading, time.monotonic() if now_s is None else now_s, stale_after_s)
+    live = meter is not None and not meter["stale"]
     shown = c.hw.display.shown()
     return {
         "id": c.connector_id,
         "status": str(c.core.status),
         "error_code": c.core.error_code,
+        "causes": list(causes),
         "offered_current_A": round(c.core.offered_current_A, 2),
         "pilot_state": None if c.pilot_state is None else str(c.pilot_state),
         "contactor_closed": c.hw.contactor.feedback_closed(),
         "cable_max_A": c.core.cable_max_A,
         "faults": sorted(str(fault) for fault in c.core.active_faults),
-        "power_W": None if reading is None else round(reading.power_W, 1),
+        "power_W": round(reading.power_W, 1) if live and reading is not None else None,  # never a silent meter's
         "meter_energy_Wh": None if reading is None else reading.energy_Wh_import,
+        "meter": meter,
         "session": session,
         "display": None if shown is None else {"kind": str(shown.kind), "lines": list(shown.lines),
                                                "language": shown.language, "qr_code_text": shown.qr_code_text},

@@ -212,6 +212,16 @@ def _from_text(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+def read_recent_sessions(conn: sqlite3.Connection, limit: int) -> list[SessionRecord]:
+    """The ``limit`` most recently started sessions, newest first, on any connection (the CLI reads them this way
+    while the daemon is stopped). ``conn.row_factory`` must be ``sqlite3.Row``."""
+    rows = conn.execute(
+        # seq breaks ties between sessions started in the same microsecond.
+        f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY started_at DESC, seq DESC LIMIT ?", (limit,),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
 def _record(row: sqlite3.Row) -> SessionRecord:
     stopped_at: str | None = row["stopped_at"]
     return SessionRecord(
@@ -638,12 +648,7 @@ class Store:
             raise ValueError(f"limit must be >= 0, got {limit}")
 
         def work(conn: sqlite3.Connection) -> list[SessionRecord]:
-            rows = conn.execute(
-                # seq breaks ties between sessions started in the same microsecond.
-                f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY started_at DESC, seq DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-            return [_record(row) for row in rows]
+            return read_recent_sessions(conn, limit)
 
         return await self._run(work)
 

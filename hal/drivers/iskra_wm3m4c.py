@@ -237,6 +237,7 @@ class IskraWm3m4cMeter:
             voltage_V=phases(_t5, REG_VOLTAGE_L1),
             current_A=phases(_t6, REG_CURRENT_L1),
             measured_at_s=measured_at_s,
+            phase_power_W=phases(_t6, REG_POWER_L1),
         )
 
     # --- identity ----------------------------------------------------------------------------------

@@ -93,10 +93,15 @@ class Sdm630Meter:
             _float_at(registers, REG_CURRENT_L2),
             _float_at(registers, REG_CURRENT_L3),
         )
-        if not all(math.isfinite(value) for value in (power_W, *voltage_V, *current_A)):
+        phase_power_W = (
+            _float_at(registers, REG_POWER_L1),
+            _float_at(registers, REG_POWER_L2),
+            _float_at(registers, REG_POWER_L3),
+        )
+        if not all(math.isfinite(value) for value in (power_W, *voltage_V, *current_A, *phase_power_W)):
             raise MeterError(
                 f"{self._link.name}: non-finite value "
-                f"(P={power_W!r}, V={voltage_V!r}, I={current_A!r})"
+                f"(P={power_W!r}, V={voltage_V!r}, I={current_A!r}, P per phase={phase_power_W!r})"
             )
         return MeterReading(
             energy_Wh_import=round(energy_kWh * 1000),
@@ -104,6 +109,7 @@ class Sdm630Meter:
             voltage_V=voltage_V,
             current_A=current_A,
             measured_at_s=measured_at_s,
+            phase_power_W=phase_power_W,
         )
 
     async def aclose(self) -> None:

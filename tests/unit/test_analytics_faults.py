@@ -26,7 +26,7 @@ def test_raises_pair_with_their_clearances_per_connector_and_code() -> None:
 
 
 def test_a_clearance_without_its_raise_is_left_out_and_a_repeated_raise_stays_one_period() -> None:
-    lines = [FaultLine(T0, 1, "PowerSwitchFailure", "cleared", "x"),
+    lines = [FaultLine(T0, 1, "ContactorStuckOpen", "cleared", "x"),
              FaultLine(T0 + M, 1, "OverCurrentFailure", "raised", "a"),
              FaultLine(T0 + 2 * M, 1, "OverCurrentFailure", "raised", "b"),
              FaultLine(T0 + 3 * M, 1, "OverCurrentFailure", "cleared", "c")]

@@ -225,6 +225,13 @@ def test_latched_faults_survive_a_restart() -> None:
     assert driver.connector.latched_faults == {Fault.OverCurrentFailure}
 
 
+def test_a_stuck_open_contactor_latched_under_its_old_name_comes_back_under_its_own() -> None:
+    driver = Driver()
+    driver.send(LatchedFaultsRestored(("PowerSwitchFailure",), 0.0))  # stored by the firmware before
+    assert driver.connector.latched_faults == {Fault.ContactorStuckOpen}
+    assert driver.connector.error_code == "PowerSwitchFailure"  # what OCPP calls both contactor failures
+
+
 # ----------------------------------------------------------------------------- weld and unlock
 
 

@@ -148,6 +148,9 @@ class OcppClient:
         """True while the link is up and the CSMS accepted our BootNotification."""
         return self.connection.connected
 
+    def link_state(self) -> dict[str, Any]:
+        return self.connection.link_state()
+
     @property
     def authorizer(self) -> Authorizer:
         return self.authorization.authorizer

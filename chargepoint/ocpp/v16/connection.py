@@ -13,6 +13,9 @@ charge point certificate over the config file's, its CentralSystemRootCertificat
 
 ``call`` sends a message that is not queued (status, heartbeat, authorize ...) only while registered, or while
 Pending when a TriggerMessage asked for it (OCPP 1.6 4.2); the outbox sends transaction messages through ``link``.
+
+Size: one class, because connecting, registering, keeping alive and falling back to the previous credentials share
+the link's state and its one run loop; what each message means lives beside it (handlers, status, outbox).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import websockets
@@ -123,6 +127,11 @@ class CsmsConnection:
         self.link: Link | None = None
         self._connection: ClientConnection | None = None
         self.registered = asyncio.Event()  # registered (or resumed) on the current connection
+        # For chargepoint status: when the link last went up or down, and why it last failed (wall clock, UTC).
+        self.link_since: datetime | None = None
+        self.last_error: str | None = None
+        self.last_error_at: datetime | None = None
+        self._link_was_up = False
         # The answer to the last BootNotification on the current connection (None: none yet); "Accepted" too
         # when a connection resumed an earlier registration.
         self.boot_status: str | None = None
@@ -139,6 +148,20 @@ class CsmsConnection:
     def connected(self) -> bool:
         """True while the link is up and the CSMS accepted our BootNotification."""
         return self.link is not None and self.registered.is_set()
+
+    def _link_failed(self, reason: str) -> None:
+        now = datetime.now(UTC)
+        if self.link_since is None or self._link_was_up:
+            self.link_since = now  # it went down now (a retry that fails again changes nothing)
+        self._link_was_up = False
+        self.last_error, self.last_error_at = reason, now
+
+    def link_state(self) -> dict[str, Any]:
+        return {"connected": self.connected, "url": self.settings.csms_url,
+                "since": None if self.link_since is None else self.link_since.isoformat(timespec="seconds"),
+                "last_error": self.last_error,
+                "last_error_at": None if self.last_error_at is None else self.last_error_at.isoformat(
+                    timespec="seconds")}
 
     def transport_settings(self) -> TransportSettings:
         installed = None if self.certificates is None else self.certificates.charge_point_certificate()
@@ -199,6 +222,7 @@ class CsmsConnection:
                     log.error("the CSMS refused our credentials (HTTP 401)")
                 else:
                     log.warning("CSMS link down: %s", reason)
+                self._link_failed(reason)
                 if await self._new_credentials_failed(exc, reason):
                     continue  # the previous credentials worked: use them at once
                 self._report_untrusted_csms(exc, reason)
@@ -211,6 +235,7 @@ class CsmsConnection:
                         await self._serve(connection)
                 except (OSError, ConnectionClosed, TimeoutError, CallFailed) as exc:
                     log.warning("CSMS link down: %s", _link_lost_reason(exc))
+                    self._link_failed(_link_lost_reason(exc))
                 finally:
                     if self.link is not None:
                         self.link.lost()
@@ -256,6 +281,7 @@ class CsmsConnection:
         if not await self._resumed(link):
             await self._register(link)
         self.registered.set()
+        self.link_since, self._link_was_up = datetime.now(UTC), True
         self._notify()
         await self._on_registered()
         await self._heartbeats(link)

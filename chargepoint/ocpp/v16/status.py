@@ -31,7 +31,7 @@ CAUSE_TEXTS: dict[str, str] = {
     Fault.PilotShort: "Control pilot shorted",
     Fault.PilotNegative: "Control pilot: -12 V missing",
     Fault.DiodeFailure: "No EV diode on the control pilot",
-    Fault.PowerSwitchFailure: "Contactor does not switch",
+    Fault.ContactorStuckOpen: "Contactor stuck open",
     Fault.ContactorWelded: "Contactor welded",
     Fault.PowerMeterFailure: "Energy meter does not answer",
     Fault.ConnectorLockFailure: "Connector lock failed",
