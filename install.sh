@@ -422,7 +422,7 @@ step_groups_and_user() {
 run_pip() {  # run_pip LOG ARGS...: pip of the new venv, its progress shown, everything in LOG
   local log=$1; shift
   in_target "$VENV_IN/bin/python" -m pip --disable-pip-version-check --no-input "$@" 2>&1 \
-    | tee "$log" | sed -n -e 's/^\(Collecting\|Processing\|Building wheel for\) /    &/p'
+    | tee "$log" | sed -n -e 's/^ *\(\(Collecting\|Processing\|Building wheel for\) .*\)/    \1/p'
 }
 
 pip_failed() {  # pip_failed LOG WHAT
