@@ -8,8 +8,9 @@ When the file would grow past its size, it becomes ``ocpp.log.1`` (``.1`` become
 at most ``1 + backups`` files of about ``max_bytes`` each. ``chargepoint logs ocpp`` reads them.
 
 Writing never holds up or fails the charger: ``write`` only puts the line on a bounded queue (the event loop
-never waits for an SD card), a thread of its own writes it; a full queue drops frames (counted, and the count
-written in the log), and a file that cannot be written is reported once in the log, not once per frame, and
+never waits for an SD card), a thread of its own writes it; a full queue (``QUEUE_MAX`` lines or
+``QUEUE_MAX_CHARS``) drops frames (counted, the count written in the file and, at most once a minute, in the
+log), and a file that cannot be written is reported once in the log, not once per frame, and
 tried again at the next frame. Standard library only: the OCPP link writes here, the composition root opens it,
 the CLI reads the files.
 """
@@ -21,6 +22,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -29,7 +31,9 @@ log = logging.getLogger(__name__)
 
 OCPP_LOG_FILE = "ocpp.log"
 FRAME_MAX_CHARS = 64 * 1024
-QUEUE_MAX = 10_000
+QUEUE_MAX = 10_000  # lines waiting for the writer
+QUEUE_MAX_CHARS = 4 * 1024 * 1024  # and their size: a flood of large frames must not fill the charger's memory
+DROPS_REPORTED_EVERY_S = 60.0
 IN = "in"
 OUT = "out"
 _STOP = None
@@ -63,8 +67,11 @@ class MessageLog:
         self._file: BinaryIO | None = None
         self._size = 0
         self._dropped = 0
-        self._dropped_lock = threading.Lock()
+        self._queued_chars = 0
+        self._lock = threading.Lock()  # the two counters
         self._broken = False
+        self._unreported = 0  # frames dropped and not yet said in the log
+        self._reported_s = -float("inf")
 
     @property
     def is_open(self) -> bool:
@@ -75,6 +82,7 @@ class MessageLog:
         self.close()
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
         self._queue = queue.Queue(QUEUE_MAX)
+        self._queued_chars = 0
         self._broken = False
         self._thread = threading.Thread(target=self._run, name="ocpp-message-log", daemon=True)
         self._thread.start()
@@ -84,11 +92,17 @@ class MessageLog:
         never raises."""
         if self._thread is None:
             return
-        try:
-            self._queue.put_nowait(format_line(direction, frame, missing_chars=missing_chars))
-        except queue.Full:
-            with self._dropped_lock:
+        line = format_line(direction, frame, missing_chars=missing_chars)
+        with self._lock:
+            if self._queued_chars + len(line) > QUEUE_MAX_CHARS:
                 self._dropped += 1
+                return
+            try:
+                self._queue.put_nowait(line)
+            except queue.Full:
+                self._dropped += 1
+                return
+            self._queued_chars += len(line)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Write what is queued, close the file and stop the thread (waiting at most ``timeout_s``)."""
@@ -121,13 +135,20 @@ class MessageLog:
                     return
         finally:
             self._close_file()
+            if self._unreported:
+                log.warning("OCPP message log: %d frame(s) not logged, the writer fell behind", self._unreported)
+                self._unreported = 0
 
     def _write_lines(self, lines: list[str]) -> None:
-        with self._dropped_lock:
+        with self._lock:
             dropped, self._dropped = self._dropped, 0
+            self._queued_chars -= sum(len(line) for line in lines)
         if dropped:
-            log.warning("OCPP message log: %d frame(s) not logged, the writer fell behind", dropped)
             lines.insert(0, format_line("--", f"[{dropped} frame(s) not logged here: the writer fell behind]"))
+            self._unreported += dropped
+        if self._unreported and time.monotonic() - self._reported_s >= DROPS_REPORTED_EVERY_S:
+            log.warning("OCPP message log: %d frame(s) not logged, the writer fell behind", self._unreported)
+            self._unreported, self._reported_s = 0, time.monotonic()
         if not lines:
             return
         try:

@@ -135,6 +135,32 @@ def test_a_writer_that_falls_behind_drops_frames_and_says_how_many(
     assert any("not logged" in r.getMessage() for r in caplog.records)
 
 
+def test_waiting_frames_never_take_more_than_their_memory_bound(
+        tmp_path: Path, msglog: MessageLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood of large frames while the disk stalls: what waits is bounded in characters, not only in lines."""
+    monkeypatch.setattr(message_log, "QUEUE_MAX_CHARS", 100_000)
+    release = threading.Event()
+    write_lines = msglog._write_lines
+    peak = [0]
+
+    def slow_disk(lines: list[str]) -> None:
+        release.wait(10)
+        write_lines(lines)
+
+    monkeypatch.setattr(msglog, "_write_lines", slow_disk)
+    msglog.open(tmp_path / "ocpp.log", 1 << 24, 1)
+    for n in range(100):
+        msglog.write(IN, f"{n:03d} " + "w" * 20_000)
+        peak[0] = max(peak[0], msglog._queued_chars)
+    release.set()
+    msglog.close()
+    assert peak[0] <= 100_000
+    text = (tmp_path / "ocpp.log").read_text()
+    kept = text.count(" in ")
+    note = re.search(r" -- \[(\d+) frame\(s\) not logged here", text)
+    assert note is not None and kept + int(note.group(1)) == 100 and 1 <= kept <= 6
+
+
 def test_write_before_open_and_after_close_does_nothing(tmp_path: Path) -> None:
     log = MessageLog()
     log.write(OUT, "nowhere")
