@@ -267,8 +267,9 @@ def test_the_daemon_output_is_the_journal_under_systemd_and_text_otherwise(tmp_p
         text = logging_setup.output_handler({}, stream)
         assert isinstance(text, TextHandler) and not text.syslog_prefix
         on_stream = logging_setup.output_handler({"JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino}"}, stream)
-        if not os.path.exists(DEFAULT_SOCKET):
+        if not os.path.exists(DEFAULT_SOCKET):  # journald's stream without its socket: text with priorities
             assert isinstance(on_stream, TextHandler) and on_stream.syslog_prefix
+        on_stream.close()
 
 
 # ----------------------------------------------------------------------------- one text line per record
