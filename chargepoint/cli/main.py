@@ -38,7 +38,12 @@ LAZY_COMMANDS = {
     "board-sim": "chargepoint.cli.board_sim:board_sim",
     "ledger": "chargepoint.cli.ledger:ledger_group",
     "report": "chargepoint.cli.report:report_command",
-    "availability": "chargepoint.cli.report:availability_group",
+    "availability": "chargepoint.cli.maintenance:availability_group",
+    "unlock": "chargepoint.cli.maintenance:unlock_command",
+    "diagnostics": "chargepoint.cli.maintenance:diagnostics_command",
+    "backup": "chargepoint.cli.maintenance:backup_command",
+    "restore": "chargepoint.cli.maintenance:restore_command",
+    "completion": "chargepoint.cli.maintenance:completion_command",
     "history": "chargepoint.cli.history:history_group",
     "forecast": "chargepoint.cli.forecast:forecast_command",
     "faults": "chargepoint.cli.faults:faults_command",
@@ -367,4 +372,5 @@ def demo(keep: bool, charge_seconds: float, card: bool) -> None:
 
 
 def main() -> None:
-    cli()
+    # One name however it was started (python -m chargepoint too): usage lines and shell completion use it.
+    cli(prog_name="chargepoint")

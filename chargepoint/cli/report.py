@@ -196,12 +196,7 @@ def report_command(config_path: Path, start_text: str | None, end_text: str | No
         write_html(html_path, html_report(result))
 
 
-@click.group(name="availability")
-def availability_group() -> None:
-    """Declare time that does not count against availability (scheduled maintenance, vandalism ...)."""
-
-
-@availability_group.command(name="exclude")
+@click.command(name="exclude")
 @config_option
 @click.option("--from", "start_text", required=True, help="Start (ISO 8601 with offset).")
 @click.option("--to", "end_text", required=True, help="End (ISO 8601 with offset).")

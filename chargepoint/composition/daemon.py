@@ -22,6 +22,7 @@ from chargepoint.composition.charger import build_charger, build_monitoring
 from chargepoint.composition.config_summary import config_summary
 from chargepoint.composition.devices import create_hardware_for, payment_simulator_of, station_of
 from chargepoint.composition.logging_setup import close_message_log, open_message_log
+from chargepoint.composition.maintenance import Maintenance
 from chargepoint.composition.reload import ConfigReloader
 from chargepoint.composition.watchdogs import SafetyFeeder, open_hardware_watchdog
 from chargepoint.config.schema import Config
@@ -99,8 +100,9 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
     reloader = None if config_path is None else ConfigReloader(config_path, app)
     if reloader is not None:
         loop.add_signal_handler(signal.SIGHUP, reloader.on_sighup)
-    control = ControlServer(config.storage.control_socket_path,
-                            ChargerControl(app, _sim_actions(hardware), reloader).dispatch)
+    maintenance = Maintenance(config, app, store)
+    control = ControlServer(config.storage.control_socket_path, ChargerControl(
+        app, _sim_actions(hardware), reloader, {"diagnostics": maintenance.diagnostics}).dispatch)
     hardware_watchdog = open_hardware_watchdog(*_watchdog_device(config))
     feeder = SafetyFeeder(app.connectors, systemd=watchdog_interval_s() is not None, hardware=hardware_watchdog)
     monitoring = build_monitoring(config, app, store)  # [monitoring] enabled: the dashboard and /metrics

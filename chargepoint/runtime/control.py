@@ -94,10 +94,12 @@ class Reloader(Protocol):
 class ChargerControl:
     """The ops of a running charger: status, sessions, prepaid, faults and, on simulators, sim stimuli."""
 
-    def __init__(self, app: ChargerApp, sim: SimActions | None = None, reloader: Reloader | None = None) -> None:
+    def __init__(self, app: ChargerApp, sim: SimActions | None = None, reloader: Reloader | None = None,
+                 extra: dict[str, Dispatch] | None = None) -> None:
         self.app = app
         self.sim = sim
         self.reloader = reloader
+        self.extra = dict(extra or {})  # ops the composition root answers (diagnostics ...)
 
     async def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
@@ -127,6 +129,17 @@ class ChargerControl:
         if op == "config":
             pending = [] if self.reloader is None else list(self.reloader.restart_needed)
             return {"ok": True, "config": plain(self.app.config), "restart_needed": pending}
+        if op == "availability":
+            connector = int(request.get("connector", 0))
+            ids = list(self.app.connectors) if connector == 0 else [self._connector(connector)]
+            await self.app.set_operative(ids, bool(request["operative"]))
+            # As ChangeAvailability's Scheduled: a running session goes on, the change comes when it ends.
+            busy = [c for c in ids if self.app.connectors[c].session is not None]
+            return {"ok": True, "connectors": ids, "scheduled": busy}
+        if op == "unlock":
+            return {"ok": True, "result": await self.app.unlock(self._connector(int(request["connector"])))}
+        if isinstance(op, str) and op in self.extra:
+            return await self.extra[op](request)
         if op == "reload":
             if self.reloader is None:
                 return {"ok": False, "error": "this daemon was started without a configuration file to read again"}
@@ -140,6 +153,12 @@ class ChargerControl:
                 return {"ok": False, "error": f"no QR code shown: {self.app.mobile.why_not_shown(c)}"}
             return {"ok": True, "url": url}
         raise ValueError(f"unknown op {op!r}")
+
+    def _connector(self, connector_id: int) -> int:
+        if connector_id not in self.app.connectors:
+            have = ", ".join(map(str, self.app.connectors))
+            raise ValueError(f"no connector {connector_id} (this charger has {have})")
+        return connector_id
 
     def _sim(self, request: dict[str, Any]) -> dict[str, Any]:
         if self.sim is None:
