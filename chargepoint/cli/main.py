@@ -44,6 +44,7 @@ LAZY_COMMANDS = {
     "backup": "chargepoint.cli.maintenance:backup_command",
     "restore": "chargepoint.cli.maintenance:restore_command",
     "completion": "chargepoint.cli.maintenance:completion_command",
+    "doctor": "chargepoint.cli.doctor:doctor_command",
     "history": "chargepoint.cli.history:history_group",
     "forecast": "chargepoint.cli.forecast:forecast_command",
     "faults": "chargepoint.cli.faults:faults_command",
