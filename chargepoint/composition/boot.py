@@ -97,6 +97,10 @@ async def _boot(path: Path, t0: float) -> int:
 
         return EXIT_REEXEC if valid_now else EXIT_CONFIG
     configure_logging(config.logging.level)
+    from chargepoint.config.site import warnings as site_warnings
+
+    for warning in site_warnings(config, path):  # valid, but probably not meant (docs/configuration.md)
+        log.warning("config: %s", warning)
     if hardware is not None and not matches(hardware, config):
         # The raw values differ from the validated ones (a default, a coercion): rebuild from the latter.
         await hardware.aclose()

@@ -145,3 +145,17 @@ def test_get_and_show_effective_name_the_source_of_every_value_with_the_daemon_s
     assert "meter_poll_interval_s" not in config_path.read_text()
     missing = cli("config", "unset", "charger.phases", "--config", str(config_path))
     assert missing.returncode == 2 and "not in the file" in missing.stderr
+
+
+def test_the_daemon_logs_the_site_warnings_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG.format(dir=tmp_path).replace(
+        "[charger]\n", "[charger]\ntethered_cable = true\nmax_current_A = 40\ncable_rating_A = 20\n", 1))
+    daemon = Daemon(path)
+    daemon.start()
+    try:
+        assert "config: " in daemon.log() and "charger.max_current_A: 40 A is above charger.cable_rating_A 20 A" in (
+            daemon.log())
+        assert daemon.connector()["cable_max_A"] == 20.0
+    finally:
+        assert daemon.stop() == 0
