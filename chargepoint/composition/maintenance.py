@@ -11,14 +11,16 @@ import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chargepoint.config.loader import redacted
 from chargepoint.config.schema import Config
 from chargepoint.logbook import RECENT_FRAMES, RECENT_LOG
-from chargepoint.ocpp.diagnostics_bundle import BundleContents, build_bundle, bundle_file_name
 from chargepoint.runtime.app import ChargerApp
 from chargepoint.store import Store
+
+if TYPE_CHECKING:
+    from chargepoint.ocpp.diagnostics_bundle import BundleContents
 
 FAULTS_IN_BUNDLE = 500
 BUNDLE_MAX_BYTES = 12 * 1024 * 1024  # what the control socket carries (its reader takes 16 MiB a line)
@@ -31,6 +33,9 @@ class Maintenance:
         self.store = store
 
     async def contents(self) -> BundleContents:
+        # Imported when asked for: a standalone charger does not load the OCPP adapter's modules.
+        from chargepoint.ocpp.diagnostics_bundle import BundleContents
+
         diagnostics = getattr(self.app.csms, "diagnostics", None)
         if diagnostics is not None:  # the OCPP adapter's: with its keys, firmware status and masked credentials
             contents: BundleContents = await diagnostics.contents(None, None)
@@ -45,6 +50,8 @@ class Maintenance:
 
     async def diagnostics(self, _request: dict[str, Any]) -> dict[str, Any]:
         """{"ok", "name", "bundle": base64 of the tar.gz}."""
+        from chargepoint.ocpp.diagnostics_bundle import build_bundle, bundle_file_name
+
         contents = await self.contents()
         created_at = datetime.now(UTC)
         with tempfile.TemporaryDirectory(prefix="chargepoint-diagnostics-") as scratch:
