@@ -19,6 +19,7 @@
 #   /etc/systemd/system/chargepoint.service the unit, enabled (not started: fill in the config first)
 #   /etc/chargepoint/config.toml           from config/hardware.toml when there is none; never overwritten
 #   /usr/local/bin/chargepoint             the technician's command
+#   /usr/share/bash-completion/completions/chargepoint   its tab completion
 #
 # pip takes wheels only; a package without a wheel for this machine (spidev on a Pi) is built from source, and
 # only then are build-essential and python3-dev installed with apt-get. pip honours PIP_INDEX_URL, PIP_FIND_LINKS
@@ -33,6 +34,7 @@ readonly CONFIG_DIR=/etc/chargepoint
 readonly CONFIG_PATH=/etc/chargepoint/config.toml
 readonly STATE_DIR=/var/lib/chargepoint
 readonly CLI_LINK=/usr/local/bin/chargepoint
+readonly COMPLETION_PATH=/usr/share/bash-completion/completions/chargepoint
 readonly SERVICE_USER=chargepoint
 readonly DEVICE_GROUPS=(gpio spi dialout plugdev)
 readonly PLACEHOLDER=CHANGE-ME
@@ -547,6 +549,9 @@ step_support_files() {
   if [ $(( ${#CHANGES[@]} - modprobe_before )) -gt 0 ]; then
     note "the kernel's NFC drivers stay off the card reader from the next boot (now: modprobe -r pn533_usb port100)"
   fi
+  if [ -f "$SUPPORT/packaging/bash-completion/chargepoint" ]; then
+    ensure_file "$SUPPORT/packaging/bash-completion/chargepoint" "$COMPLETION_PATH" 644
+  fi
   local unit_before
   unit_before=${#CHANGES[@]}
   ensure_file "$SUPPORT/systemd/chargepoint.service" "$UNIT_PATH" 644
@@ -730,6 +735,7 @@ do_uninstall() {
     udevadm control --reload || true
   fi
   remove_path "$MODPROBE_PATH"
+  remove_path "$COMPLETION_PATH"
   if [ "$(readlink "$(t "$CLI_LINK")" 2>/dev/null || true)" = "$PREFIX/.venv/bin/chargepoint" ]; then
     remove_path "$CLI_LINK"
   fi

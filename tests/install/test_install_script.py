@@ -430,7 +430,9 @@ def test_udev_rules_the_unit_and_the_nfc_blacklist_are_installed_and_the_unit_en
     root = installed.root
     for installed_path, source in (("etc/udev/rules.d/99-chargepoint.rules", "packaging/udev/99-chargepoint.rules"),
                                    ("etc/systemd/system/chargepoint.service", "systemd/chargepoint.service"),
-                                   ("etc/modprobe.d/chargepoint-nfc.conf", "packaging/modprobe/chargepoint-nfc.conf")):
+                                   ("etc/modprobe.d/chargepoint-nfc.conf", "packaging/modprobe/chargepoint-nfc.conf"),
+                                   ("usr/share/bash-completion/completions/chargepoint",
+                                    "packaging/bash-completion/chargepoint")):
         path = root / installed_path
         assert path.read_bytes() == (installed.release / source).read_bytes(), installed_path
         assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.stat().st_uid == 0
@@ -518,7 +520,7 @@ def test_uninstall_keeps_config_and_data_and_purge_removes_them(installed_copy: 
     for gone in ("opt/chargepoint", "etc/systemd/system/chargepoint.service",
                  "etc/systemd/system/multi-user.target.wants/chargepoint.service",
                  "etc/udev/rules.d/99-chargepoint.rules", "etc/modprobe.d/chargepoint-nfc.conf",
-                 "usr/local/bin/chargepoint"):
+                 "usr/local/bin/chargepoint", "usr/share/bash-completion/completions/chargepoint"):
         assert not (root / gone).exists() and not (root / gone).is_symlink(), gone
     assert (root / "etc/chargepoint/config.toml").is_file()
     assert (root / "var/lib/chargepoint/chargepoint.db").read_bytes() == b"sessions"
