@@ -17,6 +17,11 @@ from chargepoint.errors import ConfigError, ControlError
 
 EXIT_CONFIG = 2
 
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
+    help="Configuration file (TOML).")
+
 
 def _load(config_path: Path) -> Config:
     try:

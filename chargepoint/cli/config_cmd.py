@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from chargepoint.cli.common import EXIT_CONFIG, _load, ask_daemon
+from chargepoint.cli.common import EXIT_CONFIG, _load, ask_daemon, config_option
 from chargepoint.config import keys as config_keys
 from chargepoint.config import site
 from chargepoint.config.loader import redacted_json
@@ -25,10 +25,6 @@ from chargepoint.errors import ConfigError
 
 EXIT_NOT_RUNNING = 3
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
-    help="Configuration file (TOML).")
 
 
 @click.group(name="config")

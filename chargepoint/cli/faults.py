@@ -11,12 +11,7 @@ from pathlib import Path
 import click
 
 from chargepoint.analytics.faults import FaultLine, fault_periods
-from chargepoint.cli.common import read_database
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
-    help="Configuration file (TOML).")
+from chargepoint.cli.common import config_option, read_database
 
 
 def _lines(conn: sqlite3.Connection) -> list[FaultLine]:

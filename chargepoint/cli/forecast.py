@@ -29,7 +29,7 @@ from chargepoint.analytics.period import analyse_tally
 from chargepoint.analytics.usage import Session
 from chargepoint.cli import charts_html, charts_svg, charts_text
 from chargepoint.cli.charts_data import WEEKDAYS, band
-from chargepoint.cli.common import _load, read_database
+from chargepoint.cli.common import _load, config_option, read_database
 from chargepoint.cli.report import write_html
 from chargepoint.store.period import iter_sessions
 from chargepoint.store.period import sessions as period_sessions
@@ -39,10 +39,6 @@ PROFILE_WEEKS = 4
 PLOT_HISTORY_WEEKS = 4
 EXIT_USAGE = 2
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
-    help="Configuration file (TOML).")
 
 
 def holiday_dates(country: str, years: range) -> frozenset[date]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from chargepoint.cli.common import _load, read_database
+from chargepoint.cli.common import _load, config_option, read_database
 from chargepoint.store import history as _history
 from chargepoint.store.history import ImportedSession
 
@@ -31,10 +31,6 @@ OPTIONAL = ("id_tag", "cost")
 EXPORT_COLUMNS = (*REQUIRED, *OPTIONAL, "source")
 EXIT_INVALID = 1
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
-    help="Configuration file (TOML).")
 
 
 @dataclass(frozen=True, slots=True)

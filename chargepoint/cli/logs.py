@@ -18,16 +18,12 @@ from typing import BinaryIO
 
 import click
 
-from chargepoint.cli.common import _load
+from chargepoint.cli.common import _load, config_option
 from chargepoint.message_log import OCPP_LOG_FILE
 
 BLOCK_BYTES = 64 * 1024
 POLL_S = 0.2
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
-    help="Configuration file (TOML).")
 
 
 @click.group(name="logs")

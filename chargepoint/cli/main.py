@@ -11,25 +11,14 @@ from typing import Any
 
 import click
 
-from chargepoint.cli.common import EXIT_CONFIG, _load_for_daemon, _request, ask_daemon, read_database
+from chargepoint.cli.common import EXIT_CONFIG, _load_for_daemon, _request, ask_daemon, config_option, read_database
 from chargepoint.cli.lazy import LazyGroup
 from chargepoint.config.loader import load_config_for_service
 from chargepoint.errors import ConfigError, ControlError
 
-DEFAULT_CONFIG = Path("/etc/chargepoint/config.toml")
-
 SIM_ACTIONS = ("plug", "charge", "pause", "vent", "unplug", "tap", "fault", "clear-fault", "card")
 ACTIONS_WITH_ARGUMENT = {"tap": "card UID", "fault": "fault kind", "card": "payment card token"}
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=DEFAULT_CONFIG,
-    envvar="CHARGEPOINT_CONFIG",
-    show_default=True,
-    help="Configuration file (TOML).",
-)
 
 
 # Commands in modules of their own, imported only when run (or listed by --help): a command pays in start-up time

@@ -16,13 +16,9 @@ from pathlib import Path
 
 import click
 
-from chargepoint.cli.common import _load, _request, ask_daemon
+from chargepoint.cli.common import _load, _request, ask_daemon, config_option
 from chargepoint.cli.report import exclude
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
-    help="Configuration file (TOML).")
 connector_option = click.option("--connector", type=click.IntRange(0, 8), default=None,
                                 help="The connector (0: every connector; the default).")
 EXIT_REFUSED = 1

@@ -21,17 +21,13 @@ import click
 from chargepoint.analytics.period_report import iso
 from chargepoint.cli import charts_html, charts_svg, charts_text
 from chargepoint.cli.charts_data import report_timeline, week_grid
-from chargepoint.cli.common import _load, read_database
+from chargepoint.cli.common import _load, config_option, read_database
 from chargepoint.store import history as _history
 from chargepoint.store.history import EXCLUSION_REASONS
 from chargepoint.store.period import period_figures
 
 DEFAULT_DAYS = 30
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("/etc/chargepoint/config.toml"), envvar="CHARGEPOINT_CONFIG", show_default=True,
-    help="Configuration file (TOML).")
 
 
 def parse_time(text: str, option: str) -> datetime:
