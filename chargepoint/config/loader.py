@@ -106,6 +106,11 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             if getattr(config.ocpp, name) is not None
         }
         new_config = new_config.model_copy(update={"ocpp": config.ocpp.model_copy(update=ocpp_updates)})
+    if config.update is not None:
+        update_paths = {name: _absolute(getattr(config.update, name), base)
+                        for name in ("install_root", "manufacturer_root_file", "public_key_file")
+                        if getattr(config.update, name) is not None}
+        new_config = new_config.model_copy(update={"update": config.update.model_copy(update=update_paths)})
     return new_config
 
 

@@ -861,6 +861,35 @@ class MonitoringSettings(_Section):
         return self
 
 
+class UpdateSettings(_Section):
+    """Firmware updates from signed releases (UpdateFirmware, SignedUpdateFirmware, chargepoint update): installed
+    beside the running firmware, switched to at the next start by the update guard, kept once healthy, rolled back
+    otherwise (docs/install.md, "Updates and rollback"). Leave out to keep [ocpp] firmware_install_command."""
+
+    install_root: Path = Field(Path("/opt/chargepoint"), description="Where install.sh put the firmware: venvs/, "
+                               ".venv and .venv-previous")
+    manufacturer_root_file: Path | None = Field(
+        None, description="PEM certificate(s) of the manufacturer's root that issues release signing certificates; "
+        "ManufacturerRootCertificates the CSMS installs count too"
+    )
+    public_key_file: Path | None = Field(
+        None, description="PEM public key (ECDSA P-256 or RSA) that signs releases, for releases without a "
+        "certificate"
+    )
+    health_timeout_s: int = Field(
+        120, ge=10, le=3600, description="A new firmware must be up with every meter read, no new fault and the "
+        "CSMS connected (with [ocpp]) within this many seconds of its start, or the previous one comes back"
+    )
+    start_attempts: int = Field(
+        3, ge=1, le=10, description="Starts a new firmware gets to pass its health check before the update guard "
+        "switches back (a firmware that crashes at start never passes)"
+    )
+    allow_downgrade: bool = Field(
+        False, description="Install a release older than the running firmware (an old signed release may have known "
+        "flaws: off by default)"
+    )
+
+
 class Config(_Section):
     identity: IdentitySettings = Field(default_factory=lambda: IdentitySettings())
     charger: ChargerSettings = Field(default_factory=lambda: ChargerSettings())
@@ -876,12 +905,23 @@ class Config(_Section):
     forecast: ForecastSettings = Field(default_factory=lambda: ForecastSettings())
     monitoring: MonitoringSettings = Field(default_factory=lambda: MonitoringSettings())
     card_payment: CardPaymentSettings = Field(default_factory=lambda: CardPaymentSettings())
+    update: UpdateSettings | None = None
 
     @model_validator(mode="after")
     def _qr_needs_ocpp(self) -> Config:
         if self.qr.enabled and self.ocpp is None:
             raise ValueError("qr.enabled needs an [ocpp] section: a paid code starts its session by "
                              "RemoteStartTransaction from the CSMS")
+        return self
+
+    @model_validator(mode="after")
+    def _one_installer(self) -> Config:
+        if self.update is not None and self.ocpp is not None and self.ocpp.firmware_install_command is not None:
+            raise ValueError("update and ocpp.firmware_install_command both install firmware: keep one")
+        if self.update is not None and self.ocpp is None and (
+                self.update.manufacturer_root_file is None and self.update.public_key_file is None):
+            raise ValueError("update needs manufacturer_root_file or public_key_file to check releases with "
+                             "(without [ocpp] no CSMS installs a ManufacturerRootCertificate)")
         return self
 
     @model_validator(mode="after")

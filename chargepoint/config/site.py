@@ -36,6 +36,11 @@ def errors(config: Config, path: Path) -> list[str]:
             named = getattr(config.ocpp, key)
             if named is not None and not Path(named).is_file():
                 problems.append(f"{path}: ocpp.{key}: {named}: no such file (the TLS connection to the CSMS needs it)")
+    if config.update is not None:
+        for key in ("manufacturer_root_file", "public_key_file"):
+            named = getattr(config.update, key)
+            if named is not None and not Path(named).is_file():
+                problems.append(f"{path}: update.{key}: {named}: no such file (releases are checked with it)")
     if config.hardware.backend != "sim" and config.hardware.payment.backend == "sim":
         problems.append(f'{path}: hardware.payment.backend: "sim" with real hardware: card payments would go to the '
                         'terminal simulator (set "zvt", "none" or "auto")')

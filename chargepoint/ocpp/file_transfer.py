@@ -41,8 +41,9 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from chargepoint import __version__
@@ -65,6 +66,15 @@ class TransferError(ChargePointError, OSError):
 
 class InstallError(ChargePointError, RuntimeError):
     """A firmware image could not be installed."""
+
+
+class InstallRefused(InstallError):
+    """The image was refused before anything was installed (unsigned, tampered, signed by someone else, a
+    version it must not install). ``event`` is the security event to record, if any."""
+
+    def __init__(self, message: str, event: str | None = "InvalidFirmwareSignature") -> None:
+        super().__init__(message)
+        self.event = event
 
 
 class _Cancelled(Exception):
@@ -393,6 +403,30 @@ class FirmwareInstaller(Protocol):
     """
 
     async def install(self, image: Path) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InstallOutcome:
+    """How an installation that restarted the firmware ended: ``installed``, or not and why (``detail``)."""
+
+    installed: bool
+    detail: str
+
+
+@runtime_checkable
+class TrialInstaller(Protocol):
+    """An installer that checks signatures itself and finishes only after a restart: the new firmware runs on trial
+    and is kept once it proves healthy, or the previous one comes back (``chargepoint.release``).
+
+    ``install(image)`` takes a signed release; ``install(image, verified=True)`` the bare payload whose signature
+    the caller has checked (SignedUpdateFirmware). Either returns once the new firmware waits for the restart, or
+    raises ``InstallError`` (``InstallRefused`` before anything was installed). ``outcome()``, after the restart,
+    waits while the new firmware is on trial and says how it ended; None when no installation is on record.
+    """
+
+    async def install(self, image: Path, *, verified: bool = False) -> None: ...
+
+    async def outcome(self) -> InstallOutcome | None: ...
 
 
 class SimulatedInstaller:

@@ -78,8 +78,12 @@ def check_signing_certificate(pem: str, roots: Sequence[x509.Certificate],
                              "ManufacturerRootCertificate")
 
 
-def verify_image(image: Path, signature_b64: str, certificate: x509.Certificate) -> str:
-    """Check the signature over ``image``; returns the image's SHA-256 (hex) when it holds."""
+SigningKey = x509.Certificate | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+
+def verify_image(image: Path, signature_b64: str, certificate: SigningKey) -> str:
+    """Check the signature over ``image``; returns the image's SHA-256 (hex) when it holds. ``certificate`` may
+    also be a bare public key (a signed release checked against ``[update] public_key_file``)."""
     try:
         signature = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):
@@ -89,7 +93,7 @@ def verify_image(image: Path, signature_b64: str, certificate: x509.Certificate)
         while chunk := data.read(CHUNK_BYTES):
             digest.update(chunk)
     prehashed = utils.Prehashed(hashes.SHA256())
-    key = certificate.public_key()
+    key = certificate.public_key() if isinstance(certificate, x509.Certificate) else certificate
     try:
         if isinstance(key, rsa.RSAPublicKey):
             try:
