@@ -43,6 +43,7 @@ LAZY_COMMANDS = {
     "logs": "chargepoint.cli.logs:logs_group",
     "config": "chargepoint.cli.config_cmd:config_group",
     "reload": "chargepoint.cli.config_cmd:reload_command",
+    "update": "chargepoint.cli.update:update_command",
 }
 
 

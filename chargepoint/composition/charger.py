@@ -7,6 +7,7 @@ only with ``[monitoring] enabled``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from chargepoint import __version__
@@ -21,12 +22,18 @@ if TYPE_CHECKING:
     from chargepoint.web.server import MonitoringServer
 
 
-def firmware_installer(config: Config, hardware: Hardware | None = None) -> FirmwareInstaller:
-    """sim: the simulated installer (failing while the simulators' "install-failure" fault is on); real hardware:
-    ``[ocpp] firmware_install_command``, or none."""
+def firmware_installer(config: Config, hardware: Hardware | None = None,
+                       faults: Callable[[], Mapping[str, Sequence[str]]] | None = None) -> FirmwareInstaller:
+    """``[update]``: signed releases with a trial and rollback (on simulated hardware too; ``faults`` gives each
+    connector's faults, which a new firmware must not add to). Else sim: the simulated installer (failing while the
+    simulators' "install-failure" fault is on); real hardware: ``[ocpp] firmware_install_command``, or none."""
     from chargepoint.ocpp.file_transfer import CommandInstaller, SimulatedInstaller
     from chargepoint.ocpp.v16.firmware import NoInstaller
 
+    if config.update is not None:
+        from chargepoint.composition.update_trial import release_installer
+
+        return release_installer(config, faults)
     if config.hardware.backend == "sim":
         station = None if hardware is None else station_of(hardware)
         return SimulatedInstaller(failing=None if station is None else station.install_fails)
@@ -41,8 +48,17 @@ def build_charger(config: Config, hardware: Hardware, store: Store,
     if config.ocpp is not None:
         from chargepoint.ocpp.v16.client import OcppClient
 
-        app.attach_csms(OcppClient(config, store, app, firmware_installer(config, hardware)))
+        app.attach_csms(OcppClient(config, store, app, firmware_installer(config, hardware, _faults_of(app))))
     return app
+
+
+def _faults_of(app: ChargerApp) -> Callable[[], Mapping[str, Sequence[str]]]:
+    """Each connector's active faults, by connector id: what a new firmware on trial must not add to."""
+
+    def faults() -> Mapping[str, Sequence[str]]:
+        return {str(c["id"]): list(c.get("faults") or []) for c in app.status()["connectors"]}
+
+    return faults
 
 
 def build_monitoring(config: Config, app: ChargerApp, store: Store) -> MonitoringServer | None:

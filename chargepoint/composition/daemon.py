@@ -17,6 +17,7 @@ import signal
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chargepoint.composition.charger import build_charger, build_monitoring
 from chargepoint.composition.config_summary import config_summary
@@ -31,6 +32,10 @@ from chargepoint.runtime.notify import sd_notify, watchdog_interval_s
 from chargepoint.store import LedgerSigner, Store
 from chargepoint.store.ledger import KEY_FILE as LEDGER_KEY_FILE
 from hal.hardware import Hardware
+
+if TYPE_CHECKING:
+    from chargepoint.composition.update_trial import UpdateTrial
+    from chargepoint.runtime.app import ChargerApp
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,11 @@ async def run_daemon(config: Config, hardware: Hardware | None = None, t0: float
             await store.close()
         if reexec and station is not None:
             station.save(sim_state)  # the simulated car stays plugged in across the reset
+        if reexec and config.update is not None and _must_exit_for_update(config):
+            # Not in place: systemd starts us again through the update guard, which switches the firmware.
+            log.warning("exiting for the firmware update: the service manager starts the firmware again through "
+                        "the update guard")
+            return EXIT_OK
         return EXIT_REEXEC if reexec else EXIT_OK
     except BaseException as exc:
         # The supervisor: the one place that catches everything. Make safe first, then say why, exit non-zero.
@@ -106,6 +116,8 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
     hardware_watchdog = open_hardware_watchdog(*_watchdog_device(config))
     feeder = SafetyFeeder(app.connectors, systemd=watchdog_interval_s() is not None, hardware=hardware_watchdog)
     monitoring = build_monitoring(config, app, store)  # [monitoring] enabled: the dashboard and /metrics
+    # [update]: a new firmware on trial checks its health once ready (update_trial.py).
+    trial = None if config.update is None else _update_trial(config, app)
 
     async def ready() -> None:
         await control.start()
@@ -114,6 +126,8 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
         log.info("ready: %d connector(s), control socket %s", len(app.connectors), control.path)
         if monitoring is not None:
             await monitoring.start()  # a port it cannot bind is logged: the charger runs on without it
+        if trial is not None:
+            trial.start()
 
     try:
         await app.run(stop, ready=ready)
@@ -122,6 +136,8 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
         raise
     finally:
         app.on_safety_tick = None
+        if trial is not None:
+            await trial.stop()
         if hardware_watchdog is not None:
             hardware_watchdog.close()  # a clean stop disarms it (unless the kernel has nowayout)
         if monitoring is not None:
@@ -131,6 +147,18 @@ async def _serve(config: Config, hardware: Hardware, store: Store, pricing_probl
             loop.remove_signal_handler(signum)
     # A SIGTERM that came while a reset was stopping the charger means "stop": no restart in place.
     return app.reexec_requested and not terminated
+
+
+def _update_trial(config: Config, app: ChargerApp) -> UpdateTrial:
+    from chargepoint.composition.update_trial import UpdateTrial  # only with [update]: it loads cryptography
+
+    return UpdateTrial(config, app.status, lambda: app.reset(hard=False))
+
+
+def _must_exit_for_update(config: Config) -> bool:
+    from chargepoint.composition.update_trial import must_exit_for_update
+
+    return must_exit_for_update(config)
 
 
 def _terminate(stop: asyncio.Event, terminated: list[bool]) -> None:

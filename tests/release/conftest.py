@@ -10,3 +10,4 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "slow: builds wheels and venvs or runs the daemon through updates (tens of seconds; in the "
         "default suite, -m 'not slow' leaves them out)"
     )
+    config.addinivalue_line("markers", "health_timeout_s(seconds): the [update] health_timeout_s of the cycle tests")

@@ -25,7 +25,7 @@ from chargepoint.core.commands import ConnectorStatus
 from chargepoint.core.ocpp_auth import Authorizer
 from chargepoint.ocpp.certificates import CertificateStore, RootKind
 from chargepoint.ocpp.config_keys import DEFAULT_PRICE_TEXT_PREFIX, OcppConfiguration
-from chargepoint.ocpp.file_transfer import FirmwareInstaller
+from chargepoint.ocpp.file_transfer import FirmwareInstaller, TrialInstaller
 from chargepoint.ocpp.v16.authorization import OcppAuthorization
 from chargepoint.ocpp.v16.certificates import Certificates
 from chargepoint.ocpp.v16.connection import CredentialsFallback, CsmsConnection
@@ -128,7 +128,9 @@ class OcppClient:
                                         config.storage.dir / "firmware", installer, store,
                                         lambda: self.certificate_store.roots(RootKind.ManufacturerRootCertificate),
                                         self.security_event)
-        self.firmware.allow_unsigned = self.settings.allow_unsigned_firmware_updates
+        # UpdateFirmware carries no signature of its own: safe where the installer takes signed releases only.
+        self.firmware.allow_unsigned = (self.settings.allow_unsigned_firmware_updates
+                                        or isinstance(installer, TrialInstaller))
         self.diagnostics = Diagnostics(config, self.connection, charger, self.keys, store,
                                        config.storage.dir / "outgoing", self.security_event,
                                        self.security_events.history, lambda: self.firmware.firmware_status)

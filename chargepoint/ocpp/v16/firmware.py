@@ -19,10 +19,16 @@ Downloaded | DownloadFailed, SignatureVerified | InvalidSignature, InstallSchedu
 InstallRebooting | InstallationFailed; after the restart Installed, with the critical security event
 FirmwareUpdated (the pending update is kept in the store across the restart). An unsigned UpdateFirmware is
 refused (NotSupported) unless ``[ocpp] allow_unsigned_firmware_updates``: an installer that checks signatures of
-its own (RAUC, SWUpdate) makes it safe.
+its own (RAUC, SWUpdate) makes it safe; so does ``[update]`` (``TrialInstaller``: signed releases only).
 
-Not yet: a pending update does not survive a restart of the daemon, and connectors stay available while
-an installation waits for transactions to end.
+With a ``TrialInstaller`` (``[update]``, ``chargepoint.release``) an installation finishes after the restart: the
+new firmware runs on trial and is kept once healthy, or the previous one comes back. UpdateFirmware then reports
+Downloading, Downloaded, Installing and, after the restart, Installed (from the new firmware) or InstallationFailed
+(from the old one, after the rollback); SignedUpdateFirmware Installing, InstallRebooting, then the same. The
+pending update is kept in the store across the restarts; an image the installer refuses (unsigned, tampered, signed
+by someone else, a downgrade) is InstallationFailed with its security event, and nothing is installed.
+
+Not yet: connectors stay available while an installation waits for transactions to end.
 """
 
 from __future__ import annotations
@@ -43,7 +49,10 @@ from chargepoint.ocpp.config_keys import OcppConfiguration
 from chargepoint.ocpp.file_transfer import (
     FirmwareInstaller,
     InstallError,
+    InstallOutcome,
+    InstallRefused,
     TransferError,
+    TrialInstaller,
     download,
     redact_url,
     supported,
@@ -66,6 +75,7 @@ TRANSACTION_POLL_INTERVAL_S = 1.0
 TRANSFER_TIMEOUT_S = 60.0
 OUTBOX_WAIT_S = 3.0
 PENDING_SIGNED_UPDATE_KV = "ocpp.firmware.signed_update_pending"  # requestId of an update that restarts us
+PENDING_UPDATE_KV = "ocpp.firmware.update_pending"  # an UpdateFirmware whose outcome comes after the restart
 
 
 class NoInstaller:
@@ -103,6 +113,7 @@ class FirmwareManager(BackgroundTasks):
         self.transaction_poll_interval_s = TRANSACTION_POLL_INTERVAL_S
         self.transfer_timeout_s = TRANSFER_TIMEOUT_S
         self._update: asyncio.Task[None] | None = None
+        self._reporting = asyncio.Lock()  # one report after a restart at a time, however often we register
 
     # ----------------------------------------------------------------- tasks
 
@@ -152,7 +163,15 @@ class FirmwareManager(BackgroundTasks):
                 await self.installer.install(image)
             except InstallError as exc:
                 log.error("firmware installation failed: %s", exc)
+                self._refused(image, exc)
                 await self._firmware_status("InstallationFailed")
+                return
+            if isinstance(self.installer, TrialInstaller):
+                # Installed (or InstallationFailed after the rollback) comes once the new firmware ran its trial.
+                await self.store.set_kv(PENDING_UPDATE_KV, json.dumps({"image": image.name}))
+                log.warning("firmware installed beside the running one: restarting to try it")
+                self.firmware_status = "Idle"
+                await self.charger.reset(hard=False)
                 return
             await self._firmware_status("Installed")
             log.warning("firmware installed: restarting")
@@ -253,9 +272,13 @@ class FirmwareManager(BackgroundTasks):
             await self._wait_for_no_transactions()
             await report("Installing")
             try:
-                await self.installer.install(image)
+                if isinstance(self.installer, TrialInstaller):
+                    await self.installer.install(image, verified=True)  # the payload; its signature is checked
+                else:
+                    await self.installer.install(image)
             except InstallError as exc:
                 log.error("firmware installation failed: %s", exc)
+                self._refused(image, exc)
                 await report("InstallationFailed")
                 return
             await self.store.set_kv(PENDING_SIGNED_UPDATE_KV, json.dumps({"requestId": request_id,
@@ -269,25 +292,57 @@ class FirmwareManager(BackgroundTasks):
             if asyncio.current_task() is self._update:
                 self.firmware_status = "Idle"
 
+    def _refused(self, image: Path, exc: InstallError) -> None:
+        """An image the installer refused before installing anything (unsigned, tampered, ...): a security event."""
+        if isinstance(exc, InstallRefused) and exc.event is not None:
+            self._security_event(exc.event, f"{image.name}: {exc}"[:255])
+
     async def report_installed_after_restart(self) -> None:
-        """Registered after a restart: a signed update that restarted us is Installed now (and a security event)."""
-        text = await self.store.get_kv(PENDING_SIGNED_UPDATE_KV)
+        """Registered after a restart: an update that restarted us is over. Installed (and the security event
+        FirmwareUpdated), or, where the installer tries the new firmware first (``TrialInstaller``), whatever its
+        trial decided: Installed once it passed, InstallationFailed once the previous firmware is back."""
+        if self._reporting.locked():
+            return
+        async with self._reporting:
+            await self._report_after_restart(PENDING_SIGNED_UPDATE_KV, "SignedFirmwareStatusNotification")
+            await self._report_after_restart(PENDING_UPDATE_KV, "FirmwareStatusNotification")
+
+    async def _report_after_restart(self, key: str, action: str) -> None:
+        text = await self.store.get_kv(key)
         if not text:
             return
         try:
             pending = json.loads(text)
-            request_id = int(pending["requestId"])
+            request_id = int(pending["requestId"]) if key == PENDING_SIGNED_UPDATE_KV else None
         except (ValueError, KeyError, TypeError):
-            await self.store.set_kv(PENDING_SIGNED_UPDATE_KV, "")
+            await self.store.set_kv(key, "")
             return
-        if not pending.get("event_recorded"):  # once, however often the notification has to wait for the CSMS
-            self._security_event("FirmwareUpdated", f"{pending.get('image', 'image')} (SHA-256 "
-                                                    f"{pending.get('sha256', '?')}), request {request_id}")
-            await self.store.set_kv(PENDING_SIGNED_UPDATE_KV, json.dumps({**pending, "event_recorded": True}))
-        reply = await self.connection.call("SignedFirmwareStatusNotification", {"status": "Installed",
-                                                                                "requestId": request_id})
-        if reply is not None:
-            await self.store.set_kv(PENDING_SIGNED_UPDATE_KV, "")
+        self.signed_request_id = request_id
+        self.firmware_status = "Installing"
+        try:
+            outcome = await self._outcome()
+            status = "Installed" if outcome.installed else "InstallationFailed"
+            if not outcome.installed:
+                log.error("firmware update %s: %s", pending.get("image", ""), outcome.detail)
+            elif not pending.get("event_recorded"):  # once, however often the notification waits for the CSMS
+                sha256 = f" (SHA-256 {pending['sha256']})" if pending.get("sha256") else ""
+                self._security_event("FirmwareUpdated", f"{pending.get('image', 'image')}{sha256}"
+                                     + (f", request {request_id}" if request_id is not None else ""))
+                await self.store.set_kv(key, json.dumps({**pending, "event_recorded": True}))
+            self.firmware_status = status
+            payload: dict[str, Any] = {"status": status}
+            if request_id is not None:
+                payload["requestId"] = request_id
+            reply = await self.connection.call(action, payload)
+            if reply is not None:
+                await self.store.set_kv(key, "")
+        finally:
+            self.firmware_status = "Idle"
+
+    async def _outcome(self) -> InstallOutcome:
+        if not isinstance(self.installer, TrialInstaller):
+            return InstallOutcome(True, "installed before the restart")
+        return await self.installer.outcome() or InstallOutcome(False, "the installation left no record")
 
 def _image_name(location: str) -> str:
     """The file name the image is saved under: the URL's last path segment, or ``firmware.bin``."""
