@@ -8,7 +8,10 @@
 #
 # What it sets up (each step is checked first, so a second run changes nothing and says so):
 #   /opt/chargepoint/venvs/VERSION-ID      a virtual environment of the system python3 (>= 3.11) with chargepoint,
-#                                          its "rpi" extra on a Pi (aarch64, armv7l); one per installed build
+#                                          its "rpi" extra on a Pi (aarch64, armv7l); one per installed build.
+#                                          venvs/ is root:chargepoint 1775: the daemon adds the venv of a signed
+#                                          release there, and cannot touch the others (docs/install.md, "Updates")
+#   /opt/chargepoint/update-guard.py       the update guard the unit runs before each start (switch, rollback)
 #   /opt/chargepoint/.venv                 a symbolic link to the current one (the unit runs .venv/bin/chargepoint);
 #                                          .venv-previous to the one before, for a rollback
 #   /opt/chargepoint/{docs,config,...}     README, docs, config templates, unit, udev rules and this script
@@ -439,7 +442,6 @@ build_venv() {
   local log="$STAGE/pip.log" wheel spec
   note "creating $VENV with Python $PYTHON_VERSION (a few minutes on a Pi: pip lists each package)"
   rm -rf -- "$(t "$VENV")"
-  install -d -m 0755 "$(t "$PREFIX/venvs")"
   in_target /usr/bin/python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
   if [ "$SOURCE_KIND" = dir ]; then
     run_pip "$log" wheel --no-deps --wheel-dir "$STAGE_IN/wheel" "$STAGE_IN/src" \
@@ -485,6 +487,9 @@ step_firmware() {
   link=$(t "$PREFIX/.venv")
   current=$(readlink "$link" 2>/dev/null || true)
   install -d -m 0755 "$(t "$PREFIX")"
+  # Sticky and group-writable: the service adds the venv of a signed release (chargepoint update, OCPP) and can
+  # neither remove nor rename the venvs root installed; the update guard makes a new venv root's before it runs.
+  ensure_dir "$PREFIX/venvs" 1775 0 "$SERVICE_GID"
   if [ "$current" = "venvs/$BUILD_ID" ] && [ -f "$(t "$VENV/.chargepoint-build")" ]; then
     unchanged "chargepoint $VERSION${EXTRAS:+ [$EXTRAS]} ($PREFIX/.venv -> venvs/$BUILD_ID)"
     FIRMWARE_CHANGED=0
@@ -539,6 +544,15 @@ step_support_files() {
         changed "copied $entry/ to $PREFIX/$entry/"
       fi
     done
+  fi
+  # The update guard the unit runs before each start, with the system python3: taken from the firmware now in .venv.
+  local guard
+  guard=$(compgen -G "$(t "$PREFIX/.venv")/lib/python3*/site-packages/chargepoint/release/guard.py" | head -n 1 \
+          || true)
+  if [ -n "$guard" ]; then
+    ensure_file "$guard" "$PREFIX/update-guard.py" 644
+  else
+    warn "the firmware has no update guard (chargepoint/release/guard.py): updates from signed releases are off"
   fi
   local udev_before modprobe_before
   udev_before=${#CHANGES[@]}

@@ -406,8 +406,14 @@ def test_the_firmware_runs_from_a_venv_of_the_system_python(installed: Installed
     assert "extras" not in installed.result.stdout.splitlines()[0]
     assert _apt_calls(root) == []
     # What the unit's Documentation= names, the templates and the script for later runs are beside it.
-    for name in ("README.md", "docs/hardware.md", "docs/install.md", "config/hardware.toml", "install.sh"):
+    for name in ("README.md", "docs/hardware.md", "docs/install.md", "config/hardware.toml", "install.sh",
+                 "update-guard.py"):
         assert (root / "opt/chargepoint" / name).is_file(), name
+    # Signed releases go into venvs/ beside the running firmware: the service may add, not touch the others.
+    venvs = (root / "opt/chargepoint/venvs").stat()
+    group = next(line.split(":") for line in (root / "etc/group").read_text().splitlines()
+                 if line.startswith("chargepoint:"))
+    assert (stat.S_IMODE(venvs.st_mode), venvs.st_uid, venvs.st_gid) == (0o1775, 0, int(group[2]))
 
 
 @pytest.mark.slow

@@ -21,15 +21,8 @@ from chargepoint.ocpp.v16.wire import wire_time
 from chargepoint.release import guard
 from simulators.csms import TestCsms
 from simulators.file_server import TestFileServer
-from tests.release.harness import (
-    INITIAL,
-    Service,
-    build_wheel,
-    copy_install_root,
-    copy_source,
-    dependencies_dir,
-    make_install_root,
-)
+from tests.release.conftest import Kit
+from tests.release.harness import INITIAL, Service, copy_install_root
 from tests.release.kit import Manufacturer, make_release, manufacturer, member, pem, rewrite_tar
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
@@ -57,29 +50,6 @@ manufacturer_root_file = "{root_pem}"
 health_timeout_s = {health_timeout_s}
 start_attempts = 2
 """
-
-
-@dataclass
-class Kit:
-    """Built once per session: the wheels, the dependencies, an install root with 0.1.0, the manufacturer."""
-
-    pristine_root: Path
-    dependencies: Path
-    good: Path  # chargepoint 0.2.0
-    broken: Path  # chargepoint 0.2.1, whose 'chargepoint run' fails at import
-    maker: Manufacturer
-
-
-@pytest.fixture(scope="session")
-def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
-    base = tmp_path_factory.mktemp("release-kit")
-    wheels = base / "wheels"
-    initial = build_wheel(copy_source(base / "src-0.1.0", "0.1.0"), wheels / "0.1.0")
-    good = build_wheel(copy_source(base / "src-0.2.0", "0.2.0"), wheels / "0.2.0")
-    broken = build_wheel(copy_source(base / "src-0.2.1", "0.2.1", broken=True), wheels / "0.2.1")
-    dependencies = dependencies_dir(base / "dependencies")
-    root = make_install_root(base / "pristine-root", initial, dependencies)
-    return Kit(root, dependencies, good, broken, manufacturer("ec", "Charger Maker"))
 
 
 @dataclass
