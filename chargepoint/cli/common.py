@@ -108,3 +108,11 @@ def ask_daemon(config: Config, payload: dict[str, Any]) -> dict[str, Any] | None
             click.echo(f"error: {problem}", err=True)
         sys.exit(EXIT_CONFIG if reply.get("problems") else 1)
     return reply
+
+
+def interruptible() -> None:
+    """For the commands that run until Ctrl-C (status --watch, logs --follow): Ctrl-C ends them even when they
+    were started with SIGINT ignored (from a background job or a script), as a shell does to background children."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import click
 
-from chargepoint.cli.common import _load, config_option
+from chargepoint.cli.common import _load, config_option, interruptible
 from chargepoint.message_log import OCPP_LOG_FILE
 
 BLOCK_BYTES = 64 * 1024
@@ -52,6 +52,7 @@ def ocpp_command(config_path: Path, follow: bool, lines: int) -> None:
             if current is None and not rotated(path):
                 click.echo(f"no OCPP messages logged yet ({path} does not exist)", err=True)
             return
+        interruptible()
         for line in follow_lines(path, current, end):
             click.echo(line)
     except KeyboardInterrupt:

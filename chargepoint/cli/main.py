@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from chargepoint.cli.common import EXIT_CONFIG, _load_for_daemon, _request, ask_daemon, config_option, read_database
+from chargepoint.cli.common import (
+    EXIT_CONFIG,
+    _load_for_daemon,
+    _request,
+    ask_daemon,
+    config_option,
+    interruptible,
+    read_database,
+)
 from chargepoint.cli.lazy import LazyGroup
 from chargepoint.config.loader import load_config_for_service
 from chargepoint.errors import ConfigError, ControlError
@@ -76,20 +84,22 @@ def status(config_path: Path, as_json: bool, watch: bool, interval: float) -> No
         _status_held_safe(config_path, exc, as_json)
     for problem in problems:
         click.echo(f"warning: {problem} (the charger keeps its last valid prices)", err=True)
-    while True:
-        data = _request(config, {"op": "status"})["status"]
-        if as_json:
-            click.echo(json.dumps(data))
-        else:
-            if watch:
-                click.clear()
-            click.echo("\n".join(status_lines(data)))
-        if not watch:
-            return
-        try:
+    if watch:
+        interruptible()
+    try:
+        while True:
+            data = _request(config, {"op": "status"})["status"]
+            if as_json:
+                click.echo(json.dumps(data))
+            else:
+                if watch:
+                    click.clear()
+                click.echo("\n".join(status_lines(data)))
+            if not watch:
+                return
             time.sleep(interval)
-        except KeyboardInterrupt:
-            return
+    except KeyboardInterrupt:  # the way out of --watch
+        return
 
 
 CAUSE_WORDS = {"MainsLost": "mains lost", "StorageFull": "disk full", "Inoperative": "set inoperative"}
