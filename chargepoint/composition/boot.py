@@ -88,6 +88,10 @@ async def _boot(path: Path, t0: float) -> int:
     except ConfigError as exc:  # safe mode logs its problems, one record each
         from chargepoint.composition.safe_mode import run_safe_mode
 
+        if _trial_refuses(path, exc.problems):
+            if hardware is not None:
+                await hardware.aclose()
+            return EXIT_CONFIG  # the service manager starts us again through the update guard, which rolls back
         try:
             valid_now = await run_safe_mode(path, hardware, list(exc.problems), _raw_table(path))
         finally:
@@ -106,6 +110,20 @@ async def _boot(path: Path, t0: float) -> int:
         await hardware.aclose()
         hardware = None
     return await run_daemon(config, hardware, t0, pricing_problems=pricing_problems, config_path=path)
+
+
+def _trial_refuses(path: Path, problems: list[str]) -> bool:
+    """A new firmware on trial that cannot use the configuration the old one ran with: ask for the rollback rather
+    than hold the charger safe forever (a config the old firmware takes is the technician's, not an error)."""
+    from chargepoint import __version__
+    from chargepoint.release.guard import paths_from_config, request_rollback
+
+    _, state_file, _ = paths_from_config(path)
+    reason = f"chargepoint {__version__} does not take the configuration: {'; '.join(problems)[:500]}"
+    if not request_rollback(state_file, __version__, reason):
+        return False
+    log.critical("%s: rolling back to the firmware before", reason)
+    return True
 
 
 def main(argv: list[str]) -> int:

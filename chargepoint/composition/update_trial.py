@@ -8,6 +8,9 @@ the update was staged (a lost board link shows as one: the pilot goes silent), n
 committed, and the OCPP adapter reports Installed. Otherwise the reason is written (``rollback``) and the daemon
 restarts itself: the update guard switches back and the previous firmware reports InstallationFailed.
 
+A firmware on trial that does not take the configuration the old one ran with asks for the rollback at once
+(``boot.py``) instead of holding the charger safe until someone restarts it.
+
 When a restart comes while an update waits for the guard (staged, or rollback), the daemon exits instead of
 re-executing itself in place, so that the service manager runs the guard (``must_exit_for_update``).
 """
@@ -162,6 +165,5 @@ class UpdateTrial:
         reason = (f"chargepoint {self.version} failed its health check within {timeout_s:.0f} s: "
                   f"{'; '.join(problems)}")
         log.error("%s: rolling back to %s", reason, state.get("previous_version"))
-        latest = guard.read_state(self.path) or state
-        guard.write_state(self.path, {**latest, "phase": guard.ROLLBACK, "reason": reason})
+        guard.request_rollback(self.path, self.version, reason)
         await self.restart()

@@ -466,8 +466,9 @@ class CommandInstaller:
     A non-zero exit, a missing program or running longer than ``timeout_s`` is an ``InstallError`` that
     carries the tail of the command's stderr. Cancelling the install kills the command.
 
-    This is the stop-gap installer: it trusts the image as downloaded. The real one (signature check,
-    A/B partitions with rollback on a failed boot) comes with the secure firmware update issue.
+    It trusts the image as downloaded: for a tool that checks signatures itself (RAUC, SWUpdate). chargepoint's own
+    releases (signed, installed beside the running firmware, tried and rolled back) are ``[update]``'s
+    ``chargepoint.release.installer.ReleaseInstaller``.
     """
 
     def __init__(self, command: list[str], timeout_s: float = 1800) -> None:

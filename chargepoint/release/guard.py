@@ -102,6 +102,15 @@ def _own_like_parent(path: Path) -> None:
     os.chown(path, parent.st_uid, parent.st_gid)
 
 
+def request_rollback(path: Path, version: str, reason: str) -> bool:
+    """If ``version`` is on trial, ask the guard to switch back at the next start (True); else change nothing."""
+    state = read_state(path)
+    if state is None or state["phase"] != TRIAL or str(state.get("version")) != version:
+        return False
+    write_state(path, {**state, "phase": ROLLBACK, "reason": reason})
+    return True
+
+
 # ------------------------------------------------------------------------------------------------ links
 
 

@@ -97,6 +97,17 @@ def test_a_rollback_the_new_firmware_asked_for_is_carried_out_with_its_reason(ro
     assert state is not None and state["phase"] == guard.ROLLED_BACK and state["reason"] == "the CSMS is not connected"
 
 
+def test_only_the_firmware_on_trial_can_ask_for_its_rollback(root: Path, tmp_path: Path) -> None:
+    state_file = tmp_path / "state.json"
+    assert not guard.request_rollback(state_file, "0.2.0", "no state")
+    stage(root, state_file)
+    assert not guard.request_rollback(state_file, "0.2.0", "staged, not on trial yet")
+    Guard(root, state_file, None, NOW).run()
+    assert not guard.request_rollback(state_file, "0.1.0", "not the one on trial")
+    assert guard.request_rollback(state_file, "0.2.0", "the configuration does not validate")
+    assert "the configuration does not validate" in Guard(root, state_file, None, NOW + 1).run()
+
+
 def test_a_database_migrated_by_the_new_firmware_is_put_back_for_the_old_one(root: Path, tmp_path: Path) -> None:
     state_file, db = tmp_path / "state.json", tmp_path / "chargepoint.db"
     database(db, 13, 5)
@@ -193,3 +204,27 @@ def test_update_paths_are_relative_to_the_config_file_and_a_missing_key_file_is_
     assert config.update is not None
     assert config.update.public_key_file == tmp_path / "keys" / "release.pem"
     assert config.update.install_root == tmp_path / "opt"
+
+
+def test_a_firmware_on_trial_that_cannot_use_the_configuration_asks_for_the_rollback_instead_of_holding_safe(
+        root: Path, tmp_path: Path) -> None:
+    """Without this it would sit in safe mode (no charging) until someone restarted it."""
+    from chargepoint import __version__
+
+    data = tmp_path / "data"
+    data.mkdir()
+    state_file = data / guard.STATE_FILE
+    guard.write_state(state_file, {"phase": guard.TRIAL, "version": __version__, "previous": "venvs/0.1.0-a",
+                                   "attempts": 1, "max_attempts": 3, "deadline": NOW * 10})
+    config = tmp_path / "config.toml"
+    config.write_text(f'[hardware]\nbackend = "sim"\n[storage]\ndir = "data"\n[charger]\nmax_current_A = 500\n'
+                      f'[update]\ninstall_root = "{root}"\npublic_key_file = "missing.pem"\n')
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run([sys.executable, "-m", "chargepoint", "run", "--config", str(config)], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2, result.stderr
+    state = guard.read_state(state_file)
+    assert state is not None and state["phase"] == guard.ROLLBACK
+    assert state["reason"].startswith(f"chargepoint {__version__} does not take the configuration: ")
+    assert "charger.max_current_A" in state["reason"]
