@@ -446,13 +446,14 @@ class SimulatedInstaller:
         await asyncio.sleep(self.delay_s)
         if self.fail or (self.failing is not None and self.failing()):
             raise InstallError(f"simulated installation failure for {image.name}")
-        digest = await asyncio.to_thread(_sha256, image)
+        digest = await asyncio.to_thread(sha256_file, image)
         self.installed.append(image)
         self.installed_sha256.append(digest)
         log.info("simulated install of %s (sha256 %s)", image.name, digest)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks (a firmware image never sits in memory whole)."""
     h = hashlib.sha256()
     with path.open("rb") as data:
         while chunk := data.read(CHUNK_BYTES):

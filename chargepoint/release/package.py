@@ -37,7 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from chargepoint.ocpp.file_transfer import InstallRefused
+from chargepoint.ocpp.file_transfer import InstallRefused, sha256_file
 from chargepoint.ocpp.firmware_signature import (
     FirmwareSignatureError,
     InvalidCertificate,
@@ -90,7 +90,7 @@ def build_payload(wheels: Sequence[Path], out: Path) -> str:
     if len(ours) != 1:
         raise ValueError(f"a release holds exactly one chargepoint wheel, got {len(ours)}")
     version = wheel_version(ours[0].name)
-    files = {f"wheels/{w.name}": _sha256_file(w) for w in sorted(wheels)}
+    files = {f"wheels/{w.name}": sha256_file(w) for w in sorted(wheels)}
     manifest = {"format": FORMAT, "name": NAME, "version": version, "files": files,
                 "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -145,7 +145,7 @@ def open_release(image: Path, work: Path, trust: Trust, *, verified: bool = Fals
     else:
         raise InstallRefused(f"{image.name} is not a chargepoint release (no {PAYLOAD} or {MANIFEST} in it)")
     version, wheels = _unpack_payload(payload, work / "wheels")
-    return Release(version, _sha256_file(payload), wheels, signer)
+    return Release(version, sha256_file(payload), wheels, signer)
 
 
 def _members(image: Path) -> set[str]:
@@ -234,7 +234,7 @@ def _unpack_payload(payload: Path, wheels: Path) -> tuple[str, Path]:
         for name in sorted(present):
             target = wheels / Path(name).name
             _extract_regular(tar, name, target)
-            if _sha256_file(target) != files[name]:
+            if sha256_file(target) != files[name]:
                 raise InstallRefused(f"{name}: its SHA-256 is not the one {MANIFEST} lists")
     return version, wheels
 
@@ -325,10 +325,3 @@ def key_fingerprint(key: PublicKey) -> str:
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()[:16]
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        while chunk := data.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
