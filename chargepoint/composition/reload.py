@@ -38,7 +38,7 @@ class ConfigReloader:
     async def reload(self) -> dict[str, Any]:
         async with self._lock:  # two reloads at once would both compare against the same running config
             try:
-                new = load_config(self.path)
+                new = await asyncio.to_thread(load_config, self.path)  # file and validation off the loop
             except ConfigError as exc:
                 log.error("reload: %s is not valid, nothing changed: %s", self.path, "; ".join(exc.problems))
                 return {"ok": False, "error": f"{self.path} is not valid: nothing changed", "problems": exc.problems}
@@ -49,7 +49,7 @@ class ConfigReloader:
                 if "logging.level" in live:
                     logging.getLogger().setLevel(new.logging.level)
             self.restart_needed = restart
-            for warning in site.warnings(new, self.path):
+            for warning in await asyncio.to_thread(site.warnings, new, self.path):
                 log.warning("reload: %s", warning)
             log.info("reload of %s: %s applied; %s", self.path, ", ".join(live) or "nothing",
                      f"needs a restart: {', '.join(restart)}" if restart else "nothing waits for a restart")
